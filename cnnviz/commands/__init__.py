@@ -1,0 +1,1 @@
+"""CLI sub-commands. Each module defines ``register(subparsers)``; see cnnviz.cli."""

@@ -1,0 +1,1 @@
+"""Qt-free core of cnnviz: models, capture, summary, receptive fields, training, rendering."""

@@ -1,0 +1,1 @@
+"""Data shipped with cnnviz: the default model, sample images, fonts, icons."""
