@@ -19,7 +19,9 @@ class ReceptiveField:
     the gradient support because the model could not be traced. Strides are ``Fraction`` where upsampling or
     transposed convolution makes them fractional (a stride of 1/2 means two neighbouring units share a centre).
     ``uniform`` is False where units see windows of different sizes (adaptive pooling whose input is not a multiple
-    of its output): size is then the largest window.
+    of its output): size is then the largest window. ``gated`` marks fields multiplied by a global gate
+    (squeeze-and-excitation): the figures are those of the convolution path, and every unit also depends on the
+    whole input through the gate.
     """
 
     size: tuple[int, int] | None
@@ -28,6 +30,7 @@ class ReceptiveField:
     global_: bool = False
     measured: bool = False
     uniform: bool = True
+    gated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         if self.global_:
@@ -46,6 +49,8 @@ class ReceptiveField:
             out["measured"] = True
         if not self.uniform:
             out["uniform"] = False
+        if self.gated:
+            out["gated"] = True
         return out
 
 

@@ -1,0 +1,270 @@
+"""One forward pass -> the output of every layer that runs."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from cnnviz.core.errors import CnnvizError, LayerError
+from cnnviz.core.graph import LayerGraph, eval_mode, layer_graph, out_of_place
+
+
+class ForwardError(CnnvizError):
+    """The model's forward pass failed; the message names the layer and the shape it received."""
+
+
+@dataclass
+class CaptureResult(Mapping[str, Any]):
+    """Layer outputs of one forward pass, in execution order, plus the model's final output.
+
+    ``method`` is ``"fx"`` (traced graph: modules, containers and functional operations) or ``"hooks"`` (module
+    hooks only: functional operations are not captured; ``note`` says why).
+    """
+
+    activations: dict[str, Any]
+    output: Any
+    method: str
+    note: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.activations[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.activations)
+
+    def __len__(self) -> int:
+        return len(self.activations)
+
+
+def unwrap_module(model: Any) -> nn.Module:
+    """Accept an ``nn.Module`` or anything with a ``.module`` (a LoadedModel)."""
+    module = getattr(model, "module", model)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module or a loaded model, got {type(model).__name__}")
+    return module
+
+
+def unwrap_input(x: Any) -> torch.Tensor:
+    """Accept a tensor (batched or not) or anything with a ``.tensor`` (a LoadedImage)."""
+    tensor = getattr(x, "tensor", x)
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"expected a tensor or a loaded image, got {type(x).__name__}")
+    if tensor.dim() == 3:
+        tensor = tensor.unsqueeze(0)
+    return tensor
+
+
+def model_device(module: nn.Module) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    for b in module.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def resolve_layer(graph: LayerGraph, name: str) -> str:
+    """Return ``name`` if it is a layer of the graph, else raise a LayerError listing the closest names."""
+    if name in graph:
+        return name
+    keys = [k for k in graph.keys() if k != "input"]
+    close = difflib.get_close_matches(name, keys, n=5, cutoff=0.5)
+    if not close:
+        close = [k for k in keys if name.lower() in k.lower()][:5]
+    hint = f"; closest: {', '.join(close)}" if close else f"; layers are e.g. {', '.join(keys[:5])}"
+    raise LayerError(f"unknown layer '{name}'{hint}")
+
+
+def _is_tensorish(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (tuple, list)) and value:
+        return all(isinstance(v, torch.Tensor) for v in value)
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _shape_of(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return "[" + ", ".join(str(s) for s in value.shape) + "]"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(_shape_of(v) for v in value) + ")"
+    return type(value).__name__
+
+
+class _Locator(fx.Interpreter):
+    """Re-runs a failed graph node by node to name the layer that raised."""
+
+    def __init__(self, gm: fx.GraphModule, graph: LayerGraph):
+        super().__init__(gm)
+        self.layer_graph = graph
+        self.failed: tuple[str, str, str] | None = None
+        self._keys = {n.fx_node.name: n for n in graph.nodes if n.fx_node is not None}
+
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            return super().run_node(n)
+        except Exception:
+            gnode = self._keys.get(n.name)
+            args = [self.env[a] for a in n.all_input_nodes if a in self.env]
+            received = _shape_of(args[0]) if args else "no input"
+            key = gnode.key if gnode else n.name
+            kind = gnode.type if gnode else n.op
+            self.failed = (key, kind, received)
+            raise
+
+
+def _forward_error(exc: Exception, key: str, kind: str, received: str) -> ForwardError:
+    return ForwardError(
+        f"the forward pass failed at layer '{key}' ({kind}) on an input of shape {received}: "
+        f"{_first_line(exc)}"
+    )
+
+
+def capture(
+    model: Any,
+    x: Any,
+    *,
+    layers: Iterable[str] | None = None,
+    dtype: torch.dtype | None = None,
+    to_cpu: bool = False,
+) -> CaptureResult:
+    """Run one forward pass of ``model`` on ``x`` and return every layer's output.
+
+    Keys are capture keys (module names as in ``named_modules()``, ``name@n`` for repeated calls, ``scope.op`` for
+    functional operations; see :mod:`cnnviz.core.graph`). ``layers`` keeps only those keys (others are freed as the
+    pass goes on); ``dtype`` (e.g. ``torch.float16``) stores activations in that type to bound memory. The model's
+    train/eval flags and in-place settings are restored afterwards, also when the forward raises; then a
+    :class:`ForwardError` names the layer that failed and the shape it received.
+    """
+    module = unwrap_module(model)
+    tensor = unwrap_input(x)
+    device = model_device(module)
+    if tensor.device != device:
+        tensor = tensor.to(device)
+    graph = layer_graph(module)
+    selected: frozenset[str] | None = None
+    if layers is not None:
+        selected = frozenset(resolve_layer(graph, name) for name in layers)
+    if graph.traced:
+        return _capture_fx(graph, tensor, selected, dtype, to_cpu)
+    return _capture_hooks(graph, module, tensor, selected, dtype, to_cpu)
+
+
+def _keeper(dtype: torch.dtype | None, to_cpu: bool) -> Any:
+    if dtype is None and not to_cpu:
+        return None
+    return _KEEPERS.setdefault((dtype, to_cpu), _make_keeper(dtype, to_cpu))
+
+
+def _make_keeper(dtype: torch.dtype | None, to_cpu: bool) -> Any:
+    def keep(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            if to_cpu:
+                value = value.to("cpu", non_blocking=False)
+            if dtype is not None:
+                value = value.to(dtype)
+        return value
+
+    return keep
+
+
+_KEEPERS: dict[tuple[Any, bool], Any] = {}
+
+
+def _capture_fx(
+    graph: LayerGraph,
+    x: torch.Tensor,
+    selected: frozenset[str] | None,
+    dtype: torch.dtype | None,
+    to_cpu: bool,
+) -> CaptureResult:
+    gm = graph.capture_module(selected, _keeper(dtype, to_cpu))
+    module = graph.model
+    try:
+        with torch.inference_mode(), eval_mode(module), out_of_place(module):
+            output, values = gm(x)
+    except Exception as exc:
+        raise _locate_failure(graph, gm, x, exc) from exc
+    activations: dict[str, Any] = {}
+    for key, is_container, _depth in graph.ordered_keys():
+        if selected is not None and key not in selected:
+            continue
+        source = graph.containers[key].output_key if is_container else key
+        if source is None or source not in values:
+            continue
+        value = values[source]
+        if _is_tensorish(value):
+            activations[key] = value
+    return CaptureResult(activations, output, "fx", None)
+
+
+def _locate_failure(
+    graph: LayerGraph, gm: fx.GraphModule, x: torch.Tensor, exc: Exception
+) -> Exception:
+    locator = _Locator(gm, graph)
+    try:
+        with torch.inference_mode(), eval_mode(graph.model), out_of_place(graph.model):
+            locator.run(x)
+    except Exception:  # noqa: BLE001 - the same failure, now located
+        pass
+    if locator.failed is None:
+        return ForwardError(f"the forward pass failed: {_first_line(exc)}")
+    return _forward_error(exc, *locator.failed)
+
+
+def _capture_hooks(
+    graph: LayerGraph,
+    module: nn.Module,
+    x: torch.Tensor,
+    selected: frozenset[str] | None,
+    dtype: torch.dtype | None,
+    to_cpu: bool,
+) -> CaptureResult:
+    keep = _keeper(dtype, to_cpu)
+    activations: dict[str, Any] = {}
+    calls: dict[str, int] = {}
+    last: list[tuple[str, str, str]] = []
+    handles = []
+
+    def make_hooks(name: str, sub: nn.Module) -> None:
+        def pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
+            n = calls.get(name, 0)
+            key = name if n == 0 else f"{name}@{n}"
+            last.append((key, type(sub).__name__, _shape_of(args[0]) if args else "no input"))
+
+        def post(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
+            n = calls.get(name, 0)
+            calls[name] = n + 1
+            key = name if n == 0 else f"{name}@{n}"
+            if last and last[-1][0] == key:
+                last.pop()
+            if (selected is None or key in selected) and _is_tensorish(out):
+                activations[key] = keep(out) if keep is not None else out
+
+        handles.append(sub.register_forward_pre_hook(pre))
+        handles.append(sub.register_forward_hook(post))
+
+    for name, sub in module.named_modules():
+        if name:
+            make_hooks(name, sub)
+    try:
+        with torch.inference_mode(), eval_mode(module), out_of_place(module):
+            output = module(x)
+    except Exception as exc:
+        if last:
+            raise _forward_error(exc, *last[-1]) from exc
+        raise ForwardError(f"the forward pass failed: {_first_line(exc)}") from exc
+    finally:
+        for h in handles:
+            h.remove()
+    return CaptureResult(activations, output, "hooks", graph.note)
