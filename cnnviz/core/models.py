@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import os
+import pickle
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from cnnviz.core.errors import ModelLoadError, UntrustedFileError
 from cnnviz.core.images import Preprocess
+from cnnviz.core.resources import resource_path
 
 
 @dataclass
@@ -33,3 +41,404 @@ class LoadedModel:
     def example_input(self, device: str | torch.device = "cpu") -> torch.Tensor:
         """A zero tensor of the model's input shape with a batch of one."""
         return torch.zeros((1, *self.input_shape), device=device)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+
+DEFAULT_MODEL = "default"
+_TRUST_HINT = (
+    "it may run arbitrary code on this computer when opened; if you trust where it came from, "
+    "pass --trust (or confirm in the app)"
+)
+
+
+def torchvision_model_names() -> list[str]:
+    """Classification models of torchvision's registry (resnet18, vgg16, inception_v3, ...)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _is_weights_none(weights: Any) -> bool:
+    return weights is None or (isinstance(weights, str) and weights.lower() in ("none", "random"))
+
+
+def _is_weights_default(weights: Any) -> bool:
+    return isinstance(weights, str) and weights.lower() in ("default", "pretrained")
+
+
+def _quiet_build(name: str, **kwargs: Any) -> nn.Module:
+    import warnings
+
+    import torchvision
+
+    extra: dict[str, Any] = {}
+    if name in ("googlenet", "inception_v3"):
+        extra["init_weights"] = True  # silences torchvision's notice about the default changing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torchvision.models.get_model(name, **extra, **kwargs)
+
+
+def _hub_file(weights: Any) -> Path:
+    from urllib.parse import urlparse
+
+    filename = os.path.basename(urlparse(weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def _download_state_dict(name: str, weights: Any, progress: Any = None) -> dict[str, torch.Tensor]:
+    """torchvision weights from the torch hub cache, downloading them when online."""
+    path = _hub_file(weights)
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a damaged cache file
+            raise ModelLoadError(
+                f"the cached weights {path} for {name} are damaged ({_one_line(exc)}); delete the file and "
+                "load the model again to download it anew"
+            ) from exc
+    try:
+        return _download_with_progress(weights.url, path, progress or (lambda done, total: None))
+    except Exception as exc:  # noqa: BLE001 - offline, proxy, DNS ... all mean: not available
+        raise ModelLoadError(
+            f"pretrained weights for {name} ({path.name}) are not in the cache {path.parent} and could not "
+            f"be downloaded ({_one_line(exc)}); connect to the internet, copy the file there, "
+            f"use --weights none for random weights, or --weights PATH for a state_dict file"
+        ) from exc
+
+
+def _download_with_progress(url: str, path: Path, progress: Any) -> dict[str, torch.Tensor]:
+    """Download ``url`` to ``path`` atomically, calling ``progress(done_bytes, total_bytes)``; may raise to cancel."""
+    import tempfile
+    import urllib.request
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - torchvision's https URL
+        total = int(response.headers.get("Content-Length") or 0)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                done = 0
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    done += len(chunk)
+                    progress(done, total)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:200] + "…") if len(text) > 200 else (text or type(exc).__name__)
+
+
+def _extract_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model_state_dict", "model", "weights"):
+            inner = obj.get(key)
+            if (
+                isinstance(inner, dict)
+                and inner
+                and all(isinstance(v, torch.Tensor) for v in inner.values())
+            ):
+                return inner
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return obj
+        if "state_dict" in obj and isinstance(obj["state_dict"], dict):
+            return obj["state_dict"]
+    raise ModelLoadError(
+        f"{path} does not hold a state_dict (a mapping of parameter names to tensors)"
+    )
+
+
+def _load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
+    # checkpoints saved from DataParallel / torch.compile prefix every key
+    for prefix in ("module.", "_orig_mod."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix) :]: v for k, v in state.items()}
+    result = module.load_state_dict(state, strict=False)
+    own = module.state_dict()
+    mismatched = [
+        f"{k} {list(v.shape)} vs {list(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing keys: {_listing(result.missing_keys)}")
+    if result.unexpected_keys:
+        problems.append(f"unexpected keys: {_listing(result.unexpected_keys)}")
+    if mismatched:
+        problems.append(f"shape mismatches: {_listing(mismatched)}")
+    if problems:
+        raise ModelLoadError(f"the weights in {path} do not fit {arch}: " + "; ".join(problems))
+
+
+def _listing(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _load_torch_file(path: Path, trust: bool) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust:
+            raise UntrustedFileError(
+                f"{path} needs full unpickling, which is refused because {_TRUST_HINT}"
+            ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"{path} is not a model file torch can read ({_one_line(exc)})"
+        ) from exc
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{path} could not be unpickled ({_one_line(exc)})") from exc
+
+
+def _is_zip_with(path: Path, marker: str) -> bool:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(marker in n for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def _spec_preprocess(spec: dict[str, Any]) -> Preprocess:
+    pre = spec.get("preprocess")
+    if isinstance(pre, dict):
+        return Preprocess.from_dict(pre)
+    c, h, w = (int(v) for v in spec["input_shape"])
+    return Preprocess(c, (h, w), "resize", None, (0.5,) * c, (0.5,) * c)
+
+
+def _shape3(shape: Any) -> tuple[int, int, int]:
+    c, h, w = (int(v) for v in shape)
+    return (c, h, w)
+
+
+def _from_spec(spec: dict[str, Any], name: str, source: str) -> LoadedModel:
+    from cnnviz.core.spec import build_model
+
+    module = build_model(spec).eval()
+    labels = spec.get("labels")
+    return LoadedModel(
+        module, spec.get("name") or name, _shape3(spec["input_shape"]), _spec_preprocess(spec),
+        list(labels) if labels else None, spec, source,
+    )  # fmt: skip
+
+
+def _from_checkpoint(
+    path: Path, name: str | None = None, source: str = "checkpoint"
+) -> LoadedModel:
+    from cnnviz.core.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    if ckpt is None:
+        raise ModelLoadError(f"{path} is not a cnnviz checkpoint")
+    spec = dict(ckpt["spec"])
+    if ckpt.get("labels"):
+        spec["labels"] = list(ckpt["labels"])
+    loaded = _from_spec(spec, name or path.stem, source)
+    _load_state(loaded.module, ckpt["state_dict"], path, "its architecture")
+    loaded.module.eval()
+    if ckpt.get("preprocess"):
+        loaded.preprocess = Preprocess.from_dict(ckpt["preprocess"])
+    loaded.metadata = {"path": str(path), "metrics": ckpt.get("metrics") or {}}
+    return loaded
+
+
+def _torchvision(name: str, weights: Any, progress: Any) -> LoadedModel:
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(name)
+    default = enum.DEFAULT
+    preprocess = Preprocess.from_torchvision_weights(default)
+    labels = list(default.meta.get("categories") or []) or None
+    meta: dict[str, Any] = {"weights": "none"}
+    if _is_weights_none(weights):
+        module = _quiet_build(name, weights=None)
+    elif _is_weights_default(weights) or (isinstance(weights, str) and hasattr(enum, weights)):
+        chosen = default if _is_weights_default(weights) else getattr(enum, weights)
+        state = _download_state_dict(name, chosen, progress)
+        module = _quiet_build(name, weights=None, num_classes=len(chosen.meta["categories"]))
+        _load_state(module, state, _hub_file(chosen), name)
+        preprocess = Preprocess.from_torchvision_weights(chosen)
+        labels = list(chosen.meta["categories"])
+        meta = {"weights": str(chosen)}
+    else:
+        path = _existing_file(weights, "weights file")
+        state = _extract_state_dict(_load_torch_file(path, trust=False), path)
+        num_classes = _guess_num_classes(state)
+        module = _quiet_build(
+            name, weights=None, **({"num_classes": num_classes} if num_classes else {})
+        )
+        _load_state(module, state, path, name)
+        if num_classes and labels and num_classes != len(labels):
+            labels = None
+        meta = {"weights": str(path)}
+    module.eval()
+    return LoadedModel(module, name, (preprocess.channels, *preprocess.size), preprocess, labels, None,
+                       "torchvision", meta)  # fmt: skip
+
+
+def _guess_num_classes(state: dict[str, torch.Tensor]) -> int | None:
+    for key in ("fc.weight", "classifier.weight", "classifier.6.weight", "classifier.1.weight",
+                "classifier.3.weight", "classifier.2.weight", "heads.head.weight", "head.weight"):  # fmt: skip
+        if key in state and state[key].dim() >= 2:
+            return int(state[key].shape[0])
+    return None
+
+
+def _existing_file(value: Any, what: str) -> Path:
+    path = Path(str(value)).expanduser()
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a folder, not a {what}")
+    if not path.is_file():
+        raise ModelLoadError(f"{what} {path} does not exist: check the path")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"{what} {path} is empty")
+    return path
+
+
+def _exported_input_shape(module: nn.Module) -> tuple[int, int, int] | None:
+    graph = getattr(module, "graph", None)
+    if graph is None:
+        return None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            val = node.meta.get("val")
+            shape = getattr(val, "shape", None)
+            if shape is not None and len(shape) == 4:
+                try:
+                    return _shape3(shape[1:])
+                except TypeError:
+                    return None
+    return None
+
+
+def _generic(module: nn.Module, path: Path, source: str, input_shape: Any) -> LoadedModel:
+    shape = _shape3(input_shape) if input_shape is not None else (3, 224, 224)
+    c, h, w = shape
+    if c == 3 and h == w and h >= 64:
+        preprocess = Preprocess.imagenet(size=h, resize_size=int(round(h * 256 / 224)))
+    else:
+        preprocess = Preprocess(c, (h, w), "resize", None, (0.5,) * c, (0.5,) * c)
+    module.eval()
+    return LoadedModel(
+        module, path.stem, shape, preprocess, None, None, source, {"path": str(path)}
+    )
+
+
+def load_model(
+    spec: str | os.PathLike[str] | nn.Module,
+    weights: Any = "default",
+    trust: bool = False,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    progress: Any = None,
+) -> LoadedModel:
+    """Load a model by name or file, ready to run.
+
+    ``spec``: ``"default"`` (the bundled digits model), a torchvision classification model name
+    (``"resnet18"``), an architecture spec JSON, a cnnviz checkpoint, a TorchScript archive, a ``torch.export``
+    ``.pt2`` program, or an ``nn.Module``. ``weights``: ``"default"`` (torchvision's pretrained weights from the
+    hub cache, downloaded when online), ``"none"``/``None`` (random initialisation) or a state_dict file (for a
+    torchvision name or a spec). Files that need full unpickling are refused unless ``trust`` is True.
+    ``input_shape`` (C, H, W) overrides what the file implies. ``progress(done, total)`` follows downloads.
+    """
+    if isinstance(spec, nn.Module):
+        module = spec.eval()
+        return _generic(module, Path(type(spec).__name__), "module", input_shape)
+    text = str(spec)
+    if text == DEFAULT_MODEL:
+        path = resource_path("models", "digits.pt")
+        if not path.is_file():
+            raise ModelLoadError(f"the bundled default model is missing ({path}); reinstall cnnviz")
+        loaded = _from_checkpoint(path, "default (digits)", "bundled")
+        return _with_shape(loaded, input_shape)
+    path = Path(text).expanduser()
+    looks_like_file = path.suffix != "" or os.sep in text or path.exists()
+    if not looks_like_file:
+        names = torchvision_model_names()
+        if text in names:
+            return _with_shape(_torchvision(text, weights, progress), input_shape)
+        close = difflib.get_close_matches(text, names, n=4, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else (
+            "; give a file (spec .json, checkpoint .pt, TorchScript, .pt2) or a torchvision model name "
+            "such as resnet18"
+        )  # fmt: skip
+        raise ModelLoadError(f"unknown model '{text}'{hint}")
+    path = _existing_file(path, "model file")
+    custom_weights = not (_is_weights_none(weights) or _is_weights_default(weights))
+    if path.suffix.lower() == ".json":
+        from cnnviz.core.spec import load_spec
+
+        loaded = _from_spec(load_spec(path), path.stem, "spec")
+        if custom_weights:
+            wpath = _existing_file(weights, "weights file")
+            _load_state(
+                loaded.module,
+                _extract_state_dict(_load_torch_file(wpath, trust), wpath),
+                wpath,
+                path.name,
+            )
+            loaded.metadata["weights"] = str(wpath)
+        return _with_shape(loaded, input_shape)
+    if path.suffix.lower() == ".pt2" or _is_zip_with(path, "serialized_exported_program"):
+        try:
+            program = torch.export.load(str(path))
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(
+                f"{path} is not a readable torch.export program ({_one_line(exc)})"
+            ) from exc
+        module = program.module()
+        return _generic(module, path, "export", input_shape or _exported_input_shape(module))
+    if _is_zip_with(path, "constants.pkl") or _is_zip_with(path, "/code/"):
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(
+                f"{path} is not a readable TorchScript archive ({_one_line(exc)})"
+            ) from exc
+        return _generic(module, path, "torchscript", input_shape)
+    obj = _load_torch_file(path, trust)
+    from cnnviz.core.checkpoint import is_checkpoint
+
+    if is_checkpoint(obj):
+        return _with_shape(_from_checkpoint(path), input_shape)
+    if isinstance(obj, nn.Module):
+        return _generic(obj, path, "pickled module", input_shape)
+    if isinstance(obj, dict):
+        raise ModelLoadError(
+            f"{path} holds only weights (a state_dict); name its architecture too, e.g. "
+            f"--model resnet18 --weights {path.name} or --model arch.json --weights {path.name}"
+        )
+    raise ModelLoadError(f"{path} holds a {type(obj).__name__}, not a model")
+
+
+def _with_shape(loaded: LoadedModel, input_shape: Any) -> LoadedModel:
+    if input_shape is None:
+        return loaded
+    shape = _shape3(input_shape)
+    if shape == loaded.input_shape:
+        return loaded
+    if shape[0] != loaded.input_shape[0]:
+        raise ModelLoadError(
+            f"{loaded.name} takes {loaded.input_shape[0]}-channel input, not {shape[0]} channels"
+        )
+    pre = loaded.preprocess
+    loaded.preprocess = Preprocess(pre.channels, (shape[1], shape[2]), pre.mode,
+                                   None if pre.mode != "resize_crop" else int(round(min(shape[1:]) * 256 / 224)),
+                                   pre.mean, pre.std, pre.interpolation, pre.auto_invert)  # fmt: skip
+    loaded.input_shape = shape
+    return loaded

@@ -1,0 +1,67 @@
+"""cnnviz rf: the receptive field of one unit."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnviz.commands._common import add_model_arguments, load_from_args, parse_pair, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "rf",
+        help="the receptive field of one unit of a layer",
+        description="Where unit (Y, X) of a layer looks in the input: the box of the formula "
+        "y*S-P .. y*S-P+r-1 per axis, the box clipped to the input, the exact support, the share in padding, "
+        "and with --image the box in the original picture's pixels.",
+    )
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--layer", required=True, metavar="NAME", help="layer name as in `cnnviz summary`"
+    )
+    parser.add_argument(
+        "--unit", required=True, type=parse_pair, metavar="Y,X", help="unit position in the map"
+    )
+    parser.add_argument(
+        "--image", default=None, metavar="PATH", help="map the box onto this picture"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _box(b: object) -> str:
+    if b is None:
+        return "none"
+    t, left, bottom, right = b  # type: ignore[misc]
+    return f"rows {t}..{bottom}, cols {left}..{right}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnviz.core.receptive import receptive_field
+
+    model = load_from_args(args)
+    geometry = None
+    if args.image:
+        from cnnviz.core.images import load_image
+
+        geometry = load_image(args.image, model.preprocess).geometry
+    box = receptive_field(model, args.layer, args.unit, model.input_shape, geometry)
+    data = box.to_json()
+    if args.format == "json":
+        print_json(data)
+        return 0
+    c, h, w = box.input_shape
+    print(f"layer {box.layer}, unit (y={box.unit[0]}, x={box.unit[1]}) on a {c}×{h}×{w} input")
+    if box.global_:
+        print("global: every unit of this layer sees the whole input")
+    else:
+        print(f"size r = {data['size'][0]}×{data['size'][1]}, stride S = {data['stride'][0]}×{data['stride'][1]}, "
+              f"padding P = {data['padding'][0]}×{data['padding'][1]}")  # fmt: skip
+        print(f"box:          {_box(box.box)}  (top, left = y·S − P, x·S − P)")
+        print(f"clipped box:  {_box(box.clipped_box)}")
+        print(f"support:      {_box(box.support_box)}  (input pixels the unit can depend on)")
+        print(f"in padding:   {box.padding_fraction:.1%} of the box")
+    if box.image_box is not None:
+        print(f"in the image: {_box(box.image_box)}  (original pixels)")
+    return 0
