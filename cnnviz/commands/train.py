@@ -1,0 +1,274 @@
+"""cnnviz train: train a spec on a dataset and save a checkpoint after every epoch."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cnnviz.core.errors import CnnvizError
+
+DEFAULT_ARCH = "default"
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = sub.add_parser(
+        "train",
+        help="train a CNN from a spec on synthetic digits, MNIST, CIFAR-10 or an image folder",
+        description="Train the network described by a spec JSON on a dataset. The checkpoint is written "
+        "atomically after every epoch, so Ctrl+C keeps the last complete epoch. The default model is "
+        "reproduced by: cnnviz train --arch default --data synthetic-digits --epochs 6 --seed 0 "
+        "--lr 0.003 --batch-size 128 --out digits.pt",
+    )
+    parser.add_argument(
+        "--arch",
+        required=True,
+        metavar="SPEC",
+        help="architecture spec JSON, or 'default' for the bundled digits architecture",
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="DATA",
+        help="synthetic-digits, mnist, fashion-mnist, cifar10 (downloaded once), or an image folder with one "
+        "sub-folder per class (or train/ and val/ folders laid out that way)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, required=True, metavar="N", help="passes over the training data"
+    )
+    parser.add_argument("--out", required=True, metavar="FILE.pt", help="checkpoint to write")
+    parser.add_argument(
+        "--batch-size", type=int, default=64, metavar="B", help="images per step (default 64)"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=1e-3, metavar="LR", help="peak learning rate (default 0.001)"
+    )
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    parser.add_argument(
+        "--val-split",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="fraction held out for validation when the data has no val/ set (default 0.1)",
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def default_arch_path() -> Path:
+    """The bundled digits architecture (resources/models/digits_arch.json)."""
+    from cnnviz.core.resources import resource_path
+
+    return resource_path("models", "digits_arch.json")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    parts = [
+        "cnnviz",
+        "train",
+        "--arch",
+        str(args.arch),
+        "--data",
+        str(args.data),
+        "--epochs",
+        str(args.epochs),
+    ]
+    parts += [
+        "--seed",
+        str(args.seed),
+        "--lr",
+        f"{args.lr:g}",
+        "--batch-size",
+        str(args.batch_size),
+    ]
+    if args.val_split != 0.1:
+        parts += ["--val-split", f"{args.val_split:g}"]
+    parts += ["--out", str(args.out)]
+    return shlex.join(parts)
+
+
+class _Progress:
+    """tqdm bar per epoch on stderr (when it is a terminal) and one line per finished epoch."""
+
+    def __init__(self, save: Any, quiet: bool) -> None:
+        self.save = save
+        self.quiet = quiet
+        self.bar: Any = None
+        self.n_epochs = 0
+
+    def on_epoch_start(self, epoch: int, n_epochs: int) -> None:
+        self.n_epochs = n_epochs
+        self.bar = None
+
+    def on_batch_end(self, epoch: int, batch: int, n_batches: int, loss: float, acc: float) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=n_batches,
+                desc=f"epoch {epoch}/{self.n_epochs}",
+                file=sys.stderr,
+                leave=False,
+                disable=None,  # no bar when stderr is not a terminal
+                unit="batch",
+                dynamic_ncols=True,
+            )
+        self.bar.update(1)
+        if batch % 10 == 0 or batch == n_batches:
+            self.bar.set_postfix(loss=f"{loss:.4f}", acc=f"{acc:.3f}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
+        self.close()
+        self.save(epoch, metrics)
+        if not self.quiet:
+            val = metrics.get("val_acc")
+            val_text = (
+                f", val loss {metrics['val_loss']:.4f}, val acc {val:.4f}"
+                if val is not None
+                else ""
+            )
+            print(
+                f"epoch {epoch}/{self.n_epochs}: train loss {metrics['train_loss']:.4f}, "
+                f"train acc {metrics['train_acc']:.4f}{val_text} ({metrics['seconds']:.1f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from cnnviz.core.checkpoint import save_checkpoint
+    from cnnviz.core.datasets import open_dataset
+    from cnnviz.core.spec import build_model, load_spec
+    from cnnviz.core.training import check_classes, train
+
+    if args.epochs < 1:
+        raise CnnvizError(f"--epochs {args.epochs} trains nothing: use 1 or more.")
+    if args.batch_size < 1:
+        raise CnnvizError(f"--batch-size {args.batch_size} is too small: use 1 or more.")
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        raise CnnvizError(f"--out {out} is a folder: give a file name such as {out / 'model.pt'}.")
+    if not out.parent.is_dir():
+        raise CnnvizError(
+            f"Cannot write {out}: the folder {out.parent} does not exist; create it first."
+        )
+    arch = default_arch_path() if args.arch == DEFAULT_ARCH else Path(args.arch)
+    spec = load_spec(arch)
+    input_shape = spec.get("input_shape")
+    quiet = args.format == "json"
+
+    if not quiet:
+        print(f"cnnviz: preparing {args.data} ...", file=sys.stderr, flush=True)
+    data = open_dataset(args.data, input_shape, seed=args.seed)
+    if data.skipped:
+        print(
+            f"cnnviz: skipped {data.skipped} unreadable image file(s), e.g. {data.skipped_files[0]}",
+            file=sys.stderr,
+        )
+    torch.manual_seed(args.seed)
+    model = build_model(spec)
+    check_classes(model, tuple(input_shape), len(data.labels))
+    saved_spec = dict(spec)
+    saved_spec["labels"] = list(data.labels)
+    command = _command_line(args)
+    history: list[dict[str, Any]] = []
+    started = time.perf_counter()
+
+    def save(epoch: int, metrics: dict[str, Any], final: dict[str, Any] | None = None) -> None:
+        if final is None:
+            history.append(dict(metrics))
+        stored: dict[str, Any] = dict(final or metrics)
+        stored.update(
+            {
+                "epochs": epoch,
+                "history": history,
+                "command": command,
+                "data": str(args.data),
+                "seconds": round(time.perf_counter() - started, 2),
+                "torch_version": torch.__version__,
+            }
+        )
+        save_checkpoint(
+            out,
+            spec=saved_spec,
+            state_dict=model.state_dict(),
+            labels=list(data.labels),
+            preprocess=data.preprocess,
+            metrics=stored,
+        )
+
+    cancel = threading.Event()
+    progress = _Progress(save, quiet)
+    previous = None
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():  # a second Ctrl+C: stop at once
+            raise KeyboardInterrupt
+        cancel.set()
+        print(
+            "\ncnnviz: stopping after this batch (Ctrl+C again to abort) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = train(
+            saved_spec,
+            data,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            val_split=args.val_split,
+            device=args.device,
+            callbacks=progress,
+            cancel=cancel,
+            model=model,
+        )
+    finally:
+        progress.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+    if result.cancelled:
+        kept = (
+            f"the checkpoint {out} holds epoch {result.epochs_completed}"
+            if result.epochs_completed
+            else "no checkpoint was written"
+        )
+        print(f"cnnviz: training interrupted; {kept}.", file=sys.stderr)
+        return 130
+
+    final = dict(result.metrics)
+    save(result.epochs_completed, {}, final=final)
+    summary = {k: v for k, v in final.items()}
+    summary.update({"out": str(out), "command": command, "labels": list(data.labels)})
+    if quiet:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        lines = [f"saved {out}"]
+        for key in ("train_acc", "val_acc", "heldout_synthetic_acc", "heldout_fonts_acc"):
+            if final.get(key) is not None:
+                lines.append(f"  {key}: {final[key]:.4f}")
+        lines.append(f"  epochs: {result.epochs_completed}, time: {final.get('seconds', 0):.1f} s")
+        if data.skipped:
+            lines.append(f"  skipped unreadable images: {data.skipped}")
+        print("\n".join(lines))
+    return 0
