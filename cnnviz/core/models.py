@@ -195,7 +195,7 @@ def _load_torch_file(path: Path, trust: bool) -> Any:
             raise UntrustedFileError(
                 f"{path} needs full unpickling, which is refused because {_TRUST_HINT}"
             ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - on non-pickles the unpickler also raises IndexError, KeyError ...
         raise ModelLoadError(
             f"{path} is not a model file torch can read ({_one_line(exc)})"
         ) from exc
