@@ -333,7 +333,8 @@ def _generic(module: nn.Module, path: Path, source: str, input_shape: Any) -> Lo
         preprocess = Preprocess.imagenet(size=h, resize_size=int(round(h * 256 / 224)))
     else:
         preprocess = Preprocess(c, (h, w), "resize", None, (0.5,) * c, (0.5,) * c)
-    module.eval()
+    with contextlib.suppress(NotImplementedError):  # exported programs fix their mode at export
+        module.eval()
     return LoadedModel(
         module, path.stem, shape, preprocess, None, None, source, {"path": str(path)}
     )
