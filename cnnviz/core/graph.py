@@ -295,8 +295,9 @@ class LayerGraph:
             if old is target:
                 break
         new_graph.output(env[target])
-        new_graph.eliminate_dead_code()
         gm = fx.GraphModule(self._gm_root, new_graph)
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
         self._capture_modules[cache_key] = gm  # type: ignore[index]
         return gm
 
