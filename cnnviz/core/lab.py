@@ -1010,7 +1010,7 @@ def sample_image(size: int = 64) -> np.ndarray:
     img[disc] = (0.95, 0.85, 0.2)
     bar = (np.abs(x - y - 0.15) < 0.05) & (x > 0.5)
     img[bar] = (0.1, 0.1, 0.5)
-    checker = (x > 0.12) & (x < 0.45) & (y > 0.62) & (y < 0.92)
+    checker = (x >= 2 / 16) & (x < 7 / 16) & (y >= 10 / 16) & (y < 15 / 16)
     cells = ((np.floor(x * 16) + np.floor(y * 16)) % 2).astype(bool)
     img[checker & cells] = (1.0, 1.0, 1.0)
     img[checker & ~cells] = (0.0, 0.0, 0.0)
