@@ -197,10 +197,21 @@ def _meta_failure(graph: LayerGraph, x: torch.Tensor, exc: Exception) -> CnnvizE
 
     gm = graph.capture_module(None)
     locator = _Locator(gm, graph)
+
+    class _Locate(nn.Module):
+        """Lets functional_call swap meta parameters into ``gm`` while the locator walks it."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.gm = gm
+
+        def forward(self, inp: torch.Tensor) -> Any:
+            return locator.run(inp)
+
+    state = {f"gm.{k}": v for k, v in _meta_state(gm).items()}
     try:
         with torch.no_grad(), eval_mode(graph.model):
-            torch.func.functional_call(gm, _meta_state(gm), (x,), strict=False)
-            locator.run(x)
+            torch.func.functional_call(_Locate(), state, (x,), strict=False)
     except Exception:  # noqa: BLE001 - the same failure, now located
         pass
     if locator.failed is None:
@@ -215,6 +226,20 @@ def _meta_failure(graph: LayerGraph, x: torch.Tensor, exc: Exception) -> CnnvizE
 
 
 def _run_hooks_on_meta(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Hook every module; run on meta tensors, or for real where the model needs values (``.item()``...)."""
+    try:
+        return _run_hooks(model, x, meta=True)
+    except ForwardError:
+        # Data-dependent control flow cannot run on meta tensors: one real pass on zeros instead.
+        from cnnviz.core.capture import model_device
+
+        real = torch.zeros(x.shape, device=model_device(model))
+        return _run_hooks(model, real, meta=False)
+
+
+def _run_hooks(
+    model: nn.Module, x: torch.Tensor, meta: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
     values: dict[str, Any] = {}
     received: dict[str, Any] = {}
     order: list[str] = []
@@ -239,7 +264,10 @@ def _run_hooks_on_meta(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, Any
         handles.append(sub.register_forward_hook(post))
     try:
         with torch.no_grad(), eval_mode(model):
-            torch.func.functional_call(model, _meta_state(model), (x,), strict=False)
+            if meta:
+                torch.func.functional_call(model, _meta_state(model), (x,), strict=False)
+            else:
+                model(x)
     except Exception as exc:
         last = order[-1] if order else None
         where = f" at layer '{last}'" if last else ""

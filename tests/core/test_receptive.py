@@ -35,7 +35,9 @@ def structural_copy(model: nn.Module) -> nn.Module:
                 setattr(
                     parent,
                     name,
-                    nn.AvgPool2d(child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode),
+                    nn.AvgPool2d(
+                        child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode
+                    ),
                 )
             elif isinstance(child, (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU, nn.Dropout)):
                 setattr(parent, name, nn.Identity())
@@ -57,7 +59,9 @@ def structural_copy(model: nn.Module) -> nn.Module:
     return model
 
 
-def gradient_bbox(model: nn.Module, layer_output, shape: tuple[int, int, int], unit: tuple[int, int]):
+def gradient_bbox(
+    model: nn.Module, layer_output, shape: tuple[int, int, int], unit: tuple[int, int]
+):
     """Bounding box (top, left, bottom, right) of the input pixels with non-zero gradient, or None."""
     x = torch.ones((1, *shape), requires_grad=True)
     out = layer_output(model, x)
@@ -151,7 +155,11 @@ def conv_specs():
 def pool_specs():
     return st.integers(2, 3).flatmap(
         lambda k: st.builds(
-            PoolSpec, st.sampled_from(["max", "avg"]), st.just(k), st.integers(1, 3), st.integers(0, k // 2),
+            PoolSpec,
+            st.sampled_from(["max", "avg"]),
+            st.just(k),
+            st.integers(1, 3),
+            st.integers(0, k // 2),
             st.booleans(),
         )  # fmt: skip
     )
@@ -162,7 +170,9 @@ stages_strategy = st.lists(
         conv_specs(),
         pool_specs(),
         st.builds(ResidualSpec, st.sampled_from([1, 3, 5]), st.integers(1, 2)),
-        st.builds(ConcatSpec, st.lists(st.sampled_from([1, 3, 5]), min_size=2, max_size=3).map(tuple)),
+        st.builds(
+            ConcatSpec, st.lists(st.sampled_from([1, 3, 5]), min_size=2, max_size=3).map(tuple)
+        ),
     ),
     min_size=1,
     max_size=5,
@@ -264,7 +274,9 @@ def test_resnet18_layer4_field_measured_by_gradient():
 
 def test_inception_v3_branches_measured_by_gradient():
     """Inception's concatenated branches with different kernels (1x7, 7x1 ...), merged by their extreme edges."""
-    model = torchvision.models.inception_v3(weights=None, init_weights=False, aux_logits=False).eval()
+    model = torchvision.models.inception_v3(
+        weights=None, init_weights=False, aux_logits=False
+    ).eval()
     shape = (3, 171, 171)
     index = ReceptiveFieldIndex(model, shape)
     layer = "Mixed_6b"  # after the 1x7 / 7x1 factorised branches
@@ -277,7 +289,9 @@ def test_inception_v3_branches_measured_by_gradient():
 
 
 def test_non_square_kernels_per_axis():
-    model = nn.Sequential(nn.Conv2d(1, 1, (1, 7), padding=(0, 3)), nn.Conv2d(1, 1, (7, 1), stride=(2, 1))).eval()
+    model = nn.Sequential(
+        nn.Conv2d(1, 1, (1, 7), padding=(0, 3)), nn.Conv2d(1, 1, (7, 1), stride=(2, 1))
+    ).eval()
     rf = summarize(model, (1, 32, 32)).row("1").rf
     assert rf.size == (7, 7)
     assert rf.stride == (2, 1)
@@ -285,7 +299,9 @@ def test_non_square_kernels_per_axis():
 
 
 def test_global_after_pooling_and_linear():
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3)
+    ).eval()
     summary = summarize(model, (1, 16, 16))
     assert summary.row("0").rf.size == (3, 3)
     for name in ("1", "2", "3"):
@@ -329,7 +345,9 @@ def test_unit_errors_state_valid_range_and_close_names():
 
 def test_effective_receptive_field_matches_autograd():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2)
+    ).eval()
     x = torch.randn(1, 3, 16, 16)
     erf = effective_receptive_field(model, x, "2", (3, 4), channel=1)
     # only the input gradient is computed: nothing accumulates on the weights
