@@ -27,8 +27,13 @@ _KEYS = ("spec", "state_dict", "labels", "preprocess", "metrics")
 
 def _plain(value: Any, where: str) -> Any:
     """Copy ``value`` into types the weights-only unpickler accepts, or say which entry is not storable."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
+    # Exact built-in types: subclasses (torch's TorchVersion is a str) need globals the loader refuses.
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
