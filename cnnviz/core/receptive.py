@@ -243,7 +243,9 @@ class _Analyzer:
                 result = self._analyse(node)
             except Exception:  # noqa: BLE001 - an op we cannot reason about: unknown, never wrong
                 result = _NodeRF(None, None, None)
-            if not result.global_ and any(self.info[k].gated for k in node.inputs if k in self.info):
+            if not result.global_ and any(
+                self.info[k].gated for k in node.inputs if k in self.info
+            ):
                 result.gated = True
             self.info[node.key] = result
         return self.info
@@ -617,7 +619,9 @@ class _Analyzer:
                 order.pop(a)
                 order.insert(b, a)
         axes = (order.index(first.axes[0]), order.index(first.axes[1]))
-        return _NodeRF(axes, first.sizes, first.rf, first.global_, first.uniform, back={in_key: None})
+        return _NodeRF(
+            axes, first.sizes, first.rf, first.global_, first.uniform, back={in_key: None}
+        )
 
     def _index(
         self, node: GraphNode, name: str, in_key: str, first: _NodeRF, out_shape: tuple[int, ...]
@@ -764,7 +768,9 @@ def _to_public(info: _NodeRF | None) -> ReceptiveField | None:
     if info.rf is None:
         return None
     h, w = info.rf
-    return ReceptiveField((int(h.r), int(w.r)), (h.s, w.s), (h.p, w.p), uniform=info.uniform, gated=info.gated)
+    return ReceptiveField(
+        (int(h.r), int(w.r)), (h.s, w.s), (h.p, w.p), uniform=info.uniform, gated=info.gated
+    )
 
 
 def attach_receptive_fields(summary: Summary, graph: LayerGraph, values: dict[str, Any]) -> None:
@@ -923,8 +929,12 @@ def unit_box_from_analysis(
     unit: tuple[int, int],
     input_shape: tuple[int, int, int],
     geometry: Any = None,
+    exact_support: bool = True,
 ) -> UnitBox:
-    """The box of ``unit`` (y, x) of ``layer`` given a finished analysis (see :func:`receptive_field`)."""
+    """The box of ``unit`` (y, x) of ``layer`` given a finished analysis (see :func:`receptive_field`).
+
+    ``exact_support=False`` skips the walk that finds ``support_box`` (left None) where the formula box suffices.
+    """
     key = _layer_key(graph, layer)
     node = info.get(key)
     _, height, width = input_shape
@@ -948,7 +958,8 @@ def unit_box_from_analysis(
             whole, whole, whole, 0.0, global_=True,
             image_box=geometry.box_to_original(whole) if geometry is not None else None,
         )  # fmt: skip
-    support = support_box(graph, info, key, (y, x))
+    needs_walk = exact_support or not node.uniform or node.rf is None
+    support = support_box(graph, info, key, (y, x)) if needs_walk else None
     if node.rf is None:
         raise LayerError(
             f"the receptive field of layer '{layer}' cannot be derived from its operations"
@@ -993,10 +1004,19 @@ class ReceptiveFieldIndex:
         values, _ = _run_on_meta(self.graph, self.input_shape)
         self.info = analyse(self.graph, values)
 
-    def box(self, layer: str, unit: tuple[int, int], geometry: Any = None) -> UnitBox:
+    def box(
+        self, layer: str, unit: tuple[int, int], geometry: Any = None, exact_support: bool = True
+    ) -> UnitBox:
+        """The box of one unit; ``exact_support=False`` leaves ``support_box`` out (faster)."""
         return unit_box_from_analysis(
-            self.graph, self.info, layer, unit, self.input_shape, geometry
-        )  # type: ignore[arg-type]
+            self.graph,
+            self.info,
+            layer,
+            unit,
+            self.input_shape,  # type: ignore[arg-type]
+            geometry,
+            exact_support,
+        )
 
     def map_size(self, layer: str) -> tuple[int, int] | None:
         node = self.info.get(_layer_key(self.graph, layer))
