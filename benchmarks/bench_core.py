@@ -78,7 +78,7 @@ def bench(name: str, repeats: int) -> dict:
         samples["hooks"].append(_timed(lambda: _hooks_capture(model, x)))
         fresh = torchvision.models.get_model(name, weights=None).eval()
         forget_graph(fresh)
-        samples["summary_cold"].append(_timed(lambda: summarize(fresh, shape)))
+        samples["summary_cold"].append(_timed(lambda fresh=fresh: summarize(fresh, shape)))
         samples["summary_warm"].append(_timed(lambda: summarize(model, shape)))
     med = {k: statistics.median(v) for k, v in samples.items()}
 
