@@ -75,6 +75,7 @@ layers whose input changed.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
@@ -85,7 +86,7 @@ import tempfile
 import types
 import typing
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -442,7 +443,10 @@ def _show(value: Any) -> str:
 
 
 def _layer_name(index: int | None, layer_type: str | None) -> str:
-    return f"layer {index} ({layer_type})" if layer_type else f"layer {index}"
+    if not layer_type:
+        return f"layer {index}"
+    # An unknown type is user text: quote it unless it is a plain name, so messages stay one line.
+    return f"layer {index} ({layer_type if layer_type.isidentifier() else _show(layer_type)})"
 
 
 def _fmt_shape(shape: Shape) -> str:
@@ -475,7 +479,7 @@ def _unknown_type_reason(layer_type: str) -> str:
     close, ordered = _closest_first(layer_type, SUPPORTED_TYPES)
     hint = f'; did you mean "{close[0]}"?' if close else ";"
     what = "is not supported" if hasattr(nn, layer_type) else "is unknown"
-    return f'layer type "{layer_type}" {what}{hint} supported types: {", ".join(ordered)}'
+    return f"layer type {_show(layer_type)} {what}{hint} supported types: {', '.join(ordered)}"
 
 
 def _shape_needed(layer_type: str, needs: str, shape: Shape) -> str:
@@ -841,7 +845,7 @@ def _static_check(layer: Any) -> tuple[str | None, str | None, dict[str, Any]]:
             accepted = ", ".join(ordered) if ordered else "none"
             return (
                 layer_type,
-                f'unknown argument "{key}" for {layer_type}{hint} accepted arguments: {accepted}',
+                f"unknown argument {_show(key)} for {layer_type}{hint} accepted arguments: {accepted}",
                 {},
             )
         value = _freeze(raw)
@@ -869,30 +873,29 @@ def _shape_check(layer_type: str, kwargs: tuple[tuple[str, Any], ...], shape: Sh
     frozen = tuple((name, kw[name]) for name in info.params if name in kw)  # constructor order
     if reason:
         return _Outcome(reason, None, frozen, None)
+    # Called inside _quiet(): warnings silenced, no autograd.
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            extra = {"device": "meta"} if info.takes_device else {}
-            module = info.cls(**kw, **extra)
-            params = sum(p.numel() for p in module.parameters())
-            if layer_type in _SHAPE_KEEPING:
-                out: Shape = shape
-            elif layer_type == "Linear":
-                # Its rule has checked the flat input; the first meta matmul costs about a second.
-                out = (kw["out_features"],)
-            else:
-                module.eval()
-                result = module(torch.empty((1, *shape), device="meta"))
-                if not isinstance(result, torch.Tensor):
-                    return _Outcome("the layer returns more than one tensor", None, frozen, None)
-                if result.dim() == 0 or result.shape[0] != 1:
-                    return _Outcome(
-                        "the layer changes the batch dimension; a layer must keep it first",
-                        None,
-                        frozen,
-                        None,
-                    )
-                out = tuple(result.shape[1:])
+        extra = {"device": "meta"} if info.takes_device else {}
+        module = info.cls(**kw, **extra)
+        params = sum(p.numel() for p in module.parameters())
+        if layer_type in _SHAPE_KEEPING:
+            out: Shape = shape
+        elif layer_type == "Linear":
+            # Its rule has checked the flat input; the first meta matmul costs about a second.
+            out = (kw["out_features"],)
+        else:
+            module.eval()
+            result = module(torch.empty((1, *shape), device="meta"))
+            if not isinstance(result, torch.Tensor):
+                return _Outcome("the layer returns more than one tensor", None, frozen, None)
+            if result.dim() == 0 or result.shape[0] != 1:
+                return _Outcome(
+                    "the layer changes the batch dimension; a layer must keep it first",
+                    None,
+                    frozen,
+                    None,
+                )
+            out = tuple(result.shape[1:])
     except Exception as exc:  # torch's own refusal, for the cases not worded above
         text = _one_line(str(exc)) or type(exc).__name__
         return _Outcome(text, None, frozen, None)
@@ -943,7 +946,7 @@ def validate_spec(spec: Any) -> SpecReport:
         close, _ = _closest_first(str(unknown[0]), _TOP_LEVEL_KEYS)
         hint = f' (did you mean "{close[0]}"?)' if close else ""
         problems.append(
-            f'unknown spec key "{unknown[0]}"{hint}; a spec has only {", ".join(_TOP_LEVEL_KEYS)}'
+            f"unknown spec key {_show(unknown[0])}{hint}; a spec has only {', '.join(_TOP_LEVEL_KEYS)}"
         )
     shape_reason = _check_input_shape(spec.get("input_shape"))
     if shape_reason:
@@ -1025,7 +1028,22 @@ def _unchecked(index: int, layer: Any, reason: str) -> LayerCheck:
     )
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Building and meta-running layers: torch's deprecation warnings are noise here."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _check_layers(layers: list[Any], input_shape: Shape) -> tuple[list[LayerCheck], Shape | None]:
+    with _quiet():
+        return _check_layers_quietly(layers, input_shape)
+
+
+def _check_layers_quietly(
+    layers: list[Any], input_shape: Shape
+) -> tuple[list[LayerCheck], Shape | None]:
     checks: list[LayerCheck] = []
     shape: Shape | None = input_shape
     for index, layer in enumerate(layers):
