@@ -17,7 +17,6 @@ convolved on its own with the values 0..255, and the float results are turned ba
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -27,8 +26,6 @@ import numpy as np
 
 from cnnviz.core import lab
 from cnnviz.core.errors import CnnvizError
-
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -142,20 +139,15 @@ def _list_kernels(fmt: str) -> int:
     return 0
 
 
-def _load_picture(path: str, gray: bool) -> tuple[np.ndarray, str]:
-    from cnnviz.core.images import open_image
+def _load_picture(path: str, gray: bool) -> tuple[np.ndarray, str, tuple[int, int] | None]:
+    """The picture as float 0..255 (H x W or H x W x 3), its mode, and its original size when it was reduced."""
+    from cnnviz.core.images import ORIGINAL_SIZE_KEY, open_image
 
-    image = open_image(path)
-    mode = "L" if gray or image.mode in _GREY_MODES else "RGB"
-    return np.asarray(image.convert(mode), dtype=np.float64), mode
-
-
-def _png_bytes(pixels: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
+    image = open_image(path, "L" if gray else None)
+    pixels = np.asarray(image, dtype=np.float64)
+    original = image.info.get(ORIGINAL_SIZE_KEY)
+    reduced = tuple(original) if original and tuple(original) != pixels.shape[:2] else None
+    return pixels, image.mode, reduced  # type: ignore[return-value]
 
 
 def _rule_reason(rule: str, requested: str) -> str:
@@ -193,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
             f"The output '{out_path}' must end in .png; the result is saved as a PNG picture."
         )
 
-    pixels, mode = _load_picture(args.image, args.gray)
+    pixels, mode, reduced = _load_picture(args.image, args.gray)
     h, w = pixels.shape[:2]
     kh, kw = kernel.shape
     formula = lab.output_size_formula((h, w), (kh, kw), stride, padding, dilation)
@@ -209,7 +201,9 @@ def run(args: argparse.Namespace) -> int:
     rule = lab.display_rule(kernel, args.scale)
     shown = lab.to_uint8(result, rule, full_scale=255.0)
     if out_path is not None:
-        lab.write_atomic(out_path, _png_bytes(shown))
+        from cnnviz.core.export import write_png
+
+        write_png(out_path, shown)
 
     ho, wo = result.shape[:2]
     lo, hi = float(result.min()), float(result.max())
@@ -231,11 +225,16 @@ def run(args: argparse.Namespace) -> int:
             "min": lo,
             "max": hi,
             "out": str(out_path) if out_path is not None else None,
+            "original_size": list(reduced) if reduced else None,
         }
         print(json.dumps(report, indent=2))
         return 0
     op = "true convolution (kernel flipped)" if args.flip else "cross-correlation, as Conv2d"
     print(f"{args.image}: {mode} {w}x{h} with kernel {name} {kh}x{kw}, {op}")
+    if reduced:
+        print(
+            f"(the picture is {reduced[1]}x{reduced[0]}; it was read reduced to {w}x{h} to bound memory)"
+        )
     print(formula)
     print(
         f"values {lo:.6g} .. {hi:.6g}; shown as {_RULE_TEXT[rule]} ({_rule_reason(rule, args.scale)})"

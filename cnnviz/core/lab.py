@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -176,7 +175,8 @@ def kernel_from_rows(data: Any, source: str = "The kernel") -> np.ndarray:
             width = len(row)
         elif len(row) != width:
             raise CnnvizError(
-                f"{source}: row {i + 1} has {len(row)} numbers but row 1 has {width}; "
+                f"{source}: row {i + 1} has {len(row)} number{'s' if len(row) != 1 else ''} but row 1 has "
+                f"{width}; "
                 "all rows must have the same length."
             )
         for j, v in enumerate(row):
@@ -1015,37 +1015,3 @@ def sample_image(size: int = 64) -> np.ndarray:
     img[checker & cells] = (1.0, 1.0, 1.0)
     img[checker & ~cells] = (0.0, 0.0, 0.0)
     return np.rint(np.clip(img, 0, 1) * 255).astype(np.uint8)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Files
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder (fsync, then os.replace)."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise CnnvizError(
-            f"The folder '{folder}' does not exist; create it first or choose another path."
-        )
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise CnnvizError(f"Could not write '{target}' ({exc.strerror or exc}).") from None
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return target

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -14,29 +11,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cnnviz.cli import main
-from cnnviz.core.errors import ImageLoadError
 
 SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
-
-
-@pytest.fixture(autouse=True)
-def image_loader(monkeypatch):
-    """Use cnnviz.core.images.open_image; where that module is not there yet, a plain PIL opener stands in."""
-    try:
-        importlib.import_module("cnnviz.core.images").open_image  # noqa: B018
-    except (ImportError, AttributeError):
-        stub = types.ModuleType("cnnviz.core.images")
-
-        def open_image(path):
-            try:
-                with Image.open(path) as im:
-                    im.load()
-                    return im.copy()
-            except (OSError, ValueError) as exc:
-                raise ImageLoadError(f"Could not read the image '{path}' ({exc}).") from None
-
-        stub.open_image = open_image
-        monkeypatch.setitem(sys.modules, "cnnviz.core.images", stub)
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def test_kernel_from_json_reads_rows_including_even_sizes(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("[[1, 2], [3]]", "row 2 has 1 numbers but row 1 has 2"),
+        ("[[1, 2], [3]]", "row 2 has 1 number but row 1 has 2"),
         ('[[1, "a"]]', r'row 1, column 2 \("a"\) is not a number'),
         ("[[1, true]]", "is not a number"),
         ("[]", "non-empty list"),
@@ -582,16 +582,6 @@ def test_image_to_float_and_sample_image():
     np.testing.assert_allclose(f, img / 255.0)
     small = lab.image_to_float(np.dstack([img, np.full((48, 48), 255, np.uint8)]), max_side=24)
     assert small.shape == (24, 24, 3)
-
-
-def test_write_atomic_replaces_and_leaves_no_temp(tmp_path):
-    target = tmp_path / "a.bin"
-    target.write_bytes(b"old")
-    lab.write_atomic(target, b"new")
-    assert target.read_bytes() == b"new"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
-    with pytest.raises(CnnvizError, match="does not exist"):
-        lab.write_atomic(tmp_path / "missing" / "a.bin", b"x")
 
 
 def test_core_lab_imports_no_qt():

@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from cnnviz.core import lab as core
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.export import atomic_write_bytes
 from cnnviz.core.summary_types import Summary
 
 C_WINDOW = QtGui.QColor("#ffb347")  # the kernel's current window
@@ -1925,7 +1926,7 @@ class ConvolutionLab(QtWidgets.QWidget):
         if not pixmap.save(buffer, "PNG"):
             raise CnnvizError("The lesson could not be rendered as PNG.")
         buffer.close()
-        return core.write_atomic(path, bytes(data.data()))
+        return atomic_write_bytes(path, bytes(data.data()))
 
     def _export_clicked(self) -> None:
         default = f"cnnviz-lab-{self.current_lesson().key}.png"
