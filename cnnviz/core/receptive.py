@@ -800,6 +800,8 @@ class UnitBox:
     that box cut to the input; ``support_box`` is the exact extent of the input pixels the unit depends on (see the
     module docstring); ``padding_fraction`` is the share of ``box`` that lies outside the input. ``image_box`` is
     ``clipped_box`` in original-image pixels (when an image geometry is known). ``global_`` units see everything.
+    ``measured`` boxes come from the gradient support (untraceable models): all three boxes are that support, and
+    ``covers_input`` says it reached every edge of the input, so the true field may be larger than the input.
     """
 
     layer: str
@@ -815,6 +817,8 @@ class UnitBox:
     global_: bool = False
     uniform: bool = True
     image_box: Box | None = None
+    measured: bool = False
+    covers_input: bool = False
 
     def to_json(self) -> dict[str, Any]:
         def num(v: Fraction) -> int | float:
@@ -836,6 +840,8 @@ class UnitBox:
             out["global"] = True
         if not self.uniform:
             out["uniform"] = False
+        if self.measured:
+            out["measured"] = True
         if self.image_box is not None:
             out["image_box"] = list(self.image_box)
         return out
@@ -984,7 +990,11 @@ def unit_box_from_analysis(
 
 
 class ReceptiveFieldIndex:
-    """Receptive-field analysis of one model at one input shape; answers unit boxes in well under a millisecond."""
+    """Receptive-field analysis of one model at one input shape; answers unit boxes in well under a millisecond.
+
+    Models that torch.fx cannot trace are *measured* instead: each box is the gradient support of the unit on a
+    structural copy of the model (see :func:`measured_unit_box`), labelled ``measured``.
+    """
 
     def __init__(self, model: Any, input_shape: tuple[int, int, int] | None = None):
         from cnnviz.core.summary import _run_on_meta
@@ -995,12 +1005,21 @@ class ReceptiveFieldIndex:
         if input_shape is None:
             raise LayerError("an input shape (C, H, W) is needed for receptive fields")
         self.input_shape = tuple(int(v) for v in input_shape)
+        self.module = module
         self.graph = layer_graph(module)
-        if not self.graph.traced:
-            raise LayerError(
-                "this model cannot be traced, so its receptive fields are measured per unit: "
-                "use measured_receptive_field()"
-            )
+        self.measured = not self.graph.traced
+        self._structural: nn.Module | None = None
+        self._map_sizes: dict[str, tuple[int, int] | None] = {}
+        if self.measured:
+            values, _ = _run_on_meta(self.graph, self.input_shape)
+            for key, value in values.items():
+                self._map_sizes[key] = (
+                    (int(value.shape[2]), int(value.shape[3]))
+                    if isinstance(value, torch.Tensor) and value.dim() == 4
+                    else None
+                )
+            self.info: dict[str, _NodeRF] = {}
+            return
         values, _ = _run_on_meta(self.graph, self.input_shape)
         self.info = analyse(self.graph, values)
 
@@ -1008,6 +1027,18 @@ class ReceptiveFieldIndex:
         self, layer: str, unit: tuple[int, int], geometry: Any = None, exact_support: bool = True
     ) -> UnitBox:
         """The box of one unit; ``exact_support=False`` leaves ``support_box`` out (faster)."""
+        if self.measured:
+            if self._structural is None:
+                self._structural = structural_copy(self.module)
+            return measured_unit_box(
+                self._structural,
+                self.graph,
+                layer,
+                unit,
+                self.input_shape,
+                geometry,
+                self._map_sizes,
+            )  # type: ignore[arg-type]
         return unit_box_from_analysis(
             self.graph,
             self.info,
@@ -1019,8 +1050,99 @@ class ReceptiveFieldIndex:
         )
 
     def map_size(self, layer: str) -> tuple[int, int] | None:
+        if self.measured:
+            return self._map_sizes.get(resolve_layer(self.graph, layer))
         node = self.info.get(_layer_key(self.graph, layer))
         return node.sizes if node is not None else None
+
+
+_GATES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+          nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Dropout2d)  # fmt: skip
+
+
+def structural_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose gradients reveal structure, not values.
+
+    Weights become positive, max pooling becomes average pooling of the same geometry and gating nonlinearities
+    become identities, so every input pixel a unit can depend on gets a strictly positive gradient.
+    """
+    import copy
+
+    clone = copy.deepcopy(model).float().eval()
+
+    def replace(parent: nn.Module) -> None:
+        for name, child in parent.named_children():
+            if isinstance(child, nn.MaxPool2d) and child.dilation in (1, (1, 1)):
+                pool = nn.AvgPool2d(
+                    child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode
+                )
+                setattr(parent, name, pool)
+            elif isinstance(child, nn.AdaptiveMaxPool2d):
+                setattr(parent, name, nn.AdaptiveAvgPool2d(child.output_size))
+            elif isinstance(child, _GATES):
+                setattr(parent, name, nn.Identity())
+            else:
+                replace(child)
+
+    replace(clone)
+    with torch.no_grad():
+        for module in clone.modules():
+            weight = getattr(module, "weight", None)
+            if isinstance(weight, torch.Tensor) and weight.is_floating_point():
+                weight.copy_(weight.abs() + 0.1)
+            bias = getattr(module, "bias", None)
+            if isinstance(bias, torch.Tensor) and bias.is_floating_point():
+                bias.zero_()
+            if (
+                isinstance(module, nn.modules.batchnorm._BatchNorm)
+                and module.running_var is not None
+            ):
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0)
+    return clone
+
+
+def measured_unit_box(
+    structural: nn.Module,
+    graph: LayerGraph,
+    layer: str,
+    unit: tuple[int, int],
+    input_shape: tuple[int, int, int],
+    geometry: Any = None,
+    map_sizes: dict[str, tuple[int, int] | None] | None = None,
+) -> UnitBox:
+    """The receptive field of one unit measured as its gradient support on a structural copy of the model."""
+    key = resolve_layer(graph, layer)
+    sizes = (map_sizes or {}).get(key)
+    _, height, width = input_shape
+    x = torch.ones((1, *input_shape), requires_grad=True)
+    with torch.enable_grad():
+        out = _forward_until(structural, x, key)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if out.dim() != 4:
+            raise LayerError(f"layer '{layer}' has no spatial map (output shape {list(out.shape)})")
+        hh, ww = sizes or (out.shape[2], out.shape[3])
+        y, xx = int(unit[0]), int(unit[1])
+        if not (0 <= y < hh and 0 <= xx < ww):
+            raise LayerError(
+                f"unit ({y}, {xx}) is outside layer '{layer}', whose map is {hh}×{ww}: "
+                f"y must be 0..{hh - 1} and x 0..{ww - 1}"
+            )
+        (grad,) = torch.autograd.grad(out[0, :, y, xx].sum(), x)
+    support = grad[0].abs().sum(0) > 0
+    rows = torch.nonzero(support.any(1)).flatten()
+    cols = torch.nonzero(support.any(0)).flatten()
+    if rows.numel() == 0:
+        raise LayerError(f"unit ({y}, {xx}) of layer '{layer}' does not depend on the input")
+    box = (int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1]))
+    size = (box[2] - box[0] + 1, box[3] - box[1] + 1)
+    whole = box == (0, 0, height - 1, width - 1)
+    return UnitBox(
+        layer, (y, xx), input_shape, size, (Fraction(0), Fraction(0)), (Fraction(0), Fraction(0)), box, box, box,
+        0.0, global_=False, uniform=False, measured=True, covers_input=whole,
+        image_box=geometry.box_to_original(box) if geometry is not None else None,
+    )  # fmt: skip
 
 
 def receptive_field(

@@ -357,3 +357,33 @@ def test_effective_receptive_field_matches_autograd():
     np.testing.assert_allclose(erf.heatmap, xr.grad[0].abs().sum(0).numpy(), rtol=1e-5, atol=1e-7)
     rows = np.flatnonzero(xr.grad[0].abs().sum(0).any(1).numpy())
     assert erf.support_box[0] == rows[0] and erf.support_box[2] == rows[-1]
+
+
+class Untraceable(nn.Module):
+    """Python control flow on tensor values: torch.fx cannot trace it, so its fields are measured."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x):
+        y = self.pool(self.conv(x))
+        if y.sum() > -1e9:
+            y = self.conv2(y)
+        return y
+
+
+def test_untraceable_model_is_measured_by_gradient_and_labelled():
+    model = Untraceable().eval()
+    traced_twin = nn.Sequential(model.conv, model.pool, model.conv2).eval()
+    shape = (1, 32, 32)
+    index = ReceptiveFieldIndex(model, shape)
+    assert index.measured
+    twin = ReceptiveFieldIndex(traced_twin, shape)
+    for unit in [(0, 0), (4, 4), (7, 7)]:
+        measured = index.box("conv2", unit)
+        exact = twin.box("2", unit)
+        assert measured.measured and measured.to_json()["measured"] is True
+        assert measured.support_box == exact.support_box
