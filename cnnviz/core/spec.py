@@ -107,6 +107,7 @@ __all__ = [
     "save_spec",
     "spec_from_sequential",
     "validate_spec",
+    "warm_up",
 ]
 
 SUPPORTED_TYPES: tuple[str, ...] = (
@@ -1081,6 +1082,31 @@ def _check_layers_quietly(
         )
         shape = None
     return checks, shape
+
+
+_WARM_UP_SPEC = {
+    "input_shape": [2, 9, 9],
+    "layers": [
+        {"type": "ZeroPad2d", "padding": 1},
+        {"type": "Conv2d", "out_channels": 2, "kernel_size": 3},
+        {"type": "ConvTranspose2d", "out_channels": 2, "kernel_size": 2},
+        {"type": "Upsample", "scale_factor": 2},
+        {"type": "MaxPool2d", "kernel_size": 2},
+        {"type": "AvgPool2d", "kernel_size": 2},
+        {"type": "AdaptiveMaxPool2d", "output_size": 2},
+        {"type": "AdaptiveAvgPool2d", "output_size": 1},
+        {"type": "Flatten"},
+        {"type": "Linear", "out_features": 2},
+    ],
+}
+
+
+def warm_up() -> None:
+    """Pay now torch's one-time cost of the first meta runs (a second or two: it imports sympy).
+
+    An editor that validates on every keystroke can call this in a background thread at start-up.
+    """
+    validate_spec(_WARM_UP_SPEC)
 
 
 def _raise_for(report: SpecReport) -> None:

@@ -1129,3 +1129,15 @@ def test_spec_module_is_qt_free():
     source = (REPO / "cnnviz" / "core" / "spec.py").read_text(encoding="utf-8")
     for name in ("PySide6", "pyqtgraph", "cnnviz.gui"):
         assert f"import {name}" not in source and f"from {name}" not in source
+
+
+def test_warm_up_runs_a_valid_spec_of_every_meta_run_layer():
+    from cnnviz.core import spec as spec_module
+
+    report = validate_spec(spec_module._WARM_UP_SPEC)
+    assert report.ok, report.message
+    meta_run = {"Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d"}
+    meta_run |= {"AdaptiveMaxPool2d", "Flatten", "Upsample", "ZeroPad2d"}
+    assert meta_run <= {check.type for check in report.layers}
+    assert torch_truth(spec_module._WARM_UP_SPEC)[0][-1] == report.output_shape
+    spec_module.warm_up()
