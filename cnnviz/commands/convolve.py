@@ -11,6 +11,8 @@ convolved on its own with the values 0..255, and the float results are turned ba
 * ``signed``: mid grey is 0, darker is negative, brighter positive (value/2 + 128, clipped);
 * ``stretch``: the smallest value black, the largest white.
 
+The arithmetic is float32, as in Conv2d layers (and about ten times faster than float64 on a CPU).
+
 ``auto`` picks ``abs`` when the kernel's weights sum to 0 and ``clip`` otherwise.
 """
 
@@ -140,11 +142,11 @@ def _list_kernels(fmt: str) -> int:
 
 
 def _load_picture(path: str, gray: bool) -> tuple[np.ndarray, str, tuple[int, int] | None]:
-    """The picture as float 0..255 (H x W or H x W x 3), its mode, and its original size when it was reduced."""
+    """The picture as float32 0..255 (H x W or H x W x 3), its mode, and its original size if it was reduced."""
     from cnnviz.core.images import ORIGINAL_SIZE_KEY, open_image
 
     image = open_image(path, "L" if gray else None)
-    pixels = np.asarray(image, dtype=np.float64)
+    pixels = np.asarray(image, dtype=np.float32)
     original = image.info.get(ORIGINAL_SIZE_KEY)
     reduced = tuple(original) if original and tuple(original) != pixels.shape[:2] else None
     return pixels, image.mode, reduced  # type: ignore[return-value]
@@ -197,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         padding=padding,
         dilation=dilation,
         padding_mode=args.padding_mode,
+        precision="float32",
     )
     rule = lab.display_rule(kernel, args.scale)
     shown = lab.to_uint8(result, rule, full_scale=255.0)

@@ -238,7 +238,7 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-def _as_image(image: Any) -> np.ndarray:
+def _as_image(image: Any, dtype: Any = np.float64) -> np.ndarray:
     arr = np.asarray(image)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise CnnvizError(f"The image must be an array of numbers, not {arr.dtype}.")
@@ -246,7 +246,7 @@ def _as_image(image: Any) -> np.ndarray:
         raise CnnvizError(
             f"The image must be a non-empty H x W or H x W x C array; this one has shape {arr.shape}."
         )
-    return arr.astype(np.float64, copy=False)
+    return arr.astype(dtype, copy=False)
 
 
 def _as_kernel(kernel: Any, allow_3d: bool = False) -> np.ndarray:
@@ -262,7 +262,8 @@ def _as_kernel(kernel: Any, allow_3d: bool = False) -> np.ndarray:
 
 
 def _to_nchw(img: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.array(img, dtype=np.float64, order="C"))
+    dtype = np.float32 if img.dtype == np.float32 else np.float64
+    t = torch.from_numpy(np.array(img, dtype=dtype, order="C"))
     if t.ndim == 2:
         return t[None, None]
     return t.permute(2, 0, 1)[None].contiguous()
@@ -334,17 +335,21 @@ def convolve(
     dilation: IntPair = 1,
     per_channel: bool = True,
     padding_mode: str = "zeros",
+    precision: Literal["float64", "float32"] = "float64",
 ) -> np.ndarray:
-    """Slide ``kernel`` over ``image`` with ``F.conv2d`` and return the float64 result.
+    """Slide ``kernel`` over ``image`` with ``F.conv2d`` and return the result (float64 by default).
 
     ``image`` is H x W or H x W x C. With ``per_channel`` (the default) each channel is filtered on its own by the
     same 2-D kernel (or by its own slice of a C x K_h x K_w kernel) and the result keeps C channels. With
     ``per_channel=False`` the kernel spans all channels (a 2-D kernel is repeated over them, a C x K_h x K_w one is
     used as is) and the products are summed into ONE output map, as one filter of a Conv2d layer does.
     ``flip=True`` rotates the kernel by 180 degrees first (true convolution). ``padding_mode`` is one of
-    Conv2d's: zeros, reflect, replicate, circular.
+    Conv2d's: zeros, reflect, replicate, circular. ``precision="float32"`` computes as Conv2d layers do by
+    default, about ten times faster on CPU than float64 (worth it for large pictures).
     """
-    img = _as_image(image)
+    if precision not in ("float64", "float32"):
+        raise CnnvizError(f"Unknown precision '{precision}'; use float64 or float32.")
+    img = _as_image(image, np.float32 if precision == "float32" else np.float64)
     k = _as_kernel(kernel, allow_3d=True)
     two_d = img.ndim == 2
     c = 1 if two_d else img.shape[2]
@@ -364,7 +369,7 @@ def convolve(
             output_size(n, kk, ss, pp, dd)
         except CnnvizError as exc:
             raise CnnvizError(f"Along the image {axis}, {_lower_first(str(exc))}") from None
-    w = torch.from_numpy(np.ascontiguousarray(k))
+    w = torch.from_numpy(np.ascontiguousarray(k, dtype=img.dtype))
     if k.ndim == 3 and k.shape[0] != c:
         raise CnnvizError(
             f"The kernel has {k.shape[0]} channel slices but the image has {c} channels; they must match."

@@ -25,12 +25,14 @@ def picture(tmp_path):
 
 
 def conv_channels(pixels: np.ndarray, kernel, **kw) -> np.ndarray:
-    x = torch.tensor(pixels, dtype=torch.float64)
+    """Per-channel F.conv2d in float32, the arithmetic of Conv2d layers (and of the command)."""
+    x = torch.tensor(pixels, dtype=torch.float32)
     x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
     c = x.shape[1]
-    w = torch.tensor(kernel, dtype=torch.float64)[None, None].repeat(c, 1, 1, 1)
+    w = torch.tensor(np.asarray(kernel, dtype=np.float32))[None, None].repeat(c, 1, 1, 1)
     y = F.conv2d(x, w, groups=c, **kw)[0]
-    return y[0].numpy() if pixels.ndim == 2 else y.permute(1, 2, 0).numpy()
+    out = y[0].numpy() if pixels.ndim == 2 else y.permute(1, 2, 0).numpy()
+    return out.astype(np.float64)
 
 
 def run_cli(capsys, *argv):

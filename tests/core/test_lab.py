@@ -181,6 +181,19 @@ def test_convolve_matches_conv2d(h, w, c, kh, kw, s, p, d, seed):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_float32_precision_is_conv2d_in_float32():
+    img = RNG.random((9, 7, 3)) * 255
+    k = lab.KERNEL_PRESETS["gaussian_5x5"].kernel
+    got = lab.convolve(img, k, padding=2, precision="float32")
+    x = torch.tensor(img, dtype=torch.float32).permute(2, 0, 1)[None]
+    w = torch.tensor(k, dtype=torch.float32)[None, None].repeat(3, 1, 1, 1)
+    want = F.conv2d(x, w, padding=2, groups=3)[0].permute(1, 2, 0).numpy()
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(CnnvizError, match="precision"):
+        lab.convolve(img, k, precision="float16")  # type: ignore[arg-type]
+
+
 def test_rgb_kernel_sums_over_channels_into_one_map():
     img = RNG.random((7, 6, 3))
     k3 = RNG.standard_normal((3, 3, 3))
