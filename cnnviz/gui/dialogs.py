@@ -1,0 +1,241 @@
+"""Dialogs: the model zoo, opening a model with weights, the trust confirmation, About."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QPushButton,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnviz.gui import zoo
+
+__all__ = ["OpenModelDialog", "ZooDialog", "about_text", "confirm_trust", "MODEL_FILTER"]
+
+MODEL_FILTER = "Models (*.json *.pt *.pth *.ckpt *.pt2 *.ts *.torchscript *.bin);;All files (*)"
+
+
+class ZooDialog(QDialog):
+    """Pick a torchvision classification model and pretrained (or random) weights."""
+
+    def __init__(self, parent: QWidget | None = None, names: list[str] | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Model zoo")
+        self.resize(560, 520)
+        self.names = names if names is not None else zoo.model_names()
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter, e.g. resnet, mobilenet, vgg")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._filter)
+        self.list = QListWidget()
+        self.list.addItems(self.names)
+        self.list.currentTextChanged.connect(self._model_changed)
+        self.list.itemDoubleClicked.connect(lambda _i: self.accept())
+        self.pretrained = QRadioButton("Pretrained weights")
+        self.random = QRadioButton("Random weights (nothing to download)")
+        group = QButtonGroup(self)
+        group.addButton(self.pretrained)
+        group.addButton(self.random)
+        self.weights = QComboBox()
+        self.pretrained.toggled.connect(self.weights.setEnabled)
+        self.info = QLabel(" ")
+        self.info.setWordWrap(True)
+        self.info.setTextFormat(Qt.TextFormat.PlainText)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Load")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("torchvision classification models"))
+        layout.addWidget(self.filter)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.pretrained)
+        layout.addWidget(self.weights)
+        layout.addWidget(self.random)
+        layout.addWidget(self.info)
+        layout.addWidget(buttons)
+        self._entries: list[zoo.ZooWeights] = []
+        self.pretrained.setChecked(True)
+        if "resnet18" in self.names:
+            self.list.setCurrentRow(self.names.index("resnet18"))
+        elif self.names:
+            self.list.setCurrentRow(0)
+
+    def _filter(self, text: str) -> None:
+        needle = text.strip().lower()
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            item.setHidden(bool(needle) and needle not in item.text().lower())
+
+    def _model_changed(self, name: str) -> None:
+        self._entries = zoo.weights_for(name) if name else []
+        self.weights.clear()
+        for w in self._entries:
+            self.weights.addItem(w.describe(), w.name)
+        has = bool(self._entries)
+        self.pretrained.setEnabled(has)
+        if not has:
+            self.random.setChecked(True)
+        entry = self._entries[0] if self._entries else None
+        if entry is not None and entry.params:
+            note = (
+                ""
+                if entry.cached
+                else " Pretrained weights are downloaded once into the torch hub cache."
+            )
+            self.info.setText(f"{name}: {entry.params / 1e6:.1f} M parameters.{note}")
+        else:
+            self.info.setText(f"{name}: no pretrained weights listed")
+
+    def choice(self) -> tuple[str, str] | None:
+        """(model name, weights) where weights is an enum member name or "none"."""
+        item = self.list.currentItem()
+        if item is None:
+            return None
+        if self.random.isChecked() or not self._entries:
+            return (item.text(), "none")
+        return (item.text(), self.weights.currentData() or "default")
+
+
+class OpenModelDialog(QDialog):
+    """A model (name or file) plus weights (default, random, or a state_dict file)."""
+
+    def __init__(self, parent: QWidget | None = None, model: str = "", weights: str = "default"):
+        super().__init__(parent)
+        self.setWindowTitle("Open model")
+        self.resize(560, 220)
+        self.model = QLineEdit(model)
+        self.model.setPlaceholderText(
+            "default, resnet18, or a file: spec .json, checkpoint .pt, TorchScript, .pt2"
+        )
+        browse = QPushButton("File…")
+        browse.clicked.connect(self._browse_model)
+        row = QHBoxLayout()
+        row.addWidget(self.model, 1)
+        row.addWidget(browse)
+        self.weights = QComboBox()
+        self.weights.setEditable(True)
+        self.weights.addItem("default", "default")
+        self.weights.addItem("none (random)", "none")
+        if weights not in ("default", "none"):
+            self.weights.addItem(weights, weights)
+            self.weights.setCurrentIndex(2)
+        wbrowse = QPushButton("File…")
+        wbrowse.clicked.connect(self._browse_weights)
+        wrow = QHBoxLayout()
+        wrow.addWidget(self.weights, 1)
+        wrow.addWidget(wbrowse)
+        form = QFormLayout()
+        form.addRow("Model", row)
+        form.addRow("Weights", wrow)
+        note = QLabel(
+            "Weights: 'default' uses pretrained weights (torchvision) or those stored in the file; "
+            "'none' starts from random weights; or pick a state_dict file for the architecture above."
+        )
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+
+    def _browse_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", MODEL_FILTER)
+        if path:
+            self.model.setText(path)
+
+    def _browse_weights(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Weights file (state_dict)", "", "Weights (*.pt *.pth *.bin);;All files (*)"
+        )
+        if path:
+            self.weights.addItem(path, path)
+            self.weights.setCurrentIndex(self.weights.count() - 1)
+
+    def choice(self) -> tuple[str, str] | None:
+        model = self.model.text().strip()
+        if not model:
+            return None
+        data = self.weights.currentData()
+        text = self.weights.currentText().strip()
+        weights = (
+            data
+            if data is not None and self.weights.itemText(self.weights.currentIndex()) == text
+            else text
+        )
+        return (model, weights or "default")
+
+
+def confirm_trust(parent: QWidget | None, spec: str, message: str) -> bool:
+    """Ask before unpickling a file: it can run arbitrary code. Default answer: No."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Load an untrusted file?")
+    box.setText(f"<b>{spec}</b> can only be loaded by full unpickling.")
+    box.setInformativeText(
+        "Unpickling can run arbitrary code on this computer, with your permissions. "
+        "Load it only if you trust where the file came from.\n\n" + message
+    )
+    box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    box.button(QMessageBox.StandardButton.Yes).setText("Load and run its code")
+    box.button(QMessageBox.StandardButton.No).setText("Don't load")
+    return box.exec() == QMessageBox.StandardButton.Yes
+
+
+def versions() -> dict[str, str]:
+    """Versions of cnnviz and what it runs on."""
+    import pyqtgraph
+    import PySide6
+    import torch
+    import torchvision
+
+    from cnnviz._version import __version__
+
+    return {
+        "cnnviz": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "PySide6": PySide6.__version__,
+        "Qt": PySide6.QtCore.qVersion(),
+        "pyqtgraph": pyqtgraph.__version__,
+        "Python": platform.python_version(),
+    }
+
+
+def about_text() -> str:
+    rows = "".join(f"<tr><td>{k}</td><td>&nbsp;{v}</td></tr>" for k, v in versions().items())
+    return (
+        "<h3>cnnviz</h3>"
+        "<p>See inside convolutional networks: every layer's feature maps, the exact receptive field of any unit, "
+        "and a per-layer table of shapes, parameters and MACs.</p>"
+        f"<table>{rows}</table>"
+        "<p>Keys: arrow keys move the selected unit (Shift: 5 at a time), E toggles the effective receptive field, "
+        "Esc returns to all channels.</p>"
+    )
+
+
+def show_about(parent: Any) -> None:
+    QMessageBox.about(parent, "About cnnviz", about_text())

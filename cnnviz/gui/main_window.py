@@ -1,0 +1,893 @@
+"""The main window: docks, menus and the wiring between the session and the views (no computation here)."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QMimeData, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QGuiApplication,
+    QIcon,
+    QImage,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QSizePolicy,
+    QSplitter,
+    QToolButton,
+    QWidget,
+)
+
+from cnnviz.core import render
+from cnnviz.gui import dialogs
+from cnnviz.gui.session import Session, UnitSelection
+from cnnviz.gui.settings import Preferences
+from cnnviz.gui.views.draw_canvas import DrawPanel, qimage_to_array
+from cnnviz.gui.views.feature_maps import FeatureMapView
+from cnnviz.gui.views.input_view import InputView
+from cnnviz.gui.views.layer_table import LayerListView, LayerTableView
+from cnnviz.gui.views.predictions import PredictionPanel
+from cnnviz.gui.workers import CancelToken, JobRunner, describe_error
+
+__all__ = ["MainWindow", "unit_status"]
+
+IMAGE_FILTER = (
+    "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm *.tga);;All files (*)"
+)
+MODEL_SUFFIXES = {".json", ".pt", ".pth", ".ckpt", ".pt2", ".ts", ".torchscript"}
+
+
+def _fmt_pair(p: Any) -> str:
+    a, b = (render._fmt_num(v) for v in p)
+    return a if a == b else f"{a}×{b}"
+
+
+def unit_status(selection: UnitSelection | None) -> str:
+    """The status-bar line for a selected unit: layer, unit, r, S, P and the box in original-image pixels."""
+    if selection is None:
+        return ""
+    y, x = selection.unit
+    channel = f", channel {selection.channel}" if selection.channel is not None else ""
+    head = f"{selection.layer}   unit (y {y}, x {x}{channel})"
+    box = selection.box
+    if box is None:
+        return f"{head}   {selection.note or ''}".rstrip()
+    if box.global_:
+        return f"{head}   sees the whole input (global)"
+    text = f"{head}   r = {_fmt_pair(box.size)}   S = {_fmt_pair(box.stride)}   P = {_fmt_pair(box.padding)}"
+    if box.image_box is not None:
+        t, left, b, r = box.image_box
+        text += f"   box in picture: rows {t}–{b}, columns {left}–{r}"
+    else:
+        text += "   box entirely in padding"
+    if box.padding_fraction > 0:
+        text += f"   ({box.padding_fraction:.0%} in padding)"
+    return text
+
+
+class MainWindow(QMainWindow):
+    """cnnviz's window. Everything it shows lives in ``self.session``; views only draw."""
+
+    exported = Signal(str)  # path written (tests, scripts)
+
+    def __init__(
+        self,
+        session: Session | None = None,
+        preferences: Preferences | None = None,
+        parent: QWidget | None = None,
+    ):
+        super().__init__(parent)
+        self.session = session or Session(parent=self)
+        self.prefs = preferences or Preferences()
+        self.io_runner = JobRunner(self, threads=1)
+        self.setWindowTitle("cnnviz")
+        self.setAcceptDrops(True)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
+        )
+        icon = _app_icon()
+        if icon is not None:
+            self.setWindowIcon(icon)
+
+        # -- views -----------------------------------------------------------------------------------------------
+        self.input_view = InputView()
+        self.feature_view = FeatureMapView()
+        self.layer_list = LayerListView()
+        self.layer_table = LayerTableView()
+        self.predictions = PredictionPanel()
+        self.draw_panel = DrawPanel()
+        for view in (self.input_view.graphics, self.feature_view.graphics):
+            view.setAcceptDrops(False)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.input_view)
+        splitter.addWidget(self.feature_view)
+        splitter.setStretchFactor(0, 2)
+        splitter.setStretchFactor(1, 3)
+        splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
+        self.setCentralWidget(splitter)
+
+        self.layers_dock = self._dock(
+            "Layers", self.layer_list, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.predictions_dock = self._dock(
+            "Prediction", self.predictions, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.draw_dock = self._dock(
+            "Draw a digit", self.draw_panel, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.table_dock = self._dock(
+            "Layer table", self.layer_table, Qt.DockWidgetArea.BottomDockWidgetArea
+        )
+        self.resizeDocks([self.layers_dock], [300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.predictions_dock], [250], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.table_dock], [230], Qt.Orientation.Vertical)
+
+        # -- status bar ------------------------------------------------------------------------------------------
+        self.unit_label = QLabel("")
+        self.unit_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.unit_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.unit_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.busy_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setMaximumHeight(16)
+        self.progress.setVisible(False)
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel_work)
+        self.message_label = QLabel("")
+        self.message_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.message_label.setStyleSheet("color: palette(dark);")
+        self._message_timer = QTimer(self)
+        self._message_timer.setSingleShot(True)
+        self._message_timer.timeout.connect(lambda: self.message_label.setText(""))
+        status = self.statusBar()
+        # Both permanent: hovering a menu shows action tips without hiding the unit read-out.
+        status.addPermanentWidget(self.unit_label, 3)
+        status.addPermanentWidget(self.message_label, 2)
+        status.addPermanentWidget(self.busy_label)
+        status.addPermanentWidget(self.progress)
+        status.addPermanentWidget(self.cancel_button)
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._connect()
+        self._restore_settings()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Construction
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title.replace(" ", "_").lower() + "_dock")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(
+        self,
+        text: str,
+        slot: Any,
+        shortcut: Any = None,
+        tip: str | None = None,
+        checkable: bool = False,
+    ) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.setCheckable(checkable)
+        if checkable:
+            action.toggled.connect(slot)
+        else:
+            action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_open_image = a(
+            "Open &Image…", self.choose_image, QKeySequence.StandardKey.Open, "Open a picture"
+        )
+        self.act_open_model = a("Open &Model…", self.choose_model, "Ctrl+Shift+O",
+                                "Open a model file: spec JSON, checkpoint, TorchScript, .pt2")  # fmt: skip
+        self.act_model_weights = a("Open Model with &Weights…", self.choose_model_and_weights, None,
+                                   "A torchvision name or file plus a state_dict file")  # fmt: skip
+        self.act_paste = a(
+            "&Paste Image",
+            self.paste_image,
+            QKeySequence.StandardKey.Paste,
+            "Use the picture on the clipboard",
+        )
+        self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_quit.setShortcut(QKeySequence("Ctrl+Q"))
+        self.act_default_model = a(
+            "&Default Digits Model", self.load_default_model, None, "The bundled digits model"
+        )
+        self.act_zoo = a(
+            "Model &Zoo…", self.choose_zoo_model, "Ctrl+M", "torchvision classification models"
+        )
+        self.act_erf = a("&Effective Receptive Field", self.session.set_erf_enabled, "E",
+                         "Show the gradient-based effective receptive field of the selected unit", checkable=True)  # fmt: skip
+        self.act_sort = a(
+            "&Sort Channels by Mean", self.feature_view.set_sorted, None, None, checkable=True
+        )
+        self.act_fit = a("&Fit Picture", self.input_view.fit, "F", "Zoom the picture to fit")
+        self.act_model_input = a("Show Model &Input", lambda on: self.input_view.set_mode("model" if on else "original"),
+                                 "I", "Show the picture as the network receives it", checkable=True)  # fmt: skip
+        self.act_about = a("&About cnnviz", partial(dialogs.show_about, self))
+        self.act_export_grid_png = a(
+            "Feature Maps as &PNG…", lambda: self.choose_export("grid_png")
+        )
+        self.act_export_grid_svg = a(
+            "Feature Maps as &SVG…", lambda: self.choose_export("grid_svg")
+        )
+        self.act_export_channel = a(
+            "Enlarged &Channel as PNG…", lambda: self.choose_export("channel_png")
+        )
+        self.act_export_rf_png = a(
+            "&Receptive Field Overlay as PNG…", lambda: self.choose_export("rf_png")
+        )
+        self.act_export_rf_svg = a(
+            "Receptive Field Overlay as S&VG…", lambda: self.choose_export("rf_svg")
+        )
+        self.act_export_all = a(
+            "&All Layers…", self.choose_export_all, None, "Every layer's maps into a folder"
+        )
+        self.act_export_csv = a("Layer Table as CS&V…", lambda: self.choose_export("table_csv"))
+        self.act_export_md = a("Layer Table as &Markdown…", lambda: self.choose_export("table_md"))
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        file.addAction(self.act_open_image)
+        file.addAction(self.act_paste)
+        self.samples_menu = file.addMenu("&Samples")
+        self.samples_menu.aboutToShow.connect(self._fill_samples)
+        self.recent_images_menu = file.addMenu("Recent &Images")
+        self.recent_images_menu.aboutToShow.connect(
+            lambda: self._fill_recent(self.recent_images_menu, "recentImages")
+        )
+        file.addSeparator()
+        file.addAction(self.act_open_model)
+        file.addAction(self.act_model_weights)
+        self.recent_models_menu = file.addMenu("Recent M&odels")
+        self.recent_models_menu.aboutToShow.connect(
+            lambda: self._fill_recent(self.recent_models_menu, "recentModels")
+        )
+        file.addSeparator()
+        export = file.addMenu("&Export")
+        for act in (self.act_export_grid_png, self.act_export_grid_svg, self.act_export_channel):
+            export.addAction(act)
+        export.addSeparator()
+        export.addAction(self.act_export_rf_png)
+        export.addAction(self.act_export_rf_svg)
+        export.addSeparator()
+        export.addAction(self.act_export_all)
+        export.addSeparator()
+        export.addAction(self.act_export_csv)
+        export.addAction(self.act_export_md)
+        file.addSeparator()
+        file.addAction(self.act_quit)
+
+        model = bar.addMenu("&Model")
+        model.addAction(self.act_default_model)
+        model.addAction(self.act_zoo)
+        model.addAction(self.act_open_model)
+
+        view = bar.addMenu("&View")
+        cmap_menu = view.addMenu("&Colormap")
+        self.cmap_group = QActionGroup(self)
+        for name in render.COLORMAPS:
+            act = QAction(name, self, checkable=True)
+            act.triggered.connect(partial(self.feature_view.set_cmap, name))
+            self.cmap_group.addAction(act)
+            cmap_menu.addAction(act)
+        norm_menu = view.addMenu("&Normalisation")
+        self.norm_group = QActionGroup(self)
+        for key, text in (("channel", "Per Channel"), ("layer", "Per Layer")):
+            act = QAction(text, self, checkable=True)
+            act.setData(key)
+            act.triggered.connect(partial(self.feature_view.set_norm, key))
+            self.norm_group.addAction(act)
+            norm_menu.addAction(act)
+        view.addAction(self.act_sort)
+        view.addSeparator()
+        view.addAction(self.act_erf)
+        view.addAction(self.act_model_input)
+        view.addAction(self.act_fit)
+        view.addSeparator()
+        for dock in (self.layers_dock, self.table_dock, self.predictions_dock, self.draw_dock):
+            view.addAction(dock.toggleViewAction())
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.act_about)
+
+    def _build_toolbar(self) -> None:
+        tb = self.addToolBar("Main")
+        tb.setObjectName("main_toolbar")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        tb.addAction(self.act_open_image)
+        tb.addAction(self.act_open_model)
+        tb.addAction(self.act_zoo)
+        tb.addSeparator()
+        tb.addAction(self.act_erf)
+        tb.addAction(self.act_model_input)
+        tb.addSeparator()
+        export_button = QToolButton()
+        export_button.setText("Export")
+        export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(export_button)
+        for act in (
+            self.act_export_grid_png,
+            self.act_export_rf_png,
+            self.act_export_all,
+            self.act_export_csv,
+        ):
+            menu.addAction(act)
+        export_button.setMenu(menu)
+        tb.addWidget(export_button)
+        self.toolbar = tb
+
+    def _connect(self) -> None:
+        s = self.session
+        s.modelLoading.connect(self._model_loading)
+        s.modelChanged.connect(self._model_changed)
+        s.summaryChanged.connect(self.layer_table.set_summary)
+        s.imageChanged.connect(self._image_changed)
+        s.activationsChanged.connect(self._activations_changed)
+        s.predictionsChanged.connect(self.predictions.set_predictions)
+        s.layerChanged.connect(self._layer_changed)
+        s.unitChanged.connect(self._unit_changed)
+        s.erfChanged.connect(self.input_view.set_erf)
+        s.erfEnabledChanged.connect(self._erf_toggled)
+        s.errorOccurred.connect(self.show_error)
+        s.statusMessage.connect(lambda text: self.message(text, 10000))
+        s.trustRequested.connect(self._trust_requested)
+        for runner in (s.runner, self.io_runner):
+            runner.busyChanged.connect(self._busy_changed)
+            runner.progressChanged.connect(self._progress)
+            runner.failed.connect(lambda kind, msg: self.show_error(f"{kind} failed", msg))
+
+        self.layer_list.layerSelected.connect(s.select_layer)
+        self.layer_table.layerSelected.connect(s.select_layer)
+        self.feature_view.unitClicked.connect(lambda ch, y, x: s.select_unit(y, x, channel=ch))
+        self.feature_view.unitMoved.connect(s.move_unit)
+        self.feature_view.settingsChanged.connect(self._view_settings_changed)
+        self.feature_view.exportRequested.connect(self.choose_export)
+        self.input_view.pointClicked.connect(s.select_unit_at_input)
+        self.input_view.modeChanged.connect(
+            lambda mode: self.act_model_input.setChecked(mode == "model")
+        )
+        self.draw_panel.drawn.connect(lambda arr: s.set_image_array(arr, "drawing"))
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Settings
+
+    def _restore_settings(self) -> None:
+        p = self.prefs
+        geometry = p.get("geometry")
+        if isinstance(geometry, (QByteArray, bytes)):
+            self.restoreGeometry(QByteArray(geometry))
+        else:
+            self.resize(1440, 900)
+        state = p.get("windowState")
+        if isinstance(state, (QByteArray, bytes)):
+            self.restoreState(QByteArray(state))
+        cmap = p.get("cmap", "viridis", str)
+        norm = p.get("norm", "channel", str)
+        self.feature_view.set_cmap(cmap if cmap in render.COLORMAPS else "viridis")
+        self.feature_view.set_norm(norm if norm in render.NORMALIZATIONS else "channel")
+        self.feature_view.set_sorted(p.get("sort", False, bool))
+        self.act_erf.setChecked(p.get("erf", False, bool))
+        self._view_settings_changed(save=False)
+        if not p.writable:
+            self.message("Preferences cannot be saved here (settings location not writable).", 8000)
+
+    def _view_settings_changed(self, save: bool = True) -> None:
+        fv = self.feature_view
+        for act in self.cmap_group.actions():
+            act.setChecked(act.text() == fv.cmap)
+        for act in self.norm_group.actions():
+            act.setChecked(act.data() == fv.norm)
+        self.act_sort.blockSignals(True)
+        self.act_sort.setChecked(fv.sorted)
+        self.act_sort.blockSignals(False)
+        if save:
+            self.prefs.set("cmap", fv.cmap)
+            self.prefs.set("norm", fv.norm)
+            self.prefs.set("sort", fv.sorted)
+
+    def save_settings(self) -> None:
+        self.prefs.set("geometry", self.saveGeometry())
+        self.prefs.set("windowState", self.saveState())
+        self.prefs.set("erf", self.session.erf_enabled)
+        self.prefs.sync()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Session -> views
+
+    def _model_loading(self, name: str) -> None:
+        self.message(f"Loading {name}…")
+
+    def _model_changed(self, model: Any) -> None:
+        self._update_title()
+        one_channel = model.input_shape[0] == 1
+        if self.prefs.get("drawDockAuto", True, bool):
+            self.draw_dock.setVisible(one_channel)
+        source = getattr(model, "source", "")
+        weights = (getattr(model, "metadata", {}) or {}).get("weights")
+        extra = f", weights {weights}" if weights else ""
+        self.message(f"Loaded {model.name} ({source}{extra}).", 6000)
+
+    def _update_title(self) -> None:
+        parts = ["cnnviz"]
+        if self.session.model is not None:
+            parts.append(self.session.model.name)
+        if self.session.image_name:
+            parts.append(self.session.image_name)
+        self.setWindowTitle(" — ".join(parts))
+
+    def _image_changed(self, image: Any) -> None:
+        self.input_view.set_image(image, self.session.image_name)
+        self._update_title()
+
+    def _activations_changed(self) -> None:
+        s = self.session
+        shapes = {k: tuple(v.shape) for k, v in s.activations.items()}
+        self.layer_list.set_layers(list(s.activations), s._rows, shapes)
+        self._show_layer()
+
+    def _layer_changed(self, name: str) -> None:
+        self._show_layer()
+
+    def _show_layer(self) -> None:
+        s = self.session
+        name = s.layer
+        act = s.activation()
+        model = s.model
+        labels = getattr(model, "labels", None)
+        channels = act.shape[1] if act is not None and act.ndim == 2 else None
+        self.feature_view.value_labels = (
+            labels if labels is not None and channels == len(labels) else None
+        )
+        self.feature_view.set_layer(name, act, s.row(name))
+        self.layer_list.set_current(name)
+        self.layer_table.set_current(name)
+
+    def _unit_changed(self, selection: UnitSelection | None) -> None:
+        self.feature_view.set_selection(selection)
+        self.input_view.set_selection(selection)
+        self.unit_label.setText(unit_status(selection))
+
+    def _erf_toggled(self, on: bool) -> None:
+        if self.act_erf.isChecked() != on:
+            self.act_erf.setChecked(on)
+
+    def _busy_changed(self, _busy: bool, _label: str) -> None:
+        jobs = [r for r in (self.session.runner, self.io_runner) if r.busy]
+        busy = bool(jobs)
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            labels = [max(r._active.values(), key=lambda j: j.id).label for r in jobs]
+            self.busy_label.setText(labels[-1] + "…")
+            self.progress.setRange(0, 0)
+        else:
+            self.busy_label.setText("")
+
+    def _progress(self, done: int, total: int, text: str) -> None:
+        if total > 0:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(1000 * min(done, total) / total))
+        else:
+            self.progress.setRange(0, 0)
+        if text:
+            self.busy_label.setText(text + "…")
+
+    def message(self, text: str, timeout_ms: int = 0) -> None:
+        """A transient message in the status bar (kept until replaced when ``timeout_ms`` is 0)."""
+        self.message_label.setText(text)
+        self.message_label.setToolTip(text)
+        if timeout_ms > 0:
+            self._message_timer.start(timeout_ms)
+        else:
+            self._message_timer.stop()
+
+    def cancel_work(self) -> None:
+        """Cancel everything in flight (downloads, loading, exports)."""
+        self.session.runner.cancel_all()
+        self.io_runner.cancel_all()
+        self.message("Cancelled.", 4000)
+
+    def show_error(self, title: str, message: str) -> None:
+        """Errors the user can fix: a dialog (or the status bar while tests run without dialogs)."""
+        self.last_error = (title, message)
+        self.message(f"{title}: {message}", 15000)
+        if os.environ.get("CNNVIZ_NO_DIALOGS"):
+            return
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self
+        )
+        box.setWindowModality(Qt.WindowModality.WindowModal)
+        box.open()
+
+    def _trust_requested(self, spec: str, weights: Any, message: str) -> None:
+        if os.environ.get("CNNVIZ_NO_DIALOGS"):
+            self.show_error("Untrusted file", message)
+            return
+        if dialogs.confirm_trust(self, spec, message):
+            self.session.load_model(spec, weights, trust=True)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Opening things
+
+    def start(
+        self,
+        model: str | None = None,
+        weights: Any = "default",
+        image: str | None = None,
+        trust: bool = False,
+    ) -> None:
+        """Load the start-up model (the bundled default unless given) and picture (a sample unless given)."""
+        if image:
+            self.session.image_source = str(image)
+            self.session.image_name = Path(image).name
+            self.session.image_is_default = False
+            self.prefs.add_recent("recentImages", str(Path(image).resolve()))
+        self.load_model(model or "default", weights, trust)
+
+    def load_model(self, spec: str, weights: Any = "default", trust: bool = False) -> None:
+        if spec == "default":
+            self.load_default_model()
+            return
+        if os.sep in spec or Path(spec).suffix:
+            self.prefs.add_recent("recentModels", str(Path(spec).expanduser().resolve()))
+        self.session.load_model(spec, weights, trust)
+
+    def load_default_model(self) -> None:
+        """The bundled digits model (its architecture with random weights if the trained file is missing)."""
+        from cnnviz.core.resources import resource_path
+
+        if resource_path("models", "digits.pt").is_file():
+            self.session.load_model("default", "default", label="the digits model")
+            return
+        arch = resource_path("models", "digits_arch.json")
+        self.message(
+            "The trained digits model is not installed; using its architecture with random weights.",
+            10000,
+        )
+        self.session.load_model(str(arch), "none", label="digits (random weights)")
+
+    def open_image_path(self, path: str) -> None:
+        self.prefs.add_recent("recentImages", str(Path(path).expanduser().resolve()))
+        self.session.open_image(str(path))
+
+    def choose_image(self) -> None:
+        start = self.prefs.get("imageDir", "", str)
+        path, _ = QFileDialog.getOpenFileName(self, "Open picture", start, IMAGE_FILTER)
+        if path:
+            self.prefs.set("imageDir", str(Path(path).parent))
+            self.open_image_path(path)
+
+    def choose_model(self) -> None:
+        start = self.prefs.get("modelDir", "", str)
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, dialogs.MODEL_FILTER)
+        if path:
+            self.prefs.set("modelDir", str(Path(path).parent))
+            self.load_model(path)
+
+    def choose_model_and_weights(self, model: str = "", weights: str = "default") -> None:
+        dialog = dialogs.OpenModelDialog(self, model, weights)
+        if dialog.exec():
+            choice = dialog.choice()
+            if choice is not None:
+                self.load_model(*choice)
+
+    def choose_zoo_model(self) -> None:
+        dialog = dialogs.ZooDialog(self)
+        if dialog.exec():
+            choice = dialog.choice()
+            if choice is not None:
+                name, weights = choice
+                self.session.load_model(
+                    name, weights, label=f"{name} ({'random' if weights == 'none' else weights})"
+                )
+
+    def paste_image(self) -> bool:
+        """Use the clipboard's picture (or image file). Returns False if it holds neither."""
+        return self._open_mime(QGuiApplication.clipboard().mimeData(), "pasted picture")
+
+    def _open_mime(self, mime: QMimeData | None, name: str) -> bool:
+        if mime is None:
+            return False
+        for url in mime.urls() if mime.hasUrls() else []:
+            if url.isLocalFile():
+                path = url.toLocalFile()
+                if Path(path).suffix.lower() in MODEL_SUFFIXES:
+                    self.load_model(path)
+                else:
+                    self.open_image_path(path)
+                return True
+        if mime.hasImage():
+            image = mime.imageData()
+            if isinstance(image, QImage) and not image.isNull():
+                self.session.set_image_array(qimage_to_array(image), name)
+                return True
+        self.message("The clipboard holds no picture.", 5000)
+        return False
+
+    def _fill_samples(self) -> None:
+        from cnnviz.core.resources import sample_images
+
+        menu = self.samples_menu
+        menu.clear()
+        samples = sample_images()
+        if not samples:
+            menu.addAction("(no samples installed)").setEnabled(False)
+            return
+        groups: dict[str, list[Path]] = {}
+        for p in samples:
+            groups.setdefault(p.parent.name, []).append(p)
+        for group, paths in groups.items():
+            sub = menu.addMenu(group.capitalize()) if len(groups) > 1 else menu
+            for p in paths:
+                sub.addAction(p.stem, partial(self.open_image_path, str(p)))
+
+    def _fill_recent(self, menu: QMenu, key: str) -> None:
+        menu.clear()
+        items = self.prefs.recent(key)
+        if not items:
+            menu.addAction("(none yet)").setEnabled(False)
+            return
+        for path in items:
+            opener = self.open_image_path if key == "recentImages" else self.load_model
+            act = menu.addAction(Path(path).name, partial(self._open_recent, key, path, opener))
+            act.setToolTip(path)
+        menu.addSeparator()
+        menu.addAction("Clear list", lambda: self.prefs.set(key, []))
+
+    def _open_recent(self, key: str, path: str, opener: Any) -> None:
+        if not Path(path).exists():
+            self.prefs.remove_recent(key, path)
+            self.show_error(
+                "File not found", f"{path} no longer exists; it was removed from the recent files"
+            )
+            return
+        opener(path)
+
+    # -- drag and drop -------------------------------------------------------------------------------------------
+    def dragEnterEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        mime = ev.mimeData()
+        if mime.hasUrls() or mime.hasImage():
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dragMoveEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        self.dragEnterEvent(ev)
+
+    def dropEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        if self._open_mime(ev.mimeData(), "dropped picture"):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Export
+
+    def _default_name(self, kind: str) -> str:
+        s = self.session
+        from cnnviz.core.export import layer_file_stem
+
+        model = layer_file_stem(s.model.name) if s.model is not None else "model"
+        layer = layer_file_stem(s.layer or "layer")
+        if kind.startswith("table"):
+            return f"{model}_table.{'csv' if kind.endswith('csv') else 'md'}"
+        if kind.startswith("rf"):
+            unit = s.selection.unit if s.selection else (0, 0)
+            return f"{model}_{layer}_rf_{unit[0]}_{unit[1]}.{kind[-3:]}"
+        if kind == "channel_png":
+            ch = self.feature_view.channel
+            if ch is None and s.selection is not None:
+                ch = s.selection.channel
+            return f"{model}_{layer}_channel{ch if ch is not None else 0}.png"
+        return f"{model}_{layer}.{kind[-3:]}"
+
+    def choose_export(self, kind: str) -> None:
+        """Ask where to save, then export (``kind``: grid_png, grid_svg, channel_png, rf_png, rf_svg, table_csv,
+        table_md)."""
+        problem = self._export_problem(kind)
+        if problem:
+            self.show_error("Nothing to export", problem)
+            return
+        folder = self.prefs.get("exportDir", str(Path.home()), str)
+        suffix = kind[-3:] if not kind.endswith("md") else "md"
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Export",
+            str(Path(folder) / self._default_name(kind)),
+            f"{suffix.upper()} (*.{suffix})",
+        )
+        if path:
+            self.prefs.set("exportDir", str(Path(path).parent))
+            self.export(kind, path)
+
+    def _export_problem(self, kind: str) -> str | None:
+        s = self.session
+        if kind.startswith("table"):
+            return None if s.summary is not None else "no model is loaded yet"
+        if self.feature_view.mosaic is None:
+            return "no feature maps are shown yet"
+        if kind.startswith("rf") and (s.selection is None or s.selection.box is None):
+            return "select a unit first: click a pixel of a feature map"
+        if (
+            kind == "channel_png"
+            and self.feature_view.channel is None
+            and (s.selection is None or s.selection.channel is None)
+        ):
+            return "pick a channel first: click or double-click one of the feature maps"
+        return None
+
+    def export(self, kind: str, path: str) -> None:
+        """Write one export in the background; ``exported(path)`` fires when it is on disk."""
+        from cnnviz.core import export as ex
+
+        problem = self._export_problem(kind)
+        if problem:
+            self.show_error("Nothing to export", problem)
+            return
+        s = self.session
+        fv = self.feature_view
+        model_name = s.model.name if s.model is not None else "model"
+        layer, row, act = s.layer, s.row(s.layer), s.activation()
+        selection, erf, image = s.selection, s.erf, s.image
+        summary = s.summary
+        cmap, norm, sort = fv.cmap, fv.norm, fv.sorted
+        channel = fv.channel
+        if kind == "channel_png" and channel is None and selection is not None:
+            channel = selection.channel
+
+        def job(_token: CancelToken) -> str:
+            if kind.startswith("table"):
+                ex.write_summary(path, summary)
+                return path
+            layer_type = row.type if row is not None else None
+            meta = {
+                "Title": f"{model_name} {layer}",
+                "cnnviz.model": model_name,
+                "cnnviz.layer": str(layer),
+            }
+            if kind.startswith("rf"):
+                box = selection.box
+                heat = (
+                    erf.heatmap
+                    if erf is not None and erf.layer == layer and erf.unit == box.unit
+                    else None
+                )
+                mosaic = render.feature_mosaic(act, cmap=cmap, norm=norm)
+                caption = [
+                    ex.grid_caption(model_name, layer, layer_type, mosaic)[0],
+                    *render.unit_caption(box),
+                ]
+                meta.update(
+                    {
+                        "cnnviz.unit": f"{box.unit[0]},{box.unit[1]}",
+                        "cnnviz.box": str(list(box.box)),
+                    }
+                )
+                fig = render.rf_overlay_figure(image.display, image.display_geometry, image.geometry, box,
+                                               heatmap=heat, caption=caption, metadata=meta)  # fmt: skip
+            else:
+                shown = channel if kind == "channel_png" else None
+                mosaic = render.feature_mosaic(act, cmap=cmap, norm=norm, sort=sort, channel=shown)
+                unit = (
+                    selection.unit if selection is not None and selection.box is not None else None
+                )
+                caption = ex.grid_caption(model_name, layer, layer_type, mosaic)
+                if selection is not None and selection.box is not None:
+                    caption += render.unit_caption(selection.box)[:1]
+                meta["cnnviz.shape"] = "x".join(str(v) for v in mosaic.maps.shape)
+                fig = render.feature_grid_figure(mosaic, caption=caption, unit=unit,
+                                                 channel=selection.channel if selection else None, metadata=meta)  # fmt: skip
+            ex.write_figure(path, fig)
+            return path
+
+        self.io_runner.submit(
+            f"export:{path}",
+            job,
+            on_done=self._exported,
+            on_error=lambda exc: self.show_error("Export failed", describe_error(exc)),
+            label=f"Exporting {Path(path).name}",
+        )
+
+    def _exported(self, path: str) -> None:
+        self.message(f"Wrote {path}", 8000)
+        self.exported.emit(path)
+
+    def choose_export_all(self) -> None:
+        if self.session.model is None or self.session.image is None:
+            self.show_error("Nothing to export", "no model and picture are loaded yet")
+            return
+        folder = QFileDialog.getExistingDirectory(
+            self, "Export all layers into folder", self.prefs.get("exportDir", "", str)
+        )
+        if folder:
+            self.prefs.set("exportDir", folder)
+            self.export_all_layers(folder)
+
+    def export_all_layers(self, folder: str) -> None:
+        """Every layer's maps (and the selected unit's overlays) into ``folder``, with progress and cancel."""
+        from cnnviz.core.export import export_layers
+
+        s = self.session
+        model, image = s.model, s.image
+        fv = self.feature_view
+        unit = s.selection.unit if s.selection is not None and s.selection.box is not None else None
+        cmap, norm, sort = fv.cmap, fv.norm, fv.sorted
+
+        def job(token: CancelToken) -> str:
+            result = export_layers(model, image, folder, unit=unit, cmap=cmap, norm=norm, sort=sort,
+                                   effective_rf=False, progress=lambda d, t, name: token.progress(d, t, f"Exporting {name}"),
+                                   cancel=token)  # fmt: skip
+            if result.cancelled:
+                return f"{folder} (cancelled after {len(result.manifest['layers'])} layers)"
+            return folder
+
+        # It runs the model, so it queues behind inference on the model thread.
+        s.runner.submit(
+            "export-all",
+            job,
+            on_done=self._exported,
+            on_error=lambda exc: self.show_error("Export failed", describe_error(exc)),
+            label="Exporting all layers",
+        )
+
+    # ------------------------------------------------------------------------------------------------------------
+    def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.save_settings()
+        self.session.shutdown()
+        self.io_runner.shutdown()
+        super().closeEvent(ev)
+
+
+def _app_icon() -> QIcon | None:
+    from cnnviz.core.resources import resource_path
+
+    folder = resource_path("icons")
+    if not folder.is_dir():
+        return None
+    icon = QIcon()
+    for size in (16, 32, 48, 64, 128, 256):
+        png = folder / f"cnnviz-{size}.png"
+        if png.is_file():
+            icon.addFile(str(png))
+    svg = folder / "cnnviz.svg"
+    if icon.isNull() and svg.is_file():
+        icon.addFile(str(svg))
+    return None if icon.isNull() else icon

@@ -1,0 +1,385 @@
+"""The layer list (a tree of every captured layer) and the per-layer table (a model over Summary rows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QSizePolicy,
+    QTableView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cnnviz.core import render
+
+__all__ = ["LayerListView", "LayerTableView", "SummaryTableModel"]
+
+Index = QModelIndex | QPersistentModelIndex
+NAME_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _pair(p: Any) -> str:
+    if p is None:
+        return ""
+    a, b = (render._fmt_num(v) for v in p)
+    return a if a == b else f"{a}×{b}"
+
+
+def _parent_key(name: str, containers: set[str]) -> str | None:
+    base = name.split("@", 1)[0]
+    parts = base.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:cut])
+        if prefix in containers and prefix != name:
+            return prefix
+    return None
+
+
+class LayerListView(QWidget):
+    """Every layer the capture returned, nested by container, with type and output shape; a filter box on top."""
+
+    layerSelected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter layers (name or type)")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._apply_filter)
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(3)
+        self.tree.setHeaderLabels(["Layer", "Type", "Output"])
+        self.tree.setUniformRowHeights(True)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.currentItemChanged.connect(self._current_changed)
+        self.items: dict[str, QTreeWidgetItem] = {}
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        layout.addWidget(self.filter)
+        layout.addWidget(self.tree, 1)
+
+    def set_layers(
+        self, names: list[str], rows: dict[str, Any], shapes: dict[str, tuple[int, ...]]
+    ) -> None:
+        """Fill the tree: ``names`` in execution order; ``rows`` give types; ``shapes`` actual output shapes."""
+        current = self.current()
+        self.tree.blockSignals(True)
+        self.tree.clear()
+        self.items = {}
+        containers = {n for n in names if rows.get(n) is not None and rows[n].kind == "container"}
+        for name in names:
+            row = rows.get(name)
+            type_name = row.type if row is not None else ""
+            parent_key = _parent_key(name, containers)
+            parent = self.items.get(parent_key) if parent_key else None
+            short = name[len(parent_key) + 1 :] if parent is not None and parent_key else name
+            item = QTreeWidgetItem([short, type_name, render.shape_text(shapes.get(name))])
+            item.setData(0, NAME_ROLE, name)
+            item.setToolTip(0, name)
+            if row is not None and row.kind in ("function", "method"):
+                item.setForeground(1, QBrush(QColor(120, 120, 200)))
+                item.setToolTip(1, "a functional operation (not a module)")
+            if parent is not None:
+                parent.addChild(item)
+            else:
+                self.tree.addTopLevelItem(item)
+            self.items[name] = item
+        if len(names) <= 80:
+            self.tree.expandAll()
+        else:
+            for i in range(self.tree.topLevelItemCount()):
+                self.tree.topLevelItem(i).setExpanded(False)
+        self.tree.blockSignals(False)
+        self._apply_filter(self.filter.text())
+        if current in self.items:
+            self.set_current(current)
+
+    def set_current(self, name: str | None) -> None:
+        """Select ``name`` without emitting layerSelected."""
+        item = self.items.get(name) if name else None
+        self.tree.blockSignals(True)
+        if item is None:
+            self.tree.setCurrentItem(None)  # type: ignore[arg-type]
+        else:
+            parent = item.parent()
+            while parent is not None:
+                parent.setExpanded(True)
+                parent = parent.parent()
+            self.tree.setCurrentItem(item)
+            self.tree.scrollToItem(item)
+        self.tree.blockSignals(False)
+
+    def current(self) -> str | None:
+        item = self.tree.currentItem()
+        return item.data(0, NAME_ROLE) if item is not None else None
+
+    def _current_changed(self, item: QTreeWidgetItem | None, _previous: Any) -> None:
+        if item is not None:
+            self.layerSelected.emit(item.data(0, NAME_ROLE))
+
+    def _apply_filter(self, text: str) -> None:
+        needle = text.strip().lower()
+
+        def visit(item: QTreeWidgetItem) -> bool:
+            match = (
+                not needle
+                or needle in item.data(0, NAME_ROLE).lower()
+                or needle in item.text(1).lower()
+            )
+            child_match = False
+            for i in range(item.childCount()):
+                child_match = visit(item.child(i)) or child_match
+            item.setHidden(not (match or child_match))
+            if needle and child_match:
+                item.setExpanded(True)
+            return match or child_match
+
+        for i in range(self.tree.topLevelItemCount()):
+            visit(self.tree.topLevelItem(i))
+
+
+COLUMNS = (
+    (
+        "Layer",
+        "name of the layer (modules as in named_modules(); functional operations as scope.op)",
+    ),
+    ("Type", "module class or operation"),
+    ("Output", "output shape without the batch axis (C×H×W)"),
+    ("Params", "number of parameters (weights and biases)"),
+    ("MACs", "multiply-accumulate operations for one picture"),
+    ("Kernel", "kernel size"),
+    ("Stride", "stride"),
+    ("Padding", "padding"),
+    ("RF r", "receptive field size r: how many input pixels (per axis) one unit sees"),
+    ("RF S", "effective stride S: input pixels between neighbouring units"),
+    ("RF P", "effective padding P: unit (y, x) sees input rows y·S − P … y·S − P + r − 1"),
+)
+NUMERIC = {3, 4}
+
+
+class SummaryTableModel(QAbstractTableModel):
+    """A read-only table over :class:`cnnviz.core.summary_types.Summary` rows, with a totals row at the end."""
+
+    def __init__(self, parent: Any = None):
+        super().__init__(parent)
+        self.summary: Any = None
+        self.rows: list[Any] = []
+
+    def set_summary(self, summary: Any) -> None:
+        self.beginResetModel()
+        self.summary = summary
+        self.rows = list(summary.rows) if summary is not None else []
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt signature
+        if parent.isValid() or self.summary is None:
+            return 0
+        return len(self.rows) + 1
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt signature
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:  # noqa: N802
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section][0]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMNS[section][1]
+        return None
+
+    def is_total(self, row: int) -> bool:
+        return row == len(self.rows)
+
+    def layer_at(self, row: int) -> str | None:
+        return self.rows[row].name if 0 <= row < len(self.rows) else None
+
+    def row_of(self, name: str) -> int:
+        for i, r in enumerate(self.rows):
+            if r.name == name:
+                return i
+        return -1
+
+    def value(self, row: int, column: int) -> Any:
+        """The raw value of a cell (ints stay ints), as the CSV export writes it."""
+        if self.is_total(row):
+            s = self.summary
+            return {0: "Total", 3: s.total_params, 4: s.total_macs}.get(column, "")
+        r = self.rows[row]
+        rf = r.rf
+        if column == 0:
+            return r.name
+        if column == 1:
+            return r.type
+        if column == 2:
+            return render.shape_text(r.output_shape).replace("x", "×")
+        if column == 3:
+            return r.params
+        if column == 4:
+            return r.macs
+        if column == 5:
+            return _pair(r.kernel_size)
+        if column == 6:
+            return _pair(r.stride)
+        if column == 7:
+            return _pair(r.padding)
+        if rf is None:
+            return ""
+        if rf.global_:
+            return "global" if column == 8 else ""
+        if column == 8:
+            return _pair(rf.size) + ("" if rf.uniform else " (max)")
+        if column == 9:
+            return _pair(rf.stride)
+        return _pair(rf.padding)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            v = self.value(row, col)
+            return f"{v:,}" if isinstance(v, int) else v
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            if col in NUMERIC:
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.FontRole and (
+            self.is_total(row) or (col == 0 and self.rows[row].kind == "container")
+        ):
+            font = QFont()
+            font.setBold(True)
+            return font
+        if (
+            role == Qt.ItemDataRole.ForegroundRole
+            and not self.is_total(row)
+            and self.rows[row].kind == "container"
+        ):
+            return QBrush(QColor(90, 90, 90))
+        if role == Qt.ItemDataRole.ToolTipRole and not self.is_total(row):
+            r = self.rows[row]
+            tips = [f"{r.name} ({r.type})"]
+            if r.kind == "container":
+                tips.append("a container: parameters and MACs of everything inside it")
+            if r.param_formula:
+                tips.append(f"parameters = {r.param_formula}")
+            if r.rf is not None and r.rf.gated:
+                tips.append(
+                    "gated: a global gate (squeeze-and-excitation) also makes every unit see the whole input"
+                )
+            return "\n".join(tips)
+        if role == NAME_ROLE and not self.is_total(row):
+            return self.rows[row].name
+        return None
+
+
+class LayerTableView(QWidget):
+    """The table with totals and, for the selected convolution, its parameter formula with numbers."""
+
+    layerSelected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model = SummaryTableModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(22)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setHighlightSections(False)
+        self.table.selectionModel().currentRowChanged.connect(self._row_changed)
+        self.formula = QLabel(" ")
+        self.formula.setTextFormat(Qt.TextFormat.PlainText)
+        self.formula.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.formula.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.totals = QLabel(" ")
+        self.totals.setTextFormat(Qt.TextFormat.PlainText)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.formula)
+        layout.addWidget(self.totals)
+
+    def set_summary(self, summary: Any) -> None:
+        self.model.set_summary(summary)
+        self.table.resizeColumnsToContents()
+        if summary is not None:
+            c, h, w = summary.input_shape
+            note = (
+                ""
+                if summary.traced
+                else "   (traced with module hooks: functional operations are not listed)"
+            )
+            self.totals.setText(
+                f"{summary.model_name}: input {c}×{h}×{w}, {summary.total_params:,} parameters "
+                f"({summary.trainable_params:,} trainable), {summary.total_macs:,} MACs per picture{note}"
+            )
+        self.formula.setText(" ")
+
+    def set_current(self, name: str | None) -> None:
+        """Select ``name``'s row without emitting layerSelected, and show its formula."""
+        row = self.model.row_of(name) if name else -1
+        sm = self.table.selectionModel()
+        sm.blockSignals(True)
+        if row < 0:
+            sm.clearSelection()
+        else:
+            self.table.selectRow(row)
+            self.table.scrollTo(self.model.index(row, 0))
+        sm.blockSignals(False)
+        self._show_formula(row)
+
+    def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        name = self.model.layer_at(current.row())
+        self._show_formula(current.row())
+        if name is not None:
+            self.layerSelected.emit(name)
+
+    def _show_formula(self, row: int) -> None:
+        if 0 <= row < len(self.model.rows):
+            r = self.model.rows[row]
+            if r.param_formula:
+                self.formula.setText(f"{r.name} ({r.type}) parameters: {r.param_formula}")
+                return
+            if r.params and r.kind != "container":
+                self.formula.setText(f"{r.name} ({r.type}): {r.params:,} parameters")
+                return
+        self.formula.setText(" ")
+
+    def keyPressEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        if ev.matches(QKeySequence.StandardKey.Copy):
+            self.copy()
+            return
+        super().keyPressEvent(ev)
+
+    def copy(self) -> str:
+        """Copy the whole table as tab-separated text (pastes into spreadsheets)."""
+        lines = ["\t".join(c[0] for c in COLUMNS)]
+        for row in range(self.model.rowCount()):
+            lines.append("\t".join(str(self.model.value(row, col)) for col in range(len(COLUMNS))))
+        text = "\n".join(lines) + "\n"
+        QGuiApplication.clipboard().setText(text)
+        return text
