@@ -331,7 +331,9 @@ def out_of_place(model: nn.Module) -> Iterator[None]:
 def eval_mode(model: nn.Module) -> Iterator[None]:
     """Run in eval mode, restoring each module's own train/eval flag afterwards."""
     modes = [(m, m.training) for m in model.modules()]
-    model.eval()
+    # Set the flags directly: some modules (torch.export's) refuse eval() because their mode is fixed.
+    for m, _ in modes:
+        m.training = False
     try:
         yield
     finally:

@@ -164,13 +164,18 @@ def _load_state(module: nn.Module, state: dict[str, torch.Tensor], path: Path, a
     for prefix in ("module.", "_orig_mod."):
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix) :]: v for k, v in state.items()}
-    result = module.load_state_dict(state, strict=False)
     own = module.state_dict()
     mismatched = [
         f"{k} {list(v.shape)} vs {list(own[k].shape)}"
         for k, v in state.items()
-        if k in own and own[k].shape != v.shape
+        if k in own and isinstance(v, torch.Tensor) and own[k].shape != v.shape
     ]
+    fitting = {
+        k: v
+        for k, v in state.items()
+        if not (k in own and own[k].shape != getattr(v, "shape", None))
+    }
+    result = module.load_state_dict(fitting, strict=False)
     problems = []
     if result.missing_keys:
         problems.append(f"missing keys: {_listing(result.missing_keys)}")
@@ -187,10 +192,21 @@ def _listing(items: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+def _looks_like_pickle(path: Path) -> bool:
+    """A torch zip archive or a raw pickle (protocol 2+): the only files whose refusal is about trust."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def _load_torch_file(path: Path, trust: bool) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if not _looks_like_pickle(path):
+            raise ModelLoadError(
+                f"{path} is not a PyTorch file (no pickle or torch archive inside)"
+            ) from exc
         if not trust:
             raise UntrustedFileError(
                 f"{path} needs full unpickling, which is refused because {_TRUST_HINT}"
@@ -203,6 +219,20 @@ def _load_torch_file(path: Path, trust: bool) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"{path} could not be unpickled ({_one_line(exc)})") from exc
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Any:
+    """Silence a library logger that would print tracebacks for a file we report in one line ourselves."""
+    import logging
+
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _is_zip_with(path: Path, marker: str) -> bool:
@@ -395,9 +425,10 @@ def load_model(
             )
             loaded.metadata["weights"] = str(wpath)
         return _with_shape(loaded, input_shape)
-    if path.suffix.lower() == ".pt2" or _is_zip_with(path, "serialized_exported_program"):
+    if path.suffix.lower() == ".pt2" or _is_zip_with(path, "/archive_format"):
         try:
-            program = torch.export.load(str(path))
+            with _quiet_logger("torch.export"), _quiet_logger("torch._export"):
+                program = torch.export.load(str(path))
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(
                 f"{path} is not a readable torch.export program ({_one_line(exc)})"

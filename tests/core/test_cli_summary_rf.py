@@ -302,11 +302,6 @@ def test_bad_model_file_is_one_error_line(capsys, tmp_path, content):
     assert "model.pt" in _one_error_line(err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="torch.export.load logs two warning tracebacks on stderr before models.load_model turns the "
-    "failure into a ModelLoadError",
-)
 def test_bad_pt2_file_prints_no_traceback(capfd, tmp_path):
     path = tmp_path / "model.pt2"
     torch.save({"w": torch.zeros(2)}, path)

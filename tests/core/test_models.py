@@ -378,11 +378,6 @@ def test_state_dict_with_wrong_keys_lists_missing_and_unexpected(tmp_path, mobil
     _assert_one_line_naming(info.value, path)
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="models._load_state: load_state_dict(strict=False) still raises RuntimeError on size mismatches",
-)
 def test_state_dict_with_wrong_shapes_names_them(tmp_path, mobilenet_state):
     state = dict(mobilenet_state)
     state["features.0.0.weight"] = torch.zeros(16, 3, 5, 5)
@@ -544,11 +539,6 @@ def test_exported_program_loads_and_recovers_its_input_shape(tmp_path, dynamic_b
         assert torch.allclose(loaded.module(x), net(x))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models.load_model recognises exported programs by 'serialized_exported_program', "
-    "which torch's current .pt2 archive no longer contains (it has 'archive_format')",
-)
 def test_exported_program_saved_under_another_suffix(tmp_path):
     net = _tiny_cnn()
     program = torch.export.export(net, (torch.randn(1, 1, 12, 12),))
@@ -714,11 +704,6 @@ def test_broken_spec_json_is_a_cnnviz_error(tmp_path):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models._load_torch_file calls every weights-only UnpicklingError 'untrusted', even for files "
-    "that are no pickle at all (an HTML error page saved as .pth, a PNG, JSON) and tells the user to --trust them",
-)
 @pytest.mark.parametrize(
     "content",
     [b"<html><body>404 Not Found</body></html>", b"\x89PNG\r\n\x1a\n" + b"\0" * 32, b'{"a": 1}'],
