@@ -23,8 +23,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="train a CNN from a spec on synthetic digits, MNIST, CIFAR-10 or an image folder",
         description="Train the network described by a spec JSON on a dataset. The checkpoint is written "
         "atomically after every epoch, so Ctrl+C keeps the last complete epoch. The default model is "
-        "reproduced by: cnnviz train --arch default --data synthetic-digits --epochs 6 --seed 0 "
-        "--lr 0.003 --batch-size 128 --out digits.pt",
+        "reproduced by: cnnviz train --arch default --data synthetic-digits --epochs 8 --seed 0 "
+        "--lr 0.003 --batch-size 128 --out resources/models/digits.pt",
     )
     parser.add_argument(
         "--arch",

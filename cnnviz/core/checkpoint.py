@@ -94,6 +94,8 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
             torch.save(obj, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates owner-only files; a checkpoint is meant to be shared like any other file.
+        os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
         try:

@@ -425,3 +425,109 @@ class SyntheticDigits(Dataset):
     def as_float(self) -> torch.Tensor:
         """All images as one float tensor (n x 1 x H x W, values in [0, 1])."""
         return self.images.float() / 255.0
+
+
+def _arc(
+    cx: float, cy: float, rx: float, ry: float, a0: float, a1: float, n: int = 24
+) -> list[tuple[float, float]]:
+    return [
+        (
+            cx + rx * math.cos(math.radians(a0 + (a1 - a0) * i / (n - 1))),
+            cy + ry * math.sin(math.radians(a0 + (a1 - a0) * i / (n - 1))),
+        )
+        for i in range(n)
+    ]
+
+
+def _strokes(digit: int, rnd: np.random.Generator) -> list[list[tuple[float, float]]]:
+    """Pen strokes of a digit in a unit box (y down), with a little random variation in shape."""
+
+    def j() -> float:
+        return float(rnd.uniform(-0.03, 0.03))
+
+    if digit == 0:
+        return [_arc(0.5, 0.5, 0.3 + j(), 0.45, -90, 275 + float(rnd.uniform(-10, 10)), 40)]
+    if digit == 1:
+        strokes = [[(0.52 + j(), 0.05), (0.5 + j(), 0.95)]]
+        if rnd.random() < 0.6:
+            strokes.append([(0.3, 0.25 + j()), (0.52, 0.05)])
+        if rnd.random() < 0.3:
+            strokes.append([(0.3, 0.95), (0.72, 0.95)])
+        return strokes
+    if digit == 2:
+        return [
+            _arc(0.5, 0.3, 0.3, 0.25, -170, 20) + [(0.18 + j(), 0.93), (0.85 + j(), 0.93 + j())]
+        ]
+    if digit == 3:
+        return [_arc(0.5, 0.28, 0.27, 0.23, -160, 90) + _arc(0.5, 0.72, 0.3, 0.25, -90, 160)]
+    if digit == 4:
+        if rnd.random() < 0.5:
+            return [[(0.65, 0.95), (0.65 + j(), 0.05), (0.15, 0.65), (0.85, 0.65)]]
+        return [[(0.3 + j(), 0.05), (0.2, 0.6), (0.85, 0.6)], [(0.7 + j(), 0.25), (0.7, 0.95)]]
+    if digit == 5:
+        return [
+            [(0.78, 0.05 + j()), (0.3, 0.05), (0.27, 0.45)] + _arc(0.5, 0.66, 0.3, 0.28, -150, 150)
+        ]
+    if digit == 6:
+        return [_arc(0.7, 0.62, 0.45, 0.56, -95, -180) + _arc(0.5, 0.7, 0.25, 0.23, 180, 540)]
+    if digit == 7:
+        strokes = [[(0.15, 0.05 + j()), (0.85, 0.05), (0.4 + j(), 0.95)]]
+        if rnd.random() < 0.3:
+            strokes.append([(0.35, 0.5), (0.8, 0.5)])
+        return strokes
+    if digit == 8:
+        return [_arc(0.5, 0.28, 0.22, 0.22, 90, 450), _arc(0.5, 0.72, 0.28, 0.25, -90, 270)]
+    if digit == 9:
+        return [_arc(0.5, 0.3, 0.25, 0.23, 0, 360) + [(0.75, 0.3), (0.68 + j(), 0.95)]]
+    raise CnnvizError(f"{digit!r} is not a digit: use 0 to 9.")
+
+
+def sketch_digit(
+    digit: int,
+    seed: int | np.random.Generator = 0,
+    size: tuple[int, int] = (128, 128),
+    *,
+    dark_on_light: bool = True,
+) -> Image.Image:
+    """A hand-drawn-looking digit: pen strokes drawn with PIL lines, jittered, slanted and rotated.
+
+    Independent of the fonts (useful to check a model on something it was not trained on).
+    ``size`` is (height, width). Dark ink on light paper by default, like a scan or a drawing app.
+    """
+    rnd = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    height, width = int(size[0]), int(size[1])
+    paper = int(rnd.integers(200, 256))
+    ink = int(rnd.integers(0, 71))
+    if not dark_on_light:
+        paper, ink = 255 - paper, 255 - ink
+    img = Image.new("L", (width, height), paper)
+    draw = ImageDraw.Draw(img)
+    frac = float(rnd.uniform(0.5, 0.9))
+    h = min(frac * height, frac * width / 0.7)
+    w = h * float(rnd.uniform(0.6, 0.8))
+    cx = width / 2 + float(rnd.uniform(-1, 1)) * (width - w) * 0.3
+    cy = height / 2 + float(rnd.uniform(-1, 1)) * (height - h) * 0.3
+    rot = math.radians(float(rnd.uniform(-12, 12)))
+    shear = float(rnd.uniform(-0.25, 0.25))
+    pen = max(1, round(float(rnd.uniform(0.05, 0.13)) * h))
+    for stroke in _strokes(int(digit), rnd):
+        pts = []
+        for x, y in stroke:
+            x, y = (
+                x - 0.5 + float(rnd.uniform(-0.01, 0.01)),
+                y - 0.5 + float(rnd.uniform(-0.01, 0.01)),
+            )
+            x = x + shear * y
+            pts.append(
+                (
+                    (x * math.cos(rot) - y * math.sin(rot)) * w + cx,
+                    (x * math.sin(rot) + y * math.cos(rot)) * h + cy,
+                )
+            )
+        draw.line(pts, fill=ink, width=pen, joint="curve")
+        r = pen / 2
+        for px, py in (pts[0], pts[-1]):  # round pen ends
+            draw.ellipse([px - r, py - r, px + r, py + r], fill=ink)
+    if rnd.random() < 0.3:
+        img = img.filter(ImageFilter.GaussianBlur(float(rnd.uniform(0.3, 1.5))))
+    return img

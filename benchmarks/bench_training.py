@@ -1,0 +1,118 @@
+"""Training speed of the default digits architecture on the CPU, printed as JSON.
+
+    python benchmarks/bench_training.py              # throughput of training steps and of digit generation
+    python benchmarks/bench_training.py --reproduce  # also time the full default-model training command
+
+Figures on a shared machine are noisy: compare numbers from one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+from cnnviz.commands.train import default_arch_path
+from cnnviz.core.digits import generate_digits
+from cnnviz.core.spec import build_model, load_spec
+
+REPRODUCE = [
+    "train", "--arch", "default", "--data", "synthetic-digits", "--epochs", "8", "--seed", "0",
+    "--lr", "0.003", "--batch-size", "128",
+]  # fmt: skip
+
+
+def train_throughput(batch_size: int, steps: int, threads: int) -> float:
+    """Images per second of forward + backward + AdamW steps on random 1x28x28 inputs."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build_model(load_spec(default_arch_path()))
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(batch_size, 1, 28, 28)
+    y = torch.randint(0, 10, (batch_size,))
+    for _ in range(3):  # warm-up
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return batch_size * steps / (time.perf_counter() - start)
+
+
+def generation_throughput(n: int) -> float:
+    """Synthetic digits generated per second (glyph bank already built)."""
+    generate_digits(16)
+    start = time.perf_counter()
+    generate_digits(n, seed=1)
+    return n / (time.perf_counter() - start)
+
+
+def reproduce() -> dict[str, float]:
+    """Wall time of the documented command that trains resources/models/digits.pt (into a temp file)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "digits.pt")
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "cnnviz", *REPRODUCE, "--out", out, "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"training failed: {proc.stderr.strip()[-500:]}")
+    metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "wall_s": round(wall, 1),
+        "val_acc": metrics.get("val_acc"),
+        "heldout_synthetic_acc": metrics.get("heldout_synthetic_acc"),
+        "heldout_fonts_acc": metrics.get("heldout_fonts_acc"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument(
+        "--reproduce", action="store_true", help="time the full default-model training"
+    )
+    args = parser.parse_args()
+    threads = torch.get_num_threads()
+    result: dict[str, object] = {
+        "benchmark": "training",
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "batch_size": args.batch_size,
+        "train_images_per_s": {
+            f"{t}_threads": round(train_throughput(args.batch_size, args.steps, t), 1)
+            for t in sorted({1, threads})
+        },
+        "generate_digits_per_s": round(generation_throughput(4096), 1),
+    }
+    torch.set_num_threads(threads)
+    if args.reproduce:
+        result["reproduce_default_model"] = reproduce()
+        result["reproduce_command"] = (
+            "cnnviz " + " ".join(REPRODUCE) + " --out resources/models/digits.pt"
+        )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

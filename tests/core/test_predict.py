@@ -1,0 +1,189 @@
+"""Predictions: probabilities against an independent softmax, input kinds, the CLI, the default model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from cnnviz.cli import main
+from cnnviz.core.checkpoint import save_checkpoint
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.images import Preprocess, load_image
+from cnnviz.core.models import LoadedModel
+from cnnviz.core.predict import Prediction, predict
+from cnnviz.core.spec import build_model
+
+SPEC = {
+    "input_shape": [1, 12, 12],
+    "labels": ["a", "b", "c", "d"],
+    "layers": [
+        {"type": "Conv2d", "out_channels": 4, "kernel_size": 3},
+        {"type": "ReLU"},
+        {"type": "Flatten"},
+        {"type": "Linear", "out_features": 4},
+    ],
+}
+PRE = Preprocess(1, (12, 12), "resize", None, (0.5,), (0.25,))
+
+
+def loaded(module: nn.Module, labels=("a", "b", "c", "d")) -> LoadedModel:
+    return LoadedModel(
+        module.eval(), "tiny", (1, 12, 12), PRE, list(labels) if labels else None, SPEC, "module"
+    )
+
+
+@pytest.fixture
+def model() -> LoadedModel:
+    torch.manual_seed(0)
+    return loaded(build_model(SPEC))
+
+
+def test_probabilities_match_an_independent_softmax(model):
+    x = torch.randn(1, 1, 12, 12)
+    preds = predict(model, x, top=4)
+    with torch.no_grad():
+        logits = model.module(x)[0]
+    expected = torch.exp(logits - logits.max()) / torch.exp(logits - logits.max()).sum()
+    order = sorted(range(4), key=lambda i: -float(expected[i]))
+    assert [p.index for p in preds] == order
+    assert [p.label for p in preds] == ["abcd"[i] for i in order]
+    for p in preds:
+        assert p.probability == pytest.approx(float(expected[p.index]), abs=1e-6)
+    assert sum(p.probability for p in preds) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_top_is_clamped_and_checked(model):
+    x = torch.randn(1, 12, 12)  # C x H x W also accepted
+    assert len(predict(model, x, top=10)) == 4
+    assert len(predict(model, x, top=2)) == 2
+    with pytest.raises(CnnvizError, match="top 0"):
+        predict(model, x, top=0)
+
+
+def test_softmax_is_not_applied_twice():
+    torch.manual_seed(1)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(144, 4), nn.Softmax(dim=1))
+    m = loaded(module)
+    x = torch.randn(1, 1, 12, 12)
+    with torch.no_grad():
+        probs = module(x)[0]
+    preds = predict(m, x, top=4)
+    for p in preds:
+        assert p.probability == pytest.approx(float(probs[p.index]), abs=1e-7)
+
+
+def test_log_softmax_outputs_are_exponentiated():
+    torch.manual_seed(2)
+    module = nn.Sequential(nn.Flatten(), nn.Linear(144, 4), nn.LogSoftmax(dim=1))
+    preds = predict(loaded(module), torch.randn(1, 1, 12, 12), top=4)
+    assert sum(p.probability for p in preds) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_path_pil_and_loaded_image_agree(model, tmp_path):
+    arr = (np.random.default_rng(0).random((30, 20)) * 255).astype(np.uint8)
+    path = tmp_path / "x.png"
+    Image.fromarray(arr).save(path)
+    from_tensor = predict(model, load_image(path, PRE).tensor, top=4)
+    assert predict(model, path, top=4) == from_tensor
+    assert predict(model, str(path), top=4) == from_tensor
+    assert predict(model, Image.open(path), top=4) == from_tensor
+    assert predict(model, load_image(path, PRE), top=4) == from_tensor
+
+
+def test_without_labels_indices_name_classes(model):
+    m = loaded(model.module, labels=None)
+    preds = predict(m, torch.zeros(1, 1, 12, 12), top=4)
+    assert sorted(p.label for p in preds) == ["0", "1", "2", "3"]
+    assert all(p.label == str(p.index) for p in preds)
+
+
+def test_prediction_to_dict():
+    assert Prediction("3", 3, 0.5).to_dict() == {"label": "3", "index": 3, "probability": 0.5}
+
+
+def test_bad_tensor_shape(model):
+    with pytest.raises(CnnvizError, match="one image"):
+        predict(model, torch.zeros(2, 1, 12, 12))
+
+
+def test_cli_predict_json_and_a_bad_image(model, tmp_path, capsys):
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(
+        ckpt,
+        spec=SPEC,
+        state_dict=model.module.state_dict(),
+        labels=SPEC["labels"],
+        preprocess=PRE,
+        metrics={},
+    )
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((12, 12), 200, np.uint8)).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"no picture here")
+    code = main(
+        ["predict", "--model", str(ckpt), "--top", "2", "--format", "json", str(good), str(bad)]
+    )
+    captured = capsys.readouterr()
+    assert code != 0
+    result = json.loads(captured.out)
+    assert [r["image"] for r in result] == [str(good)]
+    expected = predict(model, good, top=2)
+    assert result[0]["predictions"] == [p.to_dict() for p in expected]
+    errors = [line for line in captured.err.splitlines() if line.startswith("cnnviz: error:")]
+    assert len(errors) == 1 and str(bad) in errors[0]
+
+
+def test_cli_predict_text(model, tmp_path, capsys):
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(
+        ckpt,
+        spec=SPEC,
+        state_dict=model.module.state_dict(),
+        labels=SPEC["labels"],
+        preprocess=PRE,
+        metrics={},
+    )
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(good)
+    assert main(["predict", "--model", str(ckpt), "--top", "3", str(good)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(good) and len(lines) == 4
+
+
+def test_default_model_reads_the_sample_digits():
+    from cnnviz.core.models import load_model
+    from cnnviz.core.resources import resource_path
+
+    if not resource_path("models", "digits.pt").is_file():
+        pytest.skip("the default model has not been trained yet")
+    samples = sorted(resource_path("samples", "digits").glob("*.png"))
+    assert len(samples) >= 10
+    model = load_model("default")
+    wrong = []
+    for path in samples:
+        truth = path.name.split("_")[1]  # digit_<label>_<kind>...png
+        top = predict(model, path, top=1)[0]
+        if top.label != truth:
+            wrong.append((path.name, top.label))
+    assert not wrong
+
+
+def test_default_model_on_hand_drawn_digits():
+    from cnnviz.core.digits import sketch_digit
+    from cnnviz.core.models import load_model
+    from cnnviz.core.resources import resource_path
+
+    if not resource_path("models", "digits.pt").is_file():
+        pytest.skip("the default model has not been trained yet")
+    model = load_model("default")
+    rng = np.random.default_rng(77)
+    labels = [i % 10 for i in range(100)]
+    hits = sum(
+        predict(model, sketch_digit(d, rng, (96, 80)), top=1)[0].label == str(d) for d in labels
+    )
+    assert hits >= 90
