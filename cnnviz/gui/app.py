@@ -46,6 +46,15 @@ def create_app(argv: Sequence[str] | None = None) -> Any:
     return app
 
 
+def configure_threads() -> int:
+    """Leave one core to the interface: torch's intra-op threads = cores - 1 (at least 1). Returns the count."""
+    import torch
+
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(threads)
+    return threads
+
+
 def create_window(preferences: Any = None) -> Any:
     """A new main window (call :func:`create_app` first)."""
     from cnnviz.gui.main_window import MainWindow
@@ -64,6 +73,7 @@ def run(
     if image is not None and not os.path.exists(image):
         raise CnnvizError(f"image {image} does not exist: check the path")
     app = create_app()
+    configure_threads()
     window = create_window()
     window.show()
     window.start(model, weights, image, trust)

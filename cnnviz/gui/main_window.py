@@ -460,7 +460,12 @@ class MainWindow(QMainWindow):
     def _activations_changed(self) -> None:
         s = self.session
         shapes = {k: tuple(v.shape) for k, v in s.activations.items()}
-        self.layer_list.set_layers(list(s.activations), s._rows, shapes)
+        signature = (id(s.summary), tuple(shapes.items()))
+        if signature != getattr(
+            self, "_layers_signature", None
+        ):  # a new picture alone changes nothing here
+            self._layers_signature = signature
+            self.layer_list.set_layers(list(s.activations), s._rows, shapes)
         self._show_layer()
 
     def _layer_changed(self, name: str) -> None:

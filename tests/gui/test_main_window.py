@@ -456,3 +456,15 @@ def test_widget_point_round_trip(loaded_window):
     scene = view.graphics.mapToScene(QPoint(int(point.x()), int(point.y())))
     local = view.vb.mapSceneToView(scene)
     assert view.mosaic.layout.locate(local.y(), local.x()) == (6, 4, 5)
+
+
+def test_big_layers_are_drawn_in_the_background(loaded_window, qtbot, monkeypatch):
+    window = loaded_window
+    view = window.feature_view
+    monkeypatch.setattr(view, "ASYNC_VALUES", 0)
+    window.session.select_layer("0")
+    window.session.select_layer("3")  # supersedes the drawing of layer 0
+    assert view.wait_rendered()
+    assert view.mosaic_layer == "3" and view.mosaic.maps.shape == (8, 8, 8)
+    click_unit(qtbot, window, 2, 1, 1)
+    assert window.session.selection.unit == (1, 1)

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.core import render
+from cnnviz.gui.workers import JobRunner
 
 __all__ = ["FeatureMapView"]
 
@@ -77,8 +78,19 @@ class _Canvas(pg.GraphicsLayoutWidget):
         self.painted.emit()
 
 
+def _make_mosaic(
+    act: np.ndarray, cmap: str, norm: str, sort: bool, channel: int | None, aspect: float
+) -> Any:
+    return render.feature_mosaic(
+        act, cmap=cmap, norm=norm, sort=sort, channel=channel, background=BACKGROUND, aspect=aspect
+    )
+
+
 class FeatureMapView(QWidget):
     """Feature maps of the selected layer. Emits ``unitClicked(channel, y, x)`` and ``unitMoved(dy, dx)``."""
+
+    ASYNC_VALUES = 300_000  # layers with more values are drawn off the GUI thread
+    HIST_SAMPLE = 65_536  # the histogram of larger layers uses an evenly strided sample
 
     unitClicked = Signal(int, int, int)
     unitMoved = Signal(int, int)
@@ -100,9 +112,12 @@ class FeatureMapView(QWidget):
         self.sorted = False
         self._pending_paint = False
         self._aspect = 1.0
-        self.value_labels: list[str] | None = (
-            None  # names of the values of a vector output (class labels)
-        )
+        # Names of the values of a vector output (the class labels of the last layer).
+        self.value_labels: list[str] | None = None
+        self.mosaic_layer: str | None = None  # the layer the shown mosaic belongs to
+        self._render_serial = 0
+        self._render_runner = JobRunner(self, threads=1)
+        self._hist_key: Any = None
 
         self.title = QLabel("No layer selected")
         self.title.setTextFormat(Qt.TextFormat.PlainText)
@@ -312,31 +327,56 @@ class FeatureMapView(QWidget):
 
     def _render(self, keep_range: bool = False) -> None:
         act = self.activation
+        self._render_serial += 1
+        serial = self._render_serial
         if act is None:
+            self._render_runner.cancel("mosaic")
             self.mosaic = None
+            self.mosaic_layer = None
             self.image_item.clear()
             self.title.setText(
                 f"{self.layer}: no output captured" if self.layer else "No layer selected"
             )
+            self.subtitle.setText(" ")
             self._update_highlight()
             self.hist_curve.setData([], [])
             self.bar_item.clear()
             return
-        old = self.mosaic.layout if self.mosaic is not None else None
         self._aspect = self._view_aspect()
-        self.mosaic = render.feature_mosaic(
-            act, cmap=self.cmap, norm=self.norm, sort=self.sorted, channel=self.channel,
-            background=BACKGROUND, aspect=self._aspect,
-        )  # fmt: skip
-        self.image_item.setImage(self.mosaic.rgba, autoLevels=False, levels=(0, 255))
-        layout = self.mosaic.layout
+        args = (act, self.cmap, self.norm, self.sorted, self.channel, self._aspect)
+        layer = self.layer
+        if act.size > self.ASYNC_VALUES and self.channel is None:
+            # Big layers (e.g. 64x112x112) are drawn on a helper thread so the window stays responsive.
+            self._render_runner.submit(
+                "mosaic",
+                lambda _token: _make_mosaic(*args),
+                on_done=lambda mosaic: self._show_mosaic(mosaic, layer, keep_range, serial),
+                label="Drawing feature maps",
+            )
+            return
+        self._render_runner.cancel("mosaic")
+        self._show_mosaic(_make_mosaic(*args), layer, keep_range, serial)
+
+    def _show_mosaic(
+        self, mosaic: render.FeatureMosaic, layer: str | None, keep_range: bool, serial: int
+    ) -> None:
+        if serial != self._render_serial:
+            return  # a newer request was made meanwhile
+        old = self.mosaic.layout if self.mosaic is not None else None
+        self.mosaic = mosaic
+        self.mosaic_layer = layer
+        self.image_item.setImage(mosaic.rgba, autoLevels=False, levels=(0, 255))
+        layout = mosaic.layout
         dims_changed = old is None or (old.height, old.width) != (layout.height, layout.width)
         if dims_changed or not keep_range:
             self.vb.setRange(QRectF(0, 0, layout.width, layout.height), padding=0.01)
         self._update_title()
-        self._update_histogram()
         self._update_highlight()
         self._pending_paint = True
+
+    def wait_rendered(self, timeout_ms: int = 30000) -> bool:
+        """Block until a mosaic drawn in the background is shown (tests, benchmarks)."""
+        return self._render_runner.wait(timeout_ms)
 
     def _update_title(self) -> None:
         maps = self.mosaic.maps if self.mosaic is not None else None
@@ -363,44 +403,61 @@ class FeatureMapView(QWidget):
         )
         if chosen is not None and not (0 <= chosen < mosaic.maps.shape[0]):
             chosen = None
+        key = (id(mosaic), chosen, self.cmap, self.norm)
+        if key == self._hist_key:
+            return
+        self._hist_key = key
         values = mosaic.maps[chosen] if chosen is not None else mosaic.maps
-        values = values[np.isfinite(values)]
-        if values.size == 0:
+        flat = values.reshape(-1)
+        if flat.size > self.HIST_SAMPLE:
+            flat = flat[:: flat.size // self.HIST_SAMPLE + 1]
+        finite = np.isfinite(flat)
+        if not finite.all():
+            flat = flat[finite]
+            values = values[np.isfinite(values)]
+        if flat.size == 0:
             self.hist_curve.setData([], [])
             self.bar_item.clear()
             return
+        vmin, vmax = float(values.min()), float(values.max())
         if self.norm == "layer" or chosen is not None or mosaic.maps.shape[0] == 1:
             ch = chosen if chosen is not None else 0
             lo, hi = float(mosaic.lo[ch]), float(mosaic.hi[ch])
         else:
-            lo, hi = float(values.min()), float(values.max())
-        vmin, vmax = min(lo, float(values.min())), max(hi, float(values.max()))
-        if vmax <= vmin:
-            vmax = vmin + 1.0
-        counts, edges = np.histogram(values, bins=64, range=(vmin, vmax))
+            lo, hi = vmin, vmax
+        left, right = min(lo, vmin), max(hi, vmax)
+        if right <= left:
+            right = left + 1.0
+        counts, edges = np.histogram(flat, bins=64, range=(left, right))
         heights = np.log1p(counts)
         self.hist_curve.setData(edges, heights)
         top = float(heights.max()) or 1.0
         bar = render.apply_colormap(np.linspace(0, 1, 256, dtype=np.float32)[None, :], self.cmap)
         self.bar_item.setImage(bar, autoLevels=False, levels=(0, 255))
         self.bar_item.setRect(QRectF(lo, -0.28 * top, max(hi - lo, 1e-12), 0.22 * top))
-        self.hist.setXRange(vmin, vmax, padding=0.02)
+        self.hist.setXRange(left, right, padding=0.02)
         self.hist.setYRange(-0.3 * top, top, padding=0.02)
         if self.norm == "channel" and chosen is None and mosaic.maps.shape[0] > 1:
-            scope = "all channels; each map spans its own min..max"
-        elif chosen is not None:
-            scope = f"channel {chosen}"
+            text = (
+                f"values {vmin:.4g} .. {vmax:.4g}   (all channels; each map spans its own min..max)"
+            )
         else:
-            scope = "whole layer"
-        self.hist_label.setText(
-            f"values {values.min():.4g} .. {values.max():.4g}   ({scope})   colour scale {lo:.4g} .. {hi:.4g}"
-        )
+            scope = f"channel {chosen}" if chosen is not None else "whole layer"
+            text = (
+                f"values {vmin:.4g} .. {vmax:.4g}   ({scope})   colour scale {lo:.4g} .. {hi:.4g}"
+            )
+        self.hist_label.setText(text)
 
     def _update_highlight(self) -> None:
         sel = self.selection
         mosaic = self.mosaic
         items = (self.others_item, self.chosen_item, self.tile_item)
-        if sel is None or mosaic is None or sel.layer != self.layer:
+        if (
+            sel is None
+            or mosaic is None
+            or sel.layer != self.layer
+            or self.mosaic_layer != self.layer
+        ):
             for item in items:
                 item.setVisible(False)
             self._update_histogram()
@@ -487,7 +544,11 @@ class FeatureMapView(QWidget):
             self.painted.emit()
 
     def _locate(self, scene_pos: Any) -> tuple[int, int, int] | None:
-        if self.mosaic is None or not self.vb.sceneBoundingRect().contains(scene_pos):
+        if (
+            self.mosaic is None
+            or self.mosaic_layer != self.layer
+            or not self.vb.sceneBoundingRect().contains(scene_pos)
+        ):
             return None
         p = self.vb.mapSceneToView(scene_pos)
         return self.mosaic.layout.locate(p.y(), p.x())
