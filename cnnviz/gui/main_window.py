@@ -888,10 +888,8 @@ def _app_icon() -> QIcon | None:
     if not folder.is_dir():
         return None
     icon = QIcon()
-    for size in (16, 32, 48, 64, 128, 256):
-        png = folder / f"cnnviz-{size}.png"
-        if png.is_file():
-            icon.addFile(str(png))
+    for png in sorted(folder.glob("cnnviz-*.png")):
+        icon.addFile(str(png))
     svg = folder / "cnnviz.svg"
     if icon.isNull() and svg.is_file():
         icon.addFile(str(svg))
