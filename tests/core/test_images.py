@@ -444,6 +444,14 @@ import json, resource, sys, time
 import numpy as np
 from cnnviz.core.images import ORIGINAL_SIZE_KEY, TO_ORIGINAL_KEY, ImageGeometry, open_image
 def peak_mb():
+    # VmHWM belongs to this process image; ru_maxrss would carry over a big parent's peak across exec.
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024 / (1024 if sys.platform == "darwin" else 1)
 before = peak_mb()
