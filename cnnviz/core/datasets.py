@@ -286,8 +286,8 @@ def _load_folder(
     if tensors:
         images = (torch.stack(tensors) * 255).round().to(torch.uint8)
     else:
-        c, h, w = preprocess.channels, *preprocess.size
-        images = torch.zeros((0, c, h, w), dtype=torch.uint8)
+        h, w = preprocess.size
+        images = torch.zeros((0, int(preprocess.channels), int(h), int(w)), dtype=torch.uint8)
     return TensorData(images, torch.tensor(labels, dtype=torch.int64)), counts
 
 

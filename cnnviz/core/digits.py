@@ -172,7 +172,7 @@ def _render_glyph(font: ImageFont.FreeTypeFont, digit: str) -> tuple[np.ndarray,
     plain = draw(0)
     if plain.getbbox() is None:
         raise CnnvizError(
-            f"The font {font.path} has no visible glyph for {digit!r}: remove it from the font list."
+            f"The font {font.path!s} has no visible glyph for {digit!r}: remove it from the font list."
         )
     # Thickness relative to the glyph's size decides whether the second variant is bolder or thinner.
     fitted = _fit_canvas(plain)

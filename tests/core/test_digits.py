@@ -95,3 +95,21 @@ def test_bad_arguments():
         font_paths("fancy")
     with pytest.raises(CnnvizError, match="does not exist"):
         font_paths(["no/such/font.ttf"])
+
+
+def test_sketch_digit_is_deterministic_and_sized():
+    import numpy as np
+
+    from cnnviz.core.digits import sketch_digit
+
+    a = np.asarray(sketch_digit(3, seed=5, size=(90, 60)))
+    b = np.asarray(sketch_digit(3, seed=5, size=(90, 60)))
+    assert a.shape == (90, 60)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(sketch_digit(3, seed=6, size=(90, 60))))
+    # Dark ink on light paper by default, the other way round on request.
+    assert np.median(a) > 150 and a.min() < 100
+    light = np.asarray(sketch_digit(3, seed=5, size=(90, 60), dark_on_light=False))
+    assert np.median(light) < 100 and light.max() > 150
+    with pytest.raises(CnnvizError, match="not a digit"):
+        sketch_digit(12)

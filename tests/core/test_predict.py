@@ -159,8 +159,7 @@ def test_default_model_reads_the_sample_digits():
     from cnnviz.core.models import load_model
     from cnnviz.core.resources import resource_path
 
-    if not resource_path("models", "digits.pt").is_file():
-        pytest.skip("the default model has not been trained yet")
+    assert resource_path("models", "digits.pt").is_file()
     samples = sorted(resource_path("samples", "digits").glob("*.png"))
     assert len(samples) >= 10
     model = load_model("default")
@@ -178,8 +177,7 @@ def test_default_model_on_hand_drawn_digits():
     from cnnviz.core.models import load_model
     from cnnviz.core.resources import resource_path
 
-    if not resource_path("models", "digits.pt").is_file():
-        pytest.skip("the default model has not been trained yet")
+    assert resource_path("models", "digits.pt").is_file()
     model = load_model("default")
     rng = np.random.default_rng(77)
     labels = [i % 10 for i in range(100)]
