@@ -134,11 +134,6 @@ def check_classes(model: nn.Module, input_shape: tuple[int, int, int], n_classes
         )
 
 
-def _ends_in_softmax(model: nn.Module) -> bool:
-    last = list(model.modules())[-1] if len(list(model.children())) else model
-    return isinstance(last, (nn.Softmax, nn.LogSoftmax))
-
-
 def _loss_fn(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     last = list(model.modules())[-1]
     if isinstance(last, nn.LogSoftmax):
