@@ -370,3 +370,20 @@ def test_shipped_default_model_reads_fresh_digits():
     with torch.no_grad():
         acc = float((model(x).argmax(1) == labels).float().mean())
     assert acc >= 0.98
+
+
+def test_synthetic_digits_dataset_in_other_shapes():
+    from cnnviz.core.datasets import synthetic_digits
+
+    data = synthetic_digits([3, 32, 24], n=60, n_eval=20, seed=2)
+    assert data.labels == [str(d) for d in range(10)]
+    assert data.train.images.shape == (60, 3, 32, 24)
+    assert set(data.evaluations) == {"heldout_synthetic", "heldout_fonts"}
+    assert all(len(e) == 20 for e in data.evaluations.values())
+    pre = data.preprocess
+    assert pre.channels == 3 and tuple(pre.size) == (32, 24)
+    assert pre.mode == "letterbox" and pre.auto_invert
+    x = data.train.batch(torch.arange(60)).double()
+    # The stored mean/std are those of the training images themselves.
+    assert pre.mean[0] == pytest.approx(float(x[:, 0].mean()), abs=1e-3)
+    assert pre.std[0] == pytest.approx(float(x[:, 0].std()), abs=1e-3)
