@@ -41,7 +41,6 @@ def create_app(argv: Sequence[str] | None = None) -> Any:
         app = QApplication([sys.argv[0] if sys.argv else "cnnviz", *(argv or [])])
     app.setApplicationName("cnnviz")
     app.setOrganizationName("cnnviz")
-    app.setApplicationDisplayName("cnnviz")
     app.setDesktopFileName("cnnviz")
     return app
 
