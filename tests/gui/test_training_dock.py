@@ -1,0 +1,140 @@
+"""The training dock: a short real run on tiny synthetic digits, cancel, and the errors a student can cause."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pyqtgraph as pg  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torchvision  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+
+from cnnviz.core.images import Preprocess  # noqa: E402
+from cnnviz.core.models import LoadedModel, load_model  # noqa: E402
+from cnnviz.core.spec import save_spec  # noqa: E402
+from cnnviz.gui.views.training_dock import TrainingDock  # noqa: E402
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+
+def tiny_spec(outputs: int = 10) -> dict:
+    return {
+        "name": "tiny digits",
+        "input_shape": [1, 12, 12],
+        "layers": [
+            {"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+            {"type": "ReLU"},
+            {"type": "MaxPool2d", "kernel_size": 2},
+            {"type": "Flatten"},
+            {"type": "Linear", "out_features": outputs},
+        ],
+    }
+
+
+def spec_model(tmp_path: Path, outputs: int = 10) -> LoadedModel:
+    path = tmp_path / f"tiny{outputs}.json"
+    save_spec(tiny_spec(outputs), path)
+    torch.manual_seed(0)
+    return load_model(str(path))
+
+
+@pytest.fixture
+def dock(qtbot) -> TrainingDock:
+    widget = TrainingDock()
+    qtbot.addWidget(widget)
+    widget.resize(500, 600)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    widget.shutdown()
+
+
+def test_short_run_finishes_and_emits_the_trained_model(
+    qtbot, dock: TrainingDock, tmp_path: Path
+) -> None:
+    base = spec_model(tmp_path)
+    dock.set_model(base)
+    assert dock.train_button.isEnabled() and not dock.save_button.isEnabled()
+    dock.samples_spin.setValue(48)
+    dock.epochs_spin.setValue(1)
+    dock.batch_spin.setValue(16)
+    dock.keep_check.setChecked(False)
+    with qtbot.waitSignal(dock.trained, timeout=120_000) as blocker:
+        qtbot.mouseClick(dock.train_button, Qt.MouseButton.LeftButton)
+        assert dock.cancel_button.isEnabled() and not dock.train_button.isEnabled()
+    model = blocker.args[0]
+    assert isinstance(model, LoadedModel) and model.source == "trained"
+    assert model.name == "tiny digits (trained)"
+    assert model.labels == [str(d) for d in range(10)]
+    assert [layer for layer in model.spec["layers"]] == tiny_spec()["layers"]
+    with torch.no_grad():
+        out = model.module(torch.zeros(1, 1, 12, 12))
+    assert out.shape == (1, 10)
+    # the run reported every batch: 48 samples, a tenth held out for validation, batches of 16
+    n_batches = -(-(48 - round(48 * 0.1)) // 16)
+    xs, losses = dock.loss_curve.getData()
+    assert len(xs) == n_batches and xs[-1] == pytest.approx(1.0)
+    assert dock.progress.value() == dock.progress.maximum()
+    assert len(dock.val_acc.getData()[0]) == 1
+    assert "1 epoch" in dock.message.text()
+    # the base model was not touched, the trained one is new
+    assert not torch.equal(model.module[0].weight, base.module[0].weight)
+    dock.set_model(model)  # handed back by the app: still saveable
+    assert dock.save_button.isEnabled()
+    path = dock.save_checkpoint(tmp_path / "trained.pt")
+    assert path is not None
+    reloaded = load_model(str(path))
+    assert torch.equal(reloaded.module[0].weight, model.module[0].weight)
+    assert reloaded.labels == model.labels
+
+
+def test_cancel_leaves_the_model_alone(qtbot, dock: TrainingDock, tmp_path: Path) -> None:
+    dock.set_model(spec_model(tmp_path))
+    dock.samples_spin.setValue(200)
+    dock.epochs_spin.setValue(50)
+    dock.batch_spin.setValue(4)
+    emitted = []
+    dock.trained.connect(emitted.append)
+    assert dock.start()
+    qtbot.waitUntil(lambda: len(dock.loss_curve.getData()[0] or []) > 0, timeout=120_000)
+    qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
+    assert dock.wait()
+    assert emitted == []
+    assert "cancelled" in dock.message.text() and "unchanged" in dock.message.text()
+    assert dock.train_button.isEnabled() and not dock.cancel_button.isEnabled()
+
+
+def test_wrong_number_of_outputs_is_explained(qtbot, dock: TrainingDock, tmp_path: Path) -> None:
+    dock.set_model(spec_model(tmp_path, outputs=3))
+    dock.samples_spin.setValue(20)
+    emitted = []
+    dock.trained.connect(emitted.append)
+    assert dock.start()
+    assert dock.wait()
+    assert emitted == []
+    assert dock.message.text().startswith(
+        "Cannot train: The model ends in 3 outputs but the data has 10 classes"
+    )
+    assert dock.train_button.isEnabled()
+
+
+def test_image_folder_needs_a_folder(qtbot, dock: TrainingDock, tmp_path: Path) -> None:
+    dock.set_model(spec_model(tmp_path))
+    dock.data_combo.setCurrentIndex(dock.data_combo.findData("folder"))
+    assert not dock.folder_row.isHidden() and dock.samples_spin.isHidden()
+    assert dock.start()
+    assert dock.wait()
+    assert "Choose an image folder first" in dock.message.text()
+
+
+def test_models_without_a_spec_cannot_train(qtbot, dock: TrainingDock) -> None:
+    resnet = LoadedModel(torchvision.models.resnet18(weights=None), "resnet18", (3, 64, 64), Preprocess.imagenet(size=64))  # fmt: skip
+    dock.set_model(resnet)
+    assert "resnet18 cannot be trained here" in dock.about.text()
+    assert not dock.train_button.isEnabled()
+    assert not dock.start()
