@@ -68,6 +68,7 @@ def gui_prefs(tmp_path):
 def wait_idle(window, timeout_ms: int = 120_000) -> None:
     assert window.session.runner.wait(timeout_ms), "background work did not finish"
     assert window.io_runner.wait(timeout_ms), "background export did not finish"
+    assert window.feature_view.wait_rendered(timeout_ms), "the feature maps were not drawn"
 
 
 @pytest.fixture
