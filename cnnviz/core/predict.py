@@ -97,10 +97,15 @@ def predict(model: LoadedModel, image: Any, top: int = 5) -> list[Prediction]:
             f"The model {model.name} does not return a tensor, so it has no class scores to rank."
         )
     out = out.detach().float().cpu()
-    if out.ndim > 2:
-        out = out.flatten(1)
+    if out.ndim > 2 and all(s == 1 for s in out.shape[2:]):
+        out = out.flatten(1)  # e.g. N x K x 1 x 1 from a fully convolutional head
     if out.ndim == 1:
         out = out.unsqueeze(0)
+    if out.ndim != 2:
+        raise CnnvizError(
+            f"The model {model.name} outputs shape {list(out.shape)}, not one score per class, "
+            "so it has no classes to rank."
+        )
     probs = probabilities(module, out)[0]
     k = min(int(top), probs.shape[0])
     values, indices = torch.topk(probs, k)

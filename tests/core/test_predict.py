@@ -185,3 +185,12 @@ def test_default_model_on_hand_drawn_digits():
         predict(model, sketch_digit(d, rng, (96, 80)), top=1)[0].label == str(d) for d in labels
     )
     assert hits >= 90
+
+
+def test_spatial_outputs_are_not_ranked_as_classes():
+    conv_head = nn.Sequential(nn.Conv2d(1, 4, 12))  # N x 4 x 1 x 1: one score per class
+    preds = predict(loaded(conv_head), torch.zeros(1, 1, 12, 12), top=4)
+    assert len(preds) == 4
+    segmenter = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1))  # N x 4 x 12 x 12
+    with pytest.raises(CnnvizError, match="not one score per class"):
+        predict(loaded(segmenter), torch.zeros(1, 1, 12, 12))
