@@ -47,6 +47,8 @@ __all__ = ["MainWindow", "unit_status"]
 IMAGE_FILTER = (
     "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm *.tga);;All files (*)"
 )
+POPULAR_MODELS = ("resnet18", "resnet50", "vgg16", "alexnet", "googlenet", "mobilenet_v3_small",
+                  "efficientnet_b0", "densenet121", "convnext_tiny")  # fmt: skip
 MODEL_SUFFIXES = {".json", ".pt", ".pth", ".ckpt", ".pt2", ".ts", ".torchscript"}
 
 
@@ -296,8 +298,15 @@ class MainWindow(QMainWindow):
 
         model = bar.addMenu("&Model")
         model.addAction(self.act_default_model)
+        quick = model.addMenu("Model Zoo (&pretrained)")
+        for name in POPULAR_MODELS:
+            quick.addAction(name, partial(self.load_zoo_model, name, "default"))
+        quick.addSeparator()
+        quick.addAction(self.act_zoo)
         model.addAction(self.act_zoo)
+        model.addSeparator()
         model.addAction(self.act_open_model)
+        model.addAction(self.act_model_weights)
 
         view = bar.addMenu("&View")
         cmap_menu = view.addMenu("&Colormap")
@@ -369,6 +378,7 @@ class MainWindow(QMainWindow):
         s.errorOccurred.connect(self.show_error)
         s.statusMessage.connect(lambda text: self.message(text, 10000))
         s.trustRequested.connect(self._trust_requested)
+        s.architectureNeeded.connect(self._architecture_needed)
         for runner in (s.runner, self.io_runner):
             runner.busyChanged.connect(self._busy_changed)
             runner.progressChanged.connect(self._progress)
@@ -549,6 +559,13 @@ class MainWindow(QMainWindow):
         if dialogs.confirm_trust(self, spec, message):
             self.session.load_model(spec, weights, trust=True)
 
+    def _architecture_needed(self, weights_path: str, message: str) -> None:
+        if os.environ.get("CNNVIZ_NO_DIALOGS"):
+            self.show_error("Which architecture?", message)
+            return
+        self.message("That file holds only weights: name the architecture they belong to.", 10000)
+        self.choose_model_and_weights("", weights_path)
+
     # ------------------------------------------------------------------------------------------------------------
     # Opening things
 
@@ -619,10 +636,12 @@ class MainWindow(QMainWindow):
         if dialog.exec():
             choice = dialog.choice()
             if choice is not None:
-                name, weights = choice
-                self.session.load_model(
-                    name, weights, label=f"{name} ({'random' if weights == 'none' else weights})"
-                )
+                self.load_zoo_model(*choice)
+
+    def load_zoo_model(self, name: str, weights: str = "default") -> None:
+        """A torchvision model; pretrained weights are downloaded in the background (progress, Cancel)."""
+        kind = "random weights" if weights == "none" else f"{weights} weights"
+        self.session.load_model(name, weights, label=f"{name} ({kind})")
 
     def paste_image(self) -> bool:
         """Use the clipboard's picture (or image file). Returns False if it holds neither."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from cnnviz.core.errors import CnnvizError, LayerError, UntrustedFileError
+from cnnviz.core.errors import CnnvizError, LayerError, ModelLoadError, UntrustedFileError
 from cnnviz.gui.workers import CancelToken, JobRunner, describe_error
 
 __all__ = ["RunResult", "Session", "UnitSelection", "default_sample"]
@@ -142,6 +142,9 @@ class Session(QObject):
     errorOccurred = Signal(str, str)  # title, message
     statusMessage = Signal(str)
     trustRequested = Signal(str, object, str)  # spec, weights, message
+    architectureNeeded = Signal(
+        str, str
+    )  # weights file, message: a state_dict alone names no architecture
 
     def __init__(self, runner: JobRunner | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -198,6 +201,9 @@ class Session(QObject):
         def failed(exc: BaseException) -> None:
             if isinstance(exc, UntrustedFileError):
                 self.trustRequested.emit(str(spec), weights, str(exc))
+                return
+            if isinstance(exc, ModelLoadError) and "holds only weights" in str(exc):
+                self.architectureNeeded.emit(str(spec), str(exc))
                 return
             self.errorOccurred.emit("Could not load the model", describe_error(exc))
 

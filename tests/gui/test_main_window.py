@@ -468,3 +468,22 @@ def test_big_layers_are_drawn_in_the_background(loaded_window, qtbot, monkeypatc
     assert view.mosaic_layer == "3" and view.mosaic.maps.shape == (8, 8, 8)
     click_unit(qtbot, window, 2, 1, 1)
     assert window.session.selection.unit == (1, 1)
+
+
+def test_state_dict_needs_an_architecture_then_loads_with_it(gui_window, tmp_path):
+    from cnnviz.core.spec import save_spec, spec_from_sequential
+
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 16 * 16, 2)).eval()  # fmt: skip
+    weights = tmp_path / "weights.pt"
+    torch.save(net.state_dict(), weights)
+    gui_window.load_model(str(weights))
+    wait_idle(gui_window)
+    assert gui_window.last_error[0] == "Which architecture?"
+    spec = tmp_path / "arch.json"
+    save_spec(spec_from_sequential(net, (3, 16, 16)), spec)
+    gui_window.load_model(str(spec), str(weights))
+    wait_idle(gui_window)
+    model = gui_window.session.model
+    assert torch.equal(model.module.state_dict()["0.weight"], net.state_dict()["0.weight"])

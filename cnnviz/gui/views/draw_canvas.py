@@ -68,7 +68,7 @@ class DrawCanvas(QWidget):
 
     def _target(self) -> QRect:
         side = min(self.width(), self.height())
-        return QRect((self.width() - side) // 2, (self.height() - side) // 2, side, side)
+        return QRect((self.width() - side) // 2, 0, side, side)
 
     def _to_image(self, pos: QPointF) -> QPointF:
         t = self._target()
@@ -161,8 +161,11 @@ class DrawPanel(QWidget):
         self.width_slider.setValue(self.canvas.pen_width)
         self.width_slider.setToolTip("Pen width")
         self.width_slider.valueChanged.connect(lambda v: setattr(self.canvas, "pen_width", int(v)))
-        hint = QLabel("Draw a digit; the maps and the prediction follow.")
+        hint = QLabel(
+            "Draw a digit with the mouse; the maps and the prediction follow. Right click clears."
+        )
         hint.setWordWrap(True)
+        hint.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         row = QHBoxLayout()
         row.addWidget(QLabel("Pen"))
         row.addWidget(self.width_slider, 1)
@@ -170,8 +173,8 @@ class DrawPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addWidget(hint)
-        layout.addWidget(self.canvas, 1)
         layout.addLayout(row)
+        layout.addWidget(self.canvas, 1)
 
     def draw_line(self, points: list[tuple[float, float]]) -> None:
         """Draw a polyline in canvas pixels (x, y) and report it, as a mouse stroke would (for scripts/tests)."""

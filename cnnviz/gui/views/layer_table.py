@@ -307,7 +307,7 @@ class LayerTableView(QWidget):
         self.table.setWordWrap(False)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(22)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setStretchLastSection(False)
         self.table.horizontalHeader().setHighlightSections(False)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
         self.formula = QLabel(" ")
@@ -325,7 +325,11 @@ class LayerTableView(QWidget):
 
     def set_summary(self, summary: Any) -> None:
         self.model.set_summary(summary)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.resizeColumnsToContents()
+        # The layer names take the spare width; the numbers keep their natural width.
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         if summary is not None:
             c, h, w = summary.input_shape
             note = (
