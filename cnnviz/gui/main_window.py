@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
         self.table_dock = self._dock(
             "Layer table", self.layer_table, Qt.DockWidgetArea.BottomDockWidgetArea
         )
+        self._build_tool_docks()
         self.resizeDocks([self.layers_dock], [300], Qt.Orientation.Horizontal)
         self.resizeDocks([self.predictions_dock], [250], Qt.Orientation.Horizontal)
         self.resizeDocks([self.table_dock], [230], Qt.Orientation.Vertical)
@@ -188,6 +189,24 @@ class MainWindow(QMainWindow):
         )
         self.addDockWidget(area, dock)
         return dock
+
+    def _build_tool_docks(self) -> None:
+        """The layer editor, training and convolution-lab docks, tabbed with the table (hidden until asked for)."""
+        from cnnviz.gui.views.lab import ConvolutionLab
+        from cnnviz.gui.views.layer_editor import LayerEditorDock
+        from cnnviz.gui.views.training_dock import TrainingDock
+
+        self.editor_dock = LayerEditorDock(self)
+        self.training_dock = TrainingDock(self)
+        self.lab = ConvolutionLab()
+        self.lab_dock = QDockWidget("Convolution lab", self)
+        self.lab_dock.setObjectName("convolution_lab_dock")
+        self.lab_dock.setWidget(self.lab)
+        for dock in (self.editor_dock, self.training_dock, self.lab_dock):
+            self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
+            self.tabifyDockWidget(self.table_dock, dock)
+            dock.hide()
+        self.table_dock.raise_()
 
     def _action(
         self,
@@ -332,6 +351,15 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         for dock in (self.layers_dock, self.table_dock, self.predictions_dock, self.draw_dock):
             view.addAction(dock.toggleViewAction())
+        tools = bar.addMenu("&Tools")
+        for dock, key in (
+            (self.editor_dock, "Ctrl+E"),
+            (self.training_dock, "Ctrl+T"),
+            (self.lab_dock, "Ctrl+L"),
+        ):
+            act = dock.toggleViewAction()
+            act.setShortcut(QKeySequence(key))
+            tools.addAction(act)
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.act_about)
@@ -395,6 +423,14 @@ class MainWindow(QMainWindow):
             lambda mode: self.act_model_input.setChecked(mode == "model")
         )
         self.draw_panel.drawn.connect(lambda arr: s.set_image_array(arr, "drawing"))
+        for dock in (self.editor_dock, self.training_dock):
+            s.modelChanged.connect(dock.set_model)
+            dock.status.connect(lambda text: self.message(text, 10000))
+        self.editor_dock.applied.connect(s.set_model)
+        self.training_dock.trained.connect(s.set_model)
+        s.summaryChanged.connect(self.lab.set_model_summary)
+        s.imageChanged.connect(lambda _image: self._feed_lab())
+        self.lab_dock.visibilityChanged.connect(lambda visible: visible and self._feed_lab())
 
     # ------------------------------------------------------------------------------------------------------------
     # Settings
@@ -454,6 +490,12 @@ class MainWindow(QMainWindow):
         weights = (getattr(model, "metadata", {}) or {}).get("weights")
         extra = f", weights {weights}" if weights else ""
         self.message(f"Loaded {model.name} ({source}{extra}).", 6000)
+
+    def _feed_lab(self) -> None:
+        """Give the convolution lab the current picture (only while it is shown: its lessons recompute)."""
+        image = self.session.image
+        if image is not None and self.lab_dock.isVisible():
+            self.lab.set_image(image.display)
 
     def _update_title(self) -> None:
         parts = ["cnnviz"]
@@ -895,6 +937,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------------------
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.save_settings()
+        self.training_dock.shutdown()
         self.session.shutdown()
         self.io_runner.shutdown()
         super().closeEvent(ev)

@@ -487,3 +487,22 @@ def test_state_dict_needs_an_architecture_then_loads_with_it(gui_window, tmp_pat
     wait_idle(gui_window)
     model = gui_window.session.model
     assert torch.equal(model.module.state_dict()["0.weight"], net.state_dict()["0.weight"])
+
+
+def test_tool_docks_follow_the_current_model_and_picture(loaded_window):
+    window = loaded_window
+    session = window.session
+    assert window.editor_dock.model is session.model
+    assert window.training_dock.model is session.model
+    assert window.lab.summary is session.summary
+    window.lab_dock.show()
+    window.lab_dock.raise_()
+    np.testing.assert_array_equal(window.lab._image, session.image.display)
+    # A model the editor applies becomes the app's model (and runs on the picture).
+    from cnnviz.core.models import LoadedModel
+
+    edited = LoadedModel(session.model.module, "tiny (edited)", session.model.input_shape, session.model.preprocess,
+                         session.model.labels)  # fmt: skip
+    window.editor_dock.applied.emit(edited)
+    wait_idle(window)
+    assert session.model is edited and window.feature_view.mosaic is not None
