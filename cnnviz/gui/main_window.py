@@ -136,7 +136,7 @@ class MainWindow(QMainWindow):
             "Layer table", self.layer_table, Qt.DockWidgetArea.BottomDockWidgetArea
         )
         self._build_tool_docks()
-        self.resizeDocks([self.layers_dock], [300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.layers_dock], [340], Qt.Orientation.Horizontal)
         self.resizeDocks([self.predictions_dock], [250], Qt.Orientation.Horizontal)
         self.resizeDocks([self.table_dock], [230], Qt.Orientation.Vertical)
 
@@ -206,7 +206,14 @@ class MainWindow(QMainWindow):
             self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
             self.tabifyDockWidget(self.table_dock, dock)
             dock.hide()
+            dock.visibilityChanged.connect(partial(self._tool_dock_shown, dock))
         self.table_dock.raise_()
+
+    def _tool_dock_shown(self, dock: QDockWidget, visible: bool) -> None:
+        # These tools need room: the first time one opens, give the bottom area about half the window.
+        if visible and not dock.property("sized") and not dock.isFloating():
+            dock.setProperty("sized", True)
+            self.resizeDocks([dock], [max(380, int(self.height() * 0.48))], Qt.Orientation.Vertical)
 
     def _action(
         self,

@@ -224,7 +224,7 @@ class InputView(QWidget):
         oh, ow = loaded.original_size
         ih, iw = loaded.geometry.input_size
         name = self._name or (loaded.path and str(loaded.path).rsplit("/", 1)[-1]) or "picture"
-        extra = ", inverted (light background)" if loaded.inverted else ""
+        extra = ", inverted" if loaded.inverted else ""
         mode = loaded.preprocess.mode.replace("_", " + ")
         self.title.setText(name)
         self.subtitle.setText(f"{ow}×{oh} px  →  model input {iw}×{ih}  ({mode}{extra})")

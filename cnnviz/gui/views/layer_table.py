@@ -59,6 +59,7 @@ class LayerListView(QWidget):
         self.tree.setColumnCount(3)
         self.tree.setHeaderLabels(["Layer", "Type", "Output"])
         self.tree.setUniformRowHeights(True)
+        self.tree.setIndentation(12)
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.tree.header()
@@ -325,11 +326,8 @@ class LayerTableView(QWidget):
 
     def set_summary(self, summary: Any) -> None:
         self.model.set_summary(summary)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.resizeColumnsToContents()
-        # The layer names take the spare width; the numbers keep their natural width.
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnWidth(0, max(self.table.columnWidth(0) + 16, 140))
         if summary is not None:
             c, h, w = summary.input_shape
             note = (
@@ -346,17 +344,21 @@ class LayerTableView(QWidget):
     def set_current(self, name: str | None) -> None:
         """Select ``name``'s row without emitting layerSelected, and show its formula."""
         row = self.model.row_of(name) if name else -1
-        sm = self.table.selectionModel()
-        sm.blockSignals(True)
-        if row < 0:
-            sm.clearSelection()
-        else:
-            self.table.selectRow(row)
-            self.table.scrollTo(self.model.index(row, 0))
-        sm.blockSignals(False)
+        self._syncing = True
+        try:
+            if row < 0:
+                self.table.clearSelection()
+            else:
+                self.table.setCurrentIndex(self.model.index(row, 0))
+                self.table.selectRow(row)
+                self.table.scrollTo(self.model.index(row, 0))
+        finally:
+            self._syncing = False
         self._show_formula(row)
 
     def _row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if getattr(self, "_syncing", False):
+            return
         name = self.model.layer_at(current.row())
         self._show_formula(current.row())
         if name is not None:
