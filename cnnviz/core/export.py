@@ -318,8 +318,8 @@ def export_layers(
         ) from exc
 
     explicit = layers is not None
-    result = capture(model, image, layers=list(layers) if explicit else None)
-    names = list(layers) if explicit else list(result.keys())
+    result = capture(model, image, layers=list(layers) if layers is not None else None)
+    names = list(layers) if layers is not None else list(result.keys())
     try:
         summary = summarize(model, receptive_fields=False)
         types = {r.name: r.type for r in summary.rows}
@@ -370,7 +370,7 @@ def export_layers(
             path = write_figure(folder / f"{stem}_grid.{fmt}", grid_fig)
             out.files.append(path)
             entry["files"][f"grid_{fmt}"] = path.name
-        if box is not None:
+        if box is not None and unit is not None:
             unit_json = box.to_json()
             heat = None
             if effective_rf:

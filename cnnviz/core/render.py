@@ -425,8 +425,8 @@ def tile(values: np.ndarray, layout: MosaicLayout, fill: float = np.nan) -> np.n
     slots = layout.rows * layout.cols
     block = np.full((slots, h + g, w + g), fill, dtype=np.float32)
     block[: len(layout.order), :h, :w] = values[list(layout.order)] if c else 0
-    big = block.reshape(layout.rows, layout.cols, h + g, w + g).transpose(0, 2, 1, 3)
-    big = big.reshape(layout.rows * (h + g), layout.cols * (w + g))
+    grid = block.reshape(layout.rows, layout.cols, h + g, w + g).transpose(0, 2, 1, 3)
+    big = grid.reshape(layout.rows * (h + g), layout.cols * (w + g))
     return np.ascontiguousarray(big[: layout.height, : layout.width])
 
 
@@ -498,9 +498,10 @@ def feature_mosaic(
         normed = normalize(shown, lo[part], hi[part], constant=0.5 if symmetric else 0.0)
         rgba = apply_colormap(normed[0], cmap, background=background)
         # One visible slot holding the real channel, so locate() answers with the real channel index.
-        order = (channel,) + tuple(i for i in range(c) if i != channel)
-        layout = MosaicLayout(c, 1, 1, h, w, gap, order)
-        return FeatureMosaic(rgba, layout, maps, lo, hi, cmap, norm, channel)
+        first = (channel,) + tuple(i for i in range(c) if i != channel)
+        return FeatureMosaic(
+            rgba, MosaicLayout(c, 1, 1, h, w, gap, first), maps, lo, hi, cmap, norm, channel
+        )
     order: Sequence[int] | None = None
     if sort and c > 1:
         order = np.argsort(-channel_means(maps), kind="stable").tolist()

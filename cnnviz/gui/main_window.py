@@ -426,6 +426,7 @@ class MainWindow(QMainWindow):
         self.feature_view.settingsChanged.connect(self._view_settings_changed)
         self.feature_view.exportRequested.connect(self.choose_export)
         self.input_view.pointClicked.connect(s.select_unit_at_input)
+        self.input_view.exportRequested.connect(self.choose_export)
         self.input_view.modeChanged.connect(
             lambda mode: self.act_model_input.setChecked(mode == "model")
         )

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -53,6 +54,7 @@ class InputView(QWidget):
 
     pointClicked = Signal(float, float)
     modeChanged = Signal(str)
+    exportRequested = Signal(str)  # "rf_png" or "rf_svg"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -354,6 +356,9 @@ class InputView(QWidget):
         self.readout.setText(text)
 
     def _clicked(self, event: Any) -> None:
+        if event.button() == Qt.MouseButton.RightButton:
+            self._context_menu(event)
+            return
         if event.button() != Qt.MouseButton.LeftButton or self._geometry is None:
             return
         hit = self._view_point(event.scenePos())
@@ -362,3 +367,21 @@ class InputView(QWidget):
         y, x = hit
         my, mx = self._geometry.point_from_original(y - 0.5, x - 0.5)
         self.pointClicked.emit(my, mx)
+
+    def _context_menu(self, event: Any) -> None:
+        menu = QMenu(self)
+        has_box = getattr(self.selection, "box", None) is not None
+        for text, kind in (
+            ("Export receptive field as PNG…", "rf_png"),
+            ("Export receptive field as SVG…", "rf_svg"),
+        ):
+            action = menu.addAction(text, lambda k=kind: self.exportRequested.emit(k))
+            action.setEnabled(has_box)
+        menu.addSeparator()
+        other = "model" if self.mode == "original" else "original"
+        menu.addAction(
+            "Show model input" if other == "model" else "Show original picture",
+            lambda: self.set_mode(other),
+        )
+        menu.addAction("Fit picture", self.fit)
+        menu.popup(event.screenPos().toPoint())
