@@ -31,10 +31,12 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QSplitter,
@@ -577,9 +579,14 @@ class LayerEditorDock(QDockWidget):
         self.form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.form_box.setMinimumWidth(280)
 
+        form_scroll = QScrollArea()
+        form_scroll.setWidget(self.form_box)
+        form_scroll.setWidgetResizable(True)
+        form_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        form_scroll.setMinimumWidth(self.form_box.minimumWidth() + 12)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.view)
-        splitter.addWidget(self.form_box)
+        splitter.addWidget(form_scroll)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
@@ -686,7 +693,17 @@ class LayerEditorDock(QDockWidget):
 
     def _build_toolbar(self) -> QToolBar:
         bar = QToolBar()
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        # Most used first: in a narrow dock the rest folds into the toolbar's overflow menu.
+        bar.addAction(self.apply_action)
+        apply_button = bar.widgetForAction(self.apply_action)
+        if apply_button is not None:
+            font = apply_button.font()
+            font.setBold(True)
+            apply_button.setFont(font)
+        bar.addSeparator()
+        bar.addAction(self.undo_action)
+        bar.addAction(self.redo_action)
+        bar.addSeparator()
         self.kind_combo = QComboBox()
         self.kind_combo.addItems(list(INSERTABLE))
         self.kind_combo.setToolTip("Layer to insert")
@@ -697,20 +714,19 @@ class LayerEditorDock(QDockWidget):
         bar.addAction(self.up_action)
         bar.addAction(self.down_action)
         bar.addSeparator()
-        bar.addAction(self.undo_action)
-        bar.addAction(self.redo_action)
         bar.addAction(self.revert_action)
-        bar.addSeparator()
         bar.addAction(self.open_action)
         bar.addAction(self.save_action)
-        bar.addSeparator()
-        bar.addAction(self.apply_action)
-        apply_button = bar.widgetForAction(self.apply_action)
-        if apply_button is not None:
-            font = apply_button.font()
-            font.setBold(True)
-            apply_button.setFont(font)
         return bar
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        # Narrow (docked beside other views): the settings go under the table instead of beside it.
+        orientation = Qt.Orientation.Horizontal if self.width() >= 820 else Qt.Orientation.Vertical
+        if self.splitter.orientation() != orientation:
+            self.splitter.setOrientation(orientation)
+            total = self.width() if orientation == Qt.Orientation.Horizontal else self.height()
+            self.splitter.setSizes([int(total * 0.68), int(total * 0.32)])
 
     # ----------------------------------------------------------------------------------------------------------
     # The model
@@ -740,8 +756,7 @@ class LayerEditorDock(QDockWidget):
             0, self.session is None or self.session.current.family == "spec"
         )  # spec layers are named by their position already
         self._sized = False
-        self.view.setVisible(self.session is not None)
-        self.form_box.setVisible(self.session is not None)
+        self.splitter.setVisible(self.session is not None)
         self._refresh()
 
     def _header_text(self) -> str:
