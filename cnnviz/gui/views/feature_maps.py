@@ -36,7 +36,7 @@ __all__ = ["FeatureMapView"]
 
 BACKGROUND = (38, 38, 38, 255)
 HIGHLIGHT = QColor(*render.HIGHLIGHT)
-HINT = "Click a unit to see its receptive field · double-click a channel to enlarge it · arrow keys move the unit"
+HINT = "Click a unit: its receptive field · double-click: enlarge the channel · arrow keys: move the unit"
 _NORM_LABELS = {"channel": "Per channel", "layer": "Per layer"}
 
 
