@@ -101,7 +101,7 @@ def test_cancel_leaves_the_model_alone(qtbot, dock: TrainingDock, tmp_path: Path
     emitted = []
     dock.trained.connect(emitted.append)
     assert dock.start()
-    qtbot.waitUntil(lambda: len(dock.loss_curve.getData()[0] or []) > 0, timeout=120_000)
+    qtbot.waitUntil(lambda: dock.progress.value() > 0, timeout=120_000)  # the first batch reported
     qtbot.mouseClick(dock.cancel_button, Qt.MouseButton.LeftButton)
     assert dock.wait()
     assert emitted == []
