@@ -226,6 +226,7 @@ def main() -> None:
         },
     }
     result.update(in_process(args.repeats))
+    result["machine"]["app_torch_threads"] = torch.get_num_threads()  # after configure_threads()
     if not args.skip_startup:
         result.update(startup(args.startup_repeats))
     print(json.dumps(result, indent=2))
