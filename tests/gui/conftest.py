@@ -11,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 import torch
+from gui_helpers import wait_idle
 from PIL import Image
 from torch import nn
 
@@ -63,12 +64,6 @@ def gui_prefs(tmp_path):
     from cnnviz.gui.settings import Preferences
 
     return Preferences(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-
-
-def wait_idle(window, timeout_ms: int = 120_000) -> None:
-    assert window.session.runner.wait(timeout_ms), "background work did not finish"
-    assert window.io_runner.wait(timeout_ms), "background export did not finish"
-    assert window.feature_view.wait_rendered(timeout_ms), "the feature maps were not drawn"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 import torch
 import torchvision
-from conftest import wait_idle
+from gui_helpers import wait_idle
 
 
 class FakeResponse:
