@@ -50,7 +50,9 @@ def main() -> int:
 
     app = create_app()
     configure_threads()
-    prefs = Preferences(QSettings(os.path.join(tempfile.mkdtemp(), "s.ini"), QSettings.Format.IniFormat))
+    prefs = Preferences(
+        QSettings(os.path.join(tempfile.mkdtemp(), "s.ini"), QSettings.Format.IniFormat)
+    )
     window = MainWindow(preferences=prefs)
     window.move(0, 0)
     window.resize(1600, 1000)
