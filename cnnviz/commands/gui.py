@@ -23,4 +23,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from cnnviz.gui.app import run as run_app
 
-    return run_app(args.model, args.weights, args.image, args.trust)
+    return run_app(
+        args.model, args.weights, args.image or args.image_file, args.trust, args.quit_after
+    )

@@ -91,13 +91,13 @@ class LayerGraph:
     """The traced graph of a model: layer nodes in execution order, containers, and the generated capture code."""
 
     def __init__(self, model: nn.Module):
-        self.model = model
+        # Weak: the graph cache is keyed by the model, so a strong reference here would keep every model alive.
+        self._model_ref = weakref.ref(model)
         self.nodes: list[GraphNode] = []
         self.containers: dict[str, ContainerInfo] = {}
         self.traced = False
         self.note: str | None = None
         self._fx_graph: fx.Graph | None = None
-        self._gm_root: nn.Module | None = None
         self._capture_modules: dict[tuple[Any, ...], fx.GraphModule] = {}
         self._by_key: dict[str, GraphNode] = {}
         self._key_of: dict[fx.Node, str] = {}
@@ -127,7 +127,6 @@ class LayerGraph:
             graph = tracer.trace(self.model)
         modules = dict(self.model.named_modules())
         self._fx_graph = graph
-        self._gm_root = self.model
         key_of: dict[fx.Node, str] = {}
         scope_counts: dict[tuple[str, str], int] = {}
         container_first: dict[str, int] = {}
@@ -190,6 +189,13 @@ class LayerGraph:
             if len(leaving) == 1:
                 info.output_key = key_of[leaving[0]]
 
+    @property
+    def model(self) -> nn.Module:
+        model = self._model_ref()
+        if model is None:
+            raise RuntimeError("the model of this layer graph no longer exists")
+        return model
+
     # -- queries -------------------------------------------------------------------------------------------------
     def node(self, key: str) -> GraphNode:
         return self._by_key[key]
@@ -235,7 +241,7 @@ class LayerGraph:
         gm = self._capture_modules.get(cache_key)
         if gm is not None:
             return gm
-        assert self._fx_graph is not None and self._gm_root is not None
+        assert self._fx_graph is not None
         new_graph = fx.Graph()
         env: dict[fx.Node, fx.Node] = {}
         wanted: dict[str, fx.Node] = {}
@@ -270,7 +276,7 @@ class LayerGraph:
                 value = new_graph.call_function(keep, (new,))
             wanted[gnode.key] = value
         new_graph.output((output_value, wanted))
-        gm = fx.GraphModule(self._gm_root, new_graph)
+        gm = fx.GraphModule(self.model, new_graph)
         self._capture_modules[cache_key] = gm
         return gm
 
@@ -280,7 +286,7 @@ class LayerGraph:
         gm = self._capture_modules.get(cache_key)
         if gm is not None:
             return gm
-        assert self._fx_graph is not None and self._gm_root is not None
+        assert self._fx_graph is not None
         target_key = self.containers[key].output_key if key in self.containers else key
         target = self._by_key[target_key].fx_node
         new_graph = fx.Graph()
@@ -295,7 +301,7 @@ class LayerGraph:
             if old is target:
                 break
         new_graph.output(env[target])
-        gm = fx.GraphModule(self._gm_root, new_graph)
+        gm = fx.GraphModule(self.model, new_graph)
         gm.graph.eliminate_dead_code()
         gm.recompile()
         self._capture_modules[cache_key] = gm  # type: ignore[index]

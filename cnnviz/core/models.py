@@ -105,7 +105,7 @@ def _download_state_dict(name: str, weights: Any, progress: Any = None) -> dict[
         raise ModelLoadError(
             f"pretrained weights for {name} ({path.name}) are not in the cache {path.parent} and could not "
             f"be downloaded ({_one_line(exc)}); connect to the internet, copy the file there, "
-            f"use --weights none for random weights, or --weights PATH for a state_dict file"
+            f"load the model with random weights instead, or give a state_dict file as its weights"
         ) from exc
 
 

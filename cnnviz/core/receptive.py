@@ -776,7 +776,6 @@ def _to_public(info: _NodeRF | None) -> ReceptiveField | None:
 def attach_receptive_fields(summary: Summary, graph: LayerGraph, values: dict[str, Any]) -> None:
     """Fill ``row.rf`` of every row of ``summary`` (containers take their output layer's field)."""
     info = analyse(graph, values)
-    summary_cache[id(summary)] = (graph, info)
     for row in summary.rows:
         key = row.name
         if key in graph.containers:
@@ -784,8 +783,6 @@ def attach_receptive_fields(summary: Summary, graph: LayerGraph, values: dict[st
         row.rf = _to_public(info.get(key))
 
 
-# The analysis behind a summary, for unit boxes without recomputation (keyed by id; weak by design: small).
-summary_cache: dict[int, tuple[LayerGraph, dict[str, _NodeRF]]] = {}
 
 
 # --------------------------------------------------------------------------------------------------------------

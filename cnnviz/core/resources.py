@@ -12,8 +12,8 @@ def resource_path(*parts: str) -> Path:
     Resources are installed as plain files inside the package (never zipped), so a real path exists.
     """
     root = resources.files("cnnviz.resources")
-    path = Path(str(root.joinpath(*parts)))
-    return path
+    # one joined argument: MultiplexedPath.joinpath (namespace packages, Python < 3.12) takes only one
+    return Path(str(root.joinpath("/".join(parts)))) if parts else Path(str(root))
 
 
 def sample_images() -> list[Path]:

@@ -42,7 +42,30 @@ def create_app(argv: Sequence[str] | None = None) -> Any:
     app.setApplicationName("cnnviz")
     app.setOrganizationName("cnnviz")
     app.setDesktopFileName("cnnviz")
+    icon = app_icon()
+    if icon is not None:
+        app.setWindowIcon(
+            icon
+        )  # every window and dialog, from the same source as the desktop entry
     return app
+
+
+def app_icon() -> Any:
+    """The cnnviz icon (a QIcon with every shipped PNG size), or None if the icons are missing."""
+    from PySide6.QtGui import QIcon
+
+    from cnnviz.core.resources import resource_path
+
+    folder = resource_path("icons")
+    if not folder.is_dir():
+        return None
+    icon = QIcon()
+    for png in sorted(folder.glob("cnnviz-*.png")):
+        icon.addFile(str(png))
+    svg = folder / "cnnviz.svg"
+    if icon.isNull() and svg.is_file():
+        icon.addFile(str(svg))
+    return None if icon.isNull() else icon
 
 
 def configure_threads() -> int:
@@ -66,8 +89,12 @@ def run(
     weights: Any = "default",
     image: str | None = None,
     trust: bool = False,
+    quit_after_ms: int | None = None,
 ) -> int:
-    """Open the window with ``model`` (default: the bundled digits model) and ``image``; returns the exit code."""
+    """Open the window with ``model`` (default: the bundled digits model) and ``image``; returns the exit code.
+
+    ``quit_after_ms`` closes the window that long after it is shown (start-up timing, smoke tests).
+    """
     check_display()
     if image is not None and not os.path.exists(image):
         raise CnnvizError(f"image {image} does not exist: check the path")
@@ -83,6 +110,8 @@ def run(
     timer = QTimer()
     timer.start(250)
     timer.timeout.connect(lambda: None)
+    if quit_after_ms is not None:
+        QTimer.singleShot(max(0, int(quit_after_ms)), window.close)
     code = app.exec()
     return int(code)
 
@@ -101,6 +130,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image", default=None, metavar="PATH", help="picture to open (default: a sample)"
     )
+    parser.add_argument(
+        "image_file",
+        nargs="?",
+        default=None,
+        metavar="IMAGE",
+        help="picture to open (same as --image)",
+    )
+    parser.add_argument("--quit-after", type=int, default=None, metavar="MS",
+                        help="close the window MS milliseconds after it opens (start-up timing)")  # fmt: skip
     parser.add_argument("--trust", action="store_true",
                         help="allow model files that need full unpickling (they can run arbitrary code)")  # fmt: skip
 
@@ -109,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m cnnviz.gui.app [--model ...]``: the same as ``cnnviz gui``."""
     args = build_parser().parse_args(argv)
     try:
-        return run(args.model, args.weights, args.image, args.trust)
+        return run(
+            args.model, args.weights, args.image or args.image_file, args.trust, args.quit_after
+        )
     except CnnvizError as exc:
         print(f"cnnviz: error: {exc}", file=sys.stderr)
         return 2

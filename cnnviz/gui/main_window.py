@@ -13,7 +13,6 @@ from PySide6.QtGui import (
     QActionGroup,
     QCloseEvent,
     QGuiApplication,
-    QIcon,
     QImage,
     QKeySequence,
 )
@@ -100,7 +99,9 @@ class MainWindow(QMainWindow):
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
         )
-        icon = _app_icon()
+        from cnnviz.gui.app import app_icon
+
+        icon = app_icon()
         if icon is not None:
             self.setWindowIcon(icon)
 
@@ -949,18 +950,3 @@ class MainWindow(QMainWindow):
         self.session.shutdown()
         self.io_runner.shutdown()
         super().closeEvent(ev)
-
-
-def _app_icon() -> QIcon | None:
-    from cnnviz.core.resources import resource_path
-
-    folder = resource_path("icons")
-    if not folder.is_dir():
-        return None
-    icon = QIcon()
-    for png in sorted(folder.glob("cnnviz-*.png")):
-        icon.addFile(str(png))
-    svg = folder / "cnnviz.svg"
-    if icon.isNull() and svg.is_file():
-        icon.addFile(str(svg))
-    return None if icon.isNull() else icon

@@ -234,7 +234,7 @@ def test_default_weights_offline_name_the_file_and_the_cache(hub_checkpoints, of
     assert offline == [weights.url]
     assert _hub_name(weights) in text
     assert str(hub_checkpoints) in text
-    assert "--weights none" in text
+    assert "random weights" in text
     assert "\n" not in text
     # nothing half-written is left in the cache
     assert not hub_checkpoints.exists() or list(hub_checkpoints.iterdir()) == []
