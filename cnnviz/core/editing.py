@@ -44,7 +44,7 @@ import inspect
 import json
 import warnings
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, cast
@@ -1294,10 +1294,20 @@ class EditSession:
         return self.goto(new)
 
     # -- apply -----------------------------------------------------------------------------------------------
-    def build(self, *, seed: int | None = None) -> ApplyResult:
-        """Build the current snapshot (does not change the session; see :meth:`commit`). Thread-safe."""
+    def build(self, arch: Architecture | None = None, *, seed: int | None = None) -> ApplyResult:
+        """Build ``arch`` (default: the current snapshot) without changing the session; see :meth:`commit`."""
         return apply_architecture(
-            self.model, self.applied if self.model is not None else None, self.current, seed=seed
+            self.model,
+            self.applied if self.model is not None else None,
+            self.current if arch is None else arch,
+            seed=seed,
+        )
+
+    def builder(self) -> Callable[[], ApplyResult]:
+        """A call that builds the current snapshot later, e.g. on a worker thread, whatever is edited meanwhile."""
+        model, applied, arch = self.model, self.applied, self.current
+        return functools.partial(
+            apply_architecture, model, applied if model is not None else None, arch
         )
 
     def commit(self, result: ApplyResult) -> None:

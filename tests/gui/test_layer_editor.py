@@ -293,3 +293,15 @@ def test_read_only_models_are_explained(qtbot) -> None:
     assert not widget.insert_action.isEnabled()
     widget.set_model(None)
     assert widget.header.text() == "Load a model to edit its layers."
+
+
+def test_apply_builds_what_was_shown_when_clicked(qtbot, dock: LayerEditorDock) -> None:
+    click_row(qtbot, dock, 0)
+    dock.editors["out_channels"].setValue(5)
+    shown = dock.session.current.spec()
+    with qtbot.waitSignal(dock.applied, timeout=30000) as blocker:
+        assert dock.apply()
+        assert not dock.apply_action.isEnabled()  # one Apply at a time
+        dock.editors["out_channels"].setValue(7)  # editing goes on while it builds
+    assert blocker.args[0].spec == shown
+    assert dock.table_model.texts()[0][WEIGHTS] == "new on Apply"  # 7 channels: not applied yet

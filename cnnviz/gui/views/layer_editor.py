@@ -960,7 +960,7 @@ class LayerEditorDock(QDockWidget):
             return False
         self.apply_action.setEnabled(False)
         self._say("Building the edited model…")
-        task = BackgroundTask(session.build)
+        task = BackgroundTask(session.builder())  # what is shown now, even if editing goes on
         task.signals.done.connect(lambda result: self._applied(task, session, result))
         task.signals.failed.connect(lambda exc: self._apply_failed(task, exc))
         self._tasks.add(task)

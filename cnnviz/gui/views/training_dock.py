@@ -253,7 +253,8 @@ class TrainingDock(QDockWidget):
             params = sum(p.numel() for p in model.module.parameters())
             self.about.setText(
                 f"Train {model.name}: {layers} layers, {params:,} parameters, {c}×{h}×{w} inputs. "
-                "The trained model becomes the current model."
+                "The trained model becomes the current model. Edits in the layer editor count once "
+                "applied."
             )
         self._update_controls()
 
