@@ -763,7 +763,6 @@ class _ChainGraph(LayerGraph):
             previous = name
         graph.output(x)
         self._fx_graph = graph
-        self._gm_root = self.model
         self._key_of = key_of
 
 
