@@ -56,9 +56,9 @@ from torch import nn
 from cnnviz.core.errors import CnnvizError, SpecError
 from cnnviz.core.graph import GraphNode, LayerGraph
 from cnnviz.core.models import LoadedModel
-from cnnviz.core.receptive import _to_public, analyse
+from cnnviz.core.receptive import analyse, to_receptive_field
 from cnnviz.core.spec import SUPPORTED_TYPES, SpecReport, build_model, validate_spec
-from cnnviz.core.summary import _layer_geometry, _module_macs, _params
+from cnnviz.core.summary import fill_layer_geometry, module_macs, module_params
 from cnnviz.core.summary_types import LayerRow, ReceptiveField, Summary
 
 __all__ = [
@@ -909,10 +909,10 @@ def live_table(
         inp = values["input"] if i == 0 else values[str(i - 1)]
         out = values[str(i)]
         layer_row = LayerRow(row.name, row.type, "module", 0, tuple(out.shape))
-        layer_row.params, layer_row.trainable_params = _params(module)
-        layer_row.macs = _module_macs(module, inp, out)
-        _layer_geometry(layer_row, module)
-        layer_row.rf = _to_public(info.get(str(i)))
+        layer_row.params, layer_row.trainable_params = module_params(module)
+        layer_row.macs = module_macs(module, inp, out)
+        fill_layer_geometry(layer_row, module)
+        layer_row.rf = to_receptive_field(info.get(str(i)))
         layer_row.inputs = [rows[i - 1].name if i else "input"]
         summary_rows.append(layer_row)
         row.layer = layer_row

@@ -760,7 +760,7 @@ def analyse(graph: LayerGraph, values: dict[str, Any]) -> dict[str, _NodeRF]:
     return _Analyzer(graph, values).run()
 
 
-def _to_public(info: _NodeRF | None) -> ReceptiveField | None:
+def to_receptive_field(info: _NodeRF | None) -> ReceptiveField | None:
     if info is None:
         return None
     if info.global_:
@@ -780,9 +780,7 @@ def attach_receptive_fields(summary: Summary, graph: LayerGraph, values: dict[st
         key = row.name
         if key in graph.containers:
             key = graph.containers[key].output_key or key
-        row.rf = _to_public(info.get(key))
-
-
+        row.rf = to_receptive_field(info.get(key))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -83,7 +83,7 @@ def conv_formula(module: nn.Module) -> str:
     return f"{names} = {core} = {_fmt(total)}"
 
 
-def _module_macs(module: nn.Module, inp: Any, out: Any) -> int:
+def module_macs(module: nn.Module, inp: Any, out: Any) -> int:
     if isinstance(module, _CONV_TYPES) and isinstance(out, torch.Tensor):
         return module.weight.numel() * _numel(out.shape[2:])
     if isinstance(module, _CONVT_TYPES) and isinstance(inp, torch.Tensor):
@@ -115,7 +115,7 @@ def _function_macs(node: GraphNode, args: list[Any], out: Any) -> int:
     return 0
 
 
-def _layer_geometry(row: LayerRow, module: nn.Module) -> None:
+def fill_layer_geometry(row: LayerRow, module: nn.Module) -> None:
     if isinstance(module, _CONV_TYPES + _CONVT_TYPES):
         row.kernel_size = _pair(module.kernel_size)
         row.stride = _pair(module.stride)
@@ -152,7 +152,7 @@ def _shape(value: Any) -> tuple[int, ...] | list[tuple[int, ...]] | None:
     return None
 
 
-def _params(module: nn.Module) -> tuple[int, int]:
+def module_params(module: nn.Module) -> tuple[int, int]:
     total = trainable = 0
     seen: set[int] = set()
     for p in module.parameters():
@@ -309,7 +309,7 @@ def summarize(
             if is_container:
                 info = graph.containers[key]
                 out = values.get(info.output_key) if info.output_key else None
-                total, trainable = _params(info.module)
+                total, trainable = module_params(info.module)
                 rows.append(
                     LayerRow(key, info.type, "container", depth, _shape(out), total, trainable)
                 )
@@ -324,9 +324,9 @@ def summarize(
             args = [values.get(graph.node_key(a)) for a in node.args if hasattr(a, "op")]
             row = LayerRow(key, gnode.type, gnode.kind, depth, out_shape, inputs=list(gnode.inputs))
             if gnode.module is not None:
-                row.params, row.trainable_params = _params(gnode.module)
-                row.macs = _module_macs(gnode.module, args[0] if args else None, value)
-                _layer_geometry(row, gnode.module)
+                row.params, row.trainable_params = module_params(gnode.module)
+                row.macs = module_macs(gnode.module, args[0] if args else None, value)
+                fill_layer_geometry(row, gnode.module)
             else:
                 row.macs = _function_macs(gnode, args, value)
             rows.append(row)
@@ -348,12 +348,12 @@ def summarize(
                 continue
             kind = "container" if qual in children else "module"
             row = LayerRow(key, type(sub).__name__, kind, qual.count("."), out_shape)
-            row.params, row.trainable_params = _params(sub)
+            row.params, row.trainable_params = module_params(sub)
             if kind == "module":
-                row.macs = _module_macs(sub, received.get(key), value)
-                _layer_geometry(row, sub)
+                row.macs = module_macs(sub, received.get(key), value)
+                fill_layer_geometry(row, sub)
             rows.append(row)
-    total, trainable = _params(module)
+    total, trainable = module_params(module)
     total_macs = sum(r.macs for r in rows if r.kind != "container")
     summary = Summary(
         model_name=name or getattr(model, "name", None) or type(module).__name__,

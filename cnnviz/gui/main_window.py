@@ -497,8 +497,17 @@ class MainWindow(QMainWindow):
             self.draw_dock.setVisible(one_channel)
         source = getattr(model, "source", "")
         weights = (getattr(model, "metadata", {}) or {}).get("weights")
-        extra = f", weights {weights}" if weights else ""
-        self.message(f"Loaded {model.name} ({source}{extra}).", 6000)
+        details = [
+            d
+            for d in (
+                source if source not in model.name else "",
+                f"weights {weights}" if weights else "",
+            )
+            if d
+        ]
+        self.message(
+            f"Loaded {model.name}" + (f" ({', '.join(details)})." if details else "."), 6000
+        )
 
     def _feed_lab(self) -> None:
         """Give the convolution lab the current picture (only while it is shown: its lessons recompute)."""
@@ -947,6 +956,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.save_settings()
         self.training_dock.shutdown()
+        self.editor_dock.shutdown()
         self.session.shutdown()
         self.io_runner.shutdown()
         super().closeEvent(ev)
