@@ -450,7 +450,12 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, (QByteArray, bytes)):
             self.restoreGeometry(QByteArray(geometry))
         else:
-            self.resize(1440, 900)
+            # first start: a generous window that still fits small screens
+            screen = QGuiApplication.primaryScreen()
+            room = screen.availableGeometry() if screen is not None else None
+            width = min(1440, int(room.width() * 0.95)) if room else 1440
+            height = min(900, int(room.height() * 0.92)) if room else 900
+            self.resize(max(width, 800), max(height, 600))
         state = p.get("windowState")
         if isinstance(state, (QByteArray, bytes)):
             self.restoreState(QByteArray(state))
