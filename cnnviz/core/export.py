@@ -199,10 +199,10 @@ def _md_cell(value: Any) -> str:
 def summary_to_markdown(summary: Any) -> str:
     """The table as a GitHub-flavoured Markdown table, numbers right-aligned, with a title line."""
     headers, rows = summary_table(summary)
-    c, h, w = summary.input_shape
+    shape = "x".join(str(v) for v in summary.input_shape)
     numeric = {3, 4, 5}
     lines = [
-        f"**{summary.model_name}** - input {c}x{h}x{w}, {summary.total_params:,} parameters, "
+        f"**{summary.model_name}** - input {shape}, {summary.total_params:,} parameters, "
         f"{summary.total_macs:,} MACs",
         "",
         "| " + " | ".join(headers) + " |",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from fractions import Fraction
+from typing import Any
 
 from cnnviz.core.summary_types import LayerRow, ReceptiveField, Summary
 
@@ -28,13 +30,13 @@ def _fpair(p: tuple[Fraction, Fraction] | None) -> str:
     return _num(p[0]) if p[0] == p[1] else f"{_num(p[0])}×{_num(p[1])}"
 
 
-def shape_text(shape: object) -> str:
+def shape_text(shape: Sequence[Any] | None) -> str:
     """[1, 64, 56, 56] -> '64×56×56' (batch dropped); a tuple of outputs -> joined with ' | '."""
     if shape is None:
         return ""
     if isinstance(shape, list):
         return " | ".join(shape_text(s) for s in shape)
-    dims = list(shape)[1:] if len(shape) > 1 else list(shape)  # type: ignore[arg-type]
+    dims = list(shape)[1:] if len(shape) > 1 else list(shape)
     return "×".join(str(d) for d in dims)
 
 
@@ -69,9 +71,8 @@ def row_cells(row: LayerRow, indent: bool = True) -> list[str]:
 
 
 def totals_lines(summary: Summary) -> list[str]:
-    c, h, w = summary.input_shape
     lines = [
-        f"Input: {c}×{h}×{w}",
+        "Input: " + "×".join(str(v) for v in summary.input_shape),
         f"Total params: {summary.total_params:,}",
         f"Trainable params: {summary.trainable_params:,}",
         f"Non-trainable params: {summary.total_params - summary.trainable_params:,}",

@@ -24,6 +24,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from cnnviz.core.errors import LayerError
+
 # Functional calls that only restructure Python containers: not layers of their own.
 _PLUMBING = {operator.getitem, getattr}
 _INPLACE_OPERATORS = {
@@ -288,7 +290,10 @@ class LayerGraph:
             return gm
         assert self._fx_graph is not None
         target_key = self.containers[key].output_key if key in self.containers else key
+        if target_key is None:
+            raise LayerError(f"layer '{key}' has no single output to take a gradient of")
         target = self._by_key[target_key].fx_node
+        assert target is not None  # every node of a traced graph has its fx node
         new_graph = fx.Graph()
         env: dict[fx.Node, fx.Node] = {}
         for old in self._fx_graph.nodes:
@@ -304,7 +309,7 @@ class LayerGraph:
         gm = fx.GraphModule(self.model, new_graph)
         gm.graph.eliminate_dead_code()
         gm.recompile()
-        self._capture_modules[cache_key] = gm  # type: ignore[index]
+        self._capture_modules[cache_key] = gm
         return gm
 
 
@@ -324,13 +329,14 @@ def _make_out_of_place(node: fx.Node) -> None:
 def out_of_place(model: nn.Module) -> Iterator[None]:
     """Temporarily switch off ``inplace=True`` on every module (ReLU, Dropout ...), restored afterwards."""
     switched = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    # torch's stubs type Module.__setattr__ for tensors and modules only; a plain bool is set all the same
     for m in switched:
-        m.inplace = False
+        m.inplace = False  # type: ignore[assignment]
     try:
         yield
     finally:
         for m in switched:
-            m.inplace = True
+            m.inplace = True  # type: ignore[assignment]
 
 
 @contextmanager

@@ -417,7 +417,8 @@ class ImageGeometry:
         Returns ``(y0, x0, y1, x1)`` in original pixel-edge coordinates, for drawing; a box
         reaching into padding reaches outside the picture.
         """
-        return tuple(float(v) for v in self._edges(box))  # type: ignore[return-value]
+        y0, x0, y1, x1 = self._edges(box)
+        return (float(y0), float(x0), float(y1), float(x1))
 
     def box_to_original(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
         """Inclusive model box -> inclusive original pixel box, clipped to the picture.

@@ -777,7 +777,8 @@ def _input_shape_of(summary: Summary, row: LayerRow) -> tuple[int, int, int]:
     for name in row.inputs:
         src = by_name.get(name)
         if src is not None and isinstance(src.output_shape, tuple) and len(src.output_shape) == 4:
-            return tuple(int(v) for v in src.output_shape[1:])  # type: ignore[return-value]
+            _, c, h, w = src.output_shape
+            return (int(c), int(h), int(w))
     # Without recorded inputs, the nearest earlier 4-D output with the right channel count is the input.
     idx = summary.rows.index(row)
     for prev in reversed(summary.rows[:idx]):
@@ -785,8 +786,9 @@ def _input_shape_of(summary: Summary, row: LayerRow) -> tuple[int, int, int]:
         if prev.kind != "container" and isinstance(shape, tuple) and len(shape) == 4:
             if shape[1] == row.in_channels:
                 return (int(shape[1]), int(shape[2]), int(shape[3]))
-    if summary.input_shape[0] == row.in_channels:
-        return summary.input_shape
+    if len(summary.input_shape) == 3 and summary.input_shape[0] == row.in_channels:
+        c, h, w = summary.input_shape
+        return (c, h, w)
     raise CnnvizError(f"The input shape of layer '{row.name}' is not known from the summary.")
 
 

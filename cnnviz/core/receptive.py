@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -91,7 +91,7 @@ class _NodeRF:
     uniform: bool = True
     gated: bool = False  # multiplied by a global gate (squeeze-and-excitation): depends on everything through it
     # per input key: index maps (H, W) from this node's output axes to that input's axes; None: every position
-    back: dict[str, tuple[IndexMap, IndexMap] | None] | None = None
+    back: Mapping[str, tuple[IndexMap, IndexMap] | None] | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -205,12 +205,13 @@ def _merge(rfs: list[_NodeRF]) -> tuple[tuple[_AxisRF, _AxisRF] | None, bool, bo
     """Merge paths by their extreme edges (Araujo et al.). Returns (rf, global, uniform)."""
     if any(r.global_ for r in rfs):
         return None, True, True
-    if any(r.rf is None for r in rfs) or not rfs:
+    known = [r.rf for r in rfs if r.rf is not None]
+    if len(known) != len(rfs) or not rfs:
         return None, False, True
     merged = []
     uniform = all(r.uniform for r in rfs)
     for axis in range(2):
-        items = [r.rf[axis] for r in rfs]  # type: ignore[index]
+        items = [rf[axis] for rf in known]
         s = items[0].s
         if any(i.s != s for i in items):
             uniform = False
@@ -348,7 +349,9 @@ class _Analyzer:
         if module is not None:
             return None
         if name in ("conv2d", "conv_transpose2d"):
-            weight = self.values.get(self.graph.node_key(node.fx_node.args[1]))  # type: ignore[union-attr]
+            assert node.fx_node is not None
+            weight_key = self.graph.node_key(node.fx_node.args[1])
+            weight = self.values.get(weight_key) if weight_key is not None else None
             if weight is None:
                 return None
             k = (int(weight.shape[-2]), int(weight.shape[-1]))
@@ -510,6 +513,8 @@ class _Analyzer:
         pads = (
             getattr(module, "padding", None) if module is not None else _arg(node, 1, "pad", None)
         )
+        if pads is None:
+            return _NodeRF(None, None, None)
         if isinstance(pads, int):
             pads = (pads,) * 4
         pads = tuple(int(v) for v in pads)
@@ -581,10 +586,13 @@ class _Analyzer:
             "cumprod",
             "normalize",
         ):
-            dim = module.dim if module is not None else _arg(node, 1, "dim", None)
+            # an fx argument, or the attribute of a module named like the op: whatever it holds
+            dim: Any = module.dim if module is not None else _arg(node, 1, "dim", None)
             touched = set(range(ndim)) if dim is None else {int(dim) % ndim}
         elif name in ("view", "reshape"):
-            touched = set(range(ndim)) if tuple(out_shape) != tuple(in_val.shape) else set()  # type: ignore[union-attr]
+            if not isinstance(in_val, torch.Tensor):
+                return _NodeRF(None, None, None)
+            touched = set(range(ndim)) if tuple(out_shape) != tuple(in_val.shape) else set()
         else:  # reductions
             dim = _arg(node, 1, "dim", None)
             if dim is None:
@@ -597,7 +605,10 @@ class _Analyzer:
         # position-wise over the spatial axes; for reductions without keepdim the axes shift down
         axes = first.axes
         if name in _DIM_REDUCTIONS and not _arg(node, 2, "keepdim", False):
-            axes = tuple(a - sum(1 for t in touched if t < a) for a in axes)  # type: ignore[assignment]
+            axes = (
+                axes[0] - sum(1 for t in touched if t < axes[0]),
+                axes[1] - sum(1 for t in touched if t < axes[1]),
+            )
         return self._pointwise(spatial, out_shape, axes)
 
     def _permute(
@@ -605,7 +616,8 @@ class _Analyzer:
     ) -> _NodeRF:
         assert first.axes is not None
         ndim = len(out_shape)
-        fx_args = node.fx_node.args  # type: ignore[union-attr]
+        assert node.fx_node is not None
+        fx_args: tuple[Any, ...] = node.fx_node.args  # fx arguments: checked where used
         if name == "permute":
             dims = fx_args[1:] if len(fx_args) > 2 or isinstance(fx_args[1], int) else fx_args[1]
             dims = [int(v) % ndim for v in dims]
@@ -627,31 +639,29 @@ class _Analyzer:
         self, node: GraphNode, name: str, in_key: str, first: _NodeRF, out_shape: tuple[int, ...]
     ) -> _NodeRF:
         assert first.axes is not None and first.sizes is not None
-        fx_args = node.fx_node.args  # type: ignore[union-attr]
+        assert node.fx_node is not None
+        fx_args: tuple[Any, ...] = node.fx_node.args  # fx arguments: checked where used
         in_val = self.values.get(in_key)
         ndim_in = in_val.dim() if isinstance(in_val, torch.Tensor) else len(out_shape)
         if name == "unsqueeze":
             d = int(fx_args[1]) % (ndim_in + 1)
-            axes = tuple(a + 1 if a >= d else a for a in first.axes)
+            h, w = (a + 1 if a >= d else a for a in first.axes)
             return _NodeRF(
-                axes, first.sizes, first.rf, first.global_, first.uniform, {in_key: None}
-            )  # type: ignore[arg-type]
-        if name == "squeeze":
-            dims = (
-                [int(v) % ndim_in for v in fx_args[1:]]
-                if len(fx_args) > 1
-                else [
-                    i
-                    for i, s in enumerate(in_val.shape)
-                    if s == 1  # type: ignore[union-attr]
-                ]
+                (h, w), first.sizes, first.rf, first.global_, first.uniform, back={in_key: None}
             )
+        if name == "squeeze":
+            if len(fx_args) > 1:
+                dims = [int(v) % ndim_in for v in fx_args[1:]]
+            elif isinstance(in_val, torch.Tensor):
+                dims = [i for i, s in enumerate(in_val.shape) if s == 1]
+            else:
+                return _NodeRF(None, None, None)
             if set(dims) & set(first.axes):
                 return _NodeRF(None, None, None)
-            axes = tuple(a - sum(1 for d in dims if d < a) for a in first.axes)
+            h, w = (a - sum(1 for d in dims if d < a) for a in first.axes)
             return _NodeRF(
-                axes, first.sizes, first.rf, first.global_, first.uniform, {in_key: None}
-            )  # type: ignore[arg-type]
+                (h, w), first.sizes, first.rf, first.global_, first.uniform, back={in_key: None}
+            )
         # getitem: plain int / slice / None / Ellipsis indexing
         index = fx_args[1]
         if not isinstance(index, tuple):
@@ -999,7 +1009,13 @@ class ReceptiveFieldIndex:
             input_shape = getattr(model, "input_shape", None)
         if input_shape is None:
             raise LayerError("an input shape (C, H, W) is needed for receptive fields")
-        self.input_shape = tuple(int(v) for v in input_shape)
+        shape = tuple(int(v) for v in input_shape)
+        if len(shape) != 3:
+            raise LayerError(
+                f"receptive fields need an input shape (C, H, W), not {list(shape)}: "
+                "give channels, height and width"
+            )
+        self.input_shape: tuple[int, int, int] = shape
         self.module = module
         self.graph = layer_graph(module)
         self.measured = not self.graph.traced
@@ -1033,13 +1049,13 @@ class ReceptiveFieldIndex:
                 self.input_shape,
                 geometry,
                 self._map_sizes,
-            )  # type: ignore[arg-type]
+            )
         return unit_box_from_analysis(
             self.graph,
             self.info,
             layer,
             unit,
-            self.input_shape,  # type: ignore[arg-type]
+            self.input_shape,
             geometry,
             exact_support,
         )
@@ -1090,6 +1106,7 @@ def structural_copy(model: nn.Module) -> nn.Module:
                 bias.zero_()
             if (
                 isinstance(module, nn.modules.batchnorm._BatchNorm)
+                and module.running_mean is not None
                 and module.running_var is not None
             ):
                 module.running_mean.zero_()

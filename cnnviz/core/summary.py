@@ -64,6 +64,7 @@ def _fmt(n: int) -> str:
 def conv_formula(module: nn.Module) -> str:
     """The parameter count of a convolution spelled out with its numbers."""
     weight = module.weight
+    assert isinstance(weight, torch.Tensor)  # a convolution's weight is a Parameter
     k = list(weight.shape[2:])
     c_out = module.out_channels
     c_in = module.in_channels
@@ -321,7 +322,8 @@ def summarize(
                 continue  # sizes, ints, unpacking: not layers
             node = gnode.fx_node
             assert node is not None
-            args = [values.get(graph.node_key(a)) for a in node.args if hasattr(a, "op")]
+            arg_keys = [graph.node_key(a) for a in node.args if hasattr(a, "op")]
+            args = [values.get(k) if k is not None else None for k in arg_keys]
             row = LayerRow(key, gnode.type, gnode.kind, depth, out_shape, inputs=list(gnode.inputs))
             if gnode.module is not None:
                 row.params, row.trainable_params = module_params(gnode.module)
@@ -357,7 +359,7 @@ def summarize(
     total_macs = sum(r.macs for r in rows if r.kind != "container")
     summary = Summary(
         model_name=name or getattr(model, "name", None) or type(module).__name__,
-        input_shape=shape,  # type: ignore[arg-type]
+        input_shape=shape,
         rows=rows,
         total_params=total,
         trainable_params=trainable,

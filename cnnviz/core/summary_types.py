@@ -120,7 +120,7 @@ class Summary:
     """The per-layer table of a model for one input shape, with totals."""
 
     model_name: str
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]  # (C, H, W) for images; other ranks (C, L) ... pass through
     rows: list[LayerRow]
     total_params: int
     trainable_params: int

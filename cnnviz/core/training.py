@@ -256,7 +256,7 @@ def train(
     torch.manual_seed(seed)
     if model is None:
         model = build_model(spec)
-    check_classes(model, input_shape, len(data.labels))  # type: ignore[arg-type]
+    check_classes(model, input_shape, len(data.labels))
     spec["labels"] = list(data.labels)
 
     train_set, val_set = data.train, data.val
