@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.fileio import atomic_writer
 
 if TYPE_CHECKING:
     from cnnviz.core.images import Preprocess
@@ -88,31 +88,8 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
         raise ModelLoadError(
             f"Cannot save {target}: the folder {folder} does not exist; create it first."
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates owner-only files; a checkpoint is meant to be shared like any other file.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename itself durable; not possible on every platform
-        dir_fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return target
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
+    with atomic_writer(target) as fh:
+        torch.save(obj, fh)
     return target
 
 

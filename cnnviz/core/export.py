@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from cnnviz.core import render
 from cnnviz.core.errors import CnnvizError, LayerError
+from cnnviz.core.fileio import atomic_writer, is_cancelled
 
 __all__ = [
     "ExportResult",
@@ -54,27 +54,11 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
         raise CnnvizError(f"cannot write '{target}': the folder '{folder}' does not exist")
     if target.is_dir():
         raise CnnvizError(f"cannot write '{target}': it is a folder; give a file name")
-    tmp_name: str | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_writer(target) as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, target)
-        tmp_name = None
     except OSError as exc:
         raise _write_error(target, exc) from exc
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
     return target
 
 
@@ -265,14 +249,6 @@ class ExportResult:
     cancelled: bool = False
 
 
-def _is_cancelled(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
-
-
 def export_layers(
     model: Any,
     image: Any,
@@ -336,7 +312,7 @@ def export_layers(
     used: set[str] = set()
     total = len(names)
     for i, name in enumerate(names):
-        if _is_cancelled(cancel):
+        if is_cancelled(cancel):
             out.cancelled = True
             break
         stem = layer_file_stem(name)

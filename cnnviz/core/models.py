@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cnnviz.core.errors import ModelLoadError, UntrustedFileError
+from cnnviz.core.fileio import atomic_writer
 from cnnviz.core.images import Preprocess
 from cnnviz.core.resources import resource_path
 
@@ -111,27 +112,17 @@ def _download_state_dict(name: str, weights: Any, progress: Any = None) -> dict[
 
 def _download_with_progress(url: str, path: Path, progress: Any) -> dict[str, torch.Tensor]:
     """Download ``url`` to ``path`` atomically, calling ``progress(done_bytes, total_bytes)``; may raise to cancel."""
-    import tempfile
     import urllib.request
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - torchvision's https URL
         total = int(response.headers.get("Content-Length") or 0)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                done = 0
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    done += len(chunk)
-                    progress(done, total)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_writer(path) as out:
+            done = 0
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+                done += len(chunk)
+                progress(done, total)
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

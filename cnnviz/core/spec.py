@@ -82,7 +82,6 @@ import inspect
 import json
 import math
 import os
-import tempfile
 import types
 import typing
 import warnings
@@ -95,6 +94,7 @@ import torch
 from torch import nn
 
 from cnnviz.core.errors import SpecError
+from cnnviz.core.fileio import atomic_writer
 
 __all__ = [
     "SUPPORTED_TYPES",
@@ -1222,23 +1222,11 @@ def save_spec(spec: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise SpecError(f"cannot save spec to {p}: the folder {folder} does not exist")
-    tmp_name = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with atomic_writer(p, text=True) as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, p)
-        tmp_name = None
     except OSError as exc:
         raise SpecError(f"cannot save spec to {p}: {exc.strerror or exc}") from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from torch import nn
 
 from cnnviz.core.datasets import TensorData, TrainingData, open_dataset
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.fileio import is_cancelled
 
 
 class TrainCallbacks(Protocol):
@@ -84,14 +85,6 @@ def pick_device(device: str = "auto") -> torch.device:
             )
         return torch.device("mps")
     raise CnnvizError(f"Unknown device {device!r}: use auto, cpu, cuda or mps.")
-
-
-def _is_cancelled(cancel: Any) -> bool:
-    if cancel is None:
-        return False
-    if hasattr(cancel, "is_set"):
-        return bool(cancel.is_set())
-    return bool(cancel())
 
 
 def _call(callbacks: Any, name: str, *args: Any) -> None:
@@ -170,7 +163,7 @@ def evaluate(
     try:
         with torch.no_grad():
             for start in range(0, len(data), batch_size):
-                if _is_cancelled(cancel):
+                if is_cancelled(cancel):
                     break
                 idx = torch.arange(start, min(len(data), start + batch_size))
                 x = (data.batch(idx).to(dev) - mean) / std
@@ -299,7 +292,7 @@ def train(
     step = 0
     try:
         for epoch in range(1, int(epochs) + 1):
-            if _is_cancelled(cancel):
+            if is_cancelled(cancel):
                 result.cancelled = True
                 break
             _call(callbacks, "on_epoch_start", epoch, int(epochs))
@@ -338,7 +331,7 @@ def train(
                     batch_loss,
                     batch_correct / len(idx),
                 )
-                if _is_cancelled(cancel):
+                if is_cancelled(cancel):
                     result.cancelled = True
                     break
             if result.cancelled:
@@ -358,7 +351,7 @@ def train(
             result.history.append(metrics)
             result.epochs_completed = epoch
             _call(callbacks, "on_epoch_end", epoch, dict(metrics))
-            if _is_cancelled(cancel):
+            if is_cancelled(cancel):
                 result.cancelled = True
                 break
     finally:
