@@ -24,9 +24,8 @@ def atomic_writer(path: PathLike, *, text: bool = False) -> Iterator[IO[Any]]:
     folder = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(
-            fd, "w" if text else "wb", **({"encoding": "utf-8"} if text else {})
-        ) as handle:
+        handle: IO[Any] = os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
