@@ -10,7 +10,9 @@ For each network at 224 px (batch of one):
 - box_ms: one unit's box once the analysis exists (formula + clipping), and support_ms: its exact support walk;
 - erf_ms / erf_ratio: effective receptive field of one unit of a middle layer vs a plain forward + backward to
   that layer (both with the input requiring grad).
-Timings are medians of interleaved repetitions, so background load affects both sides alike.
+Timings are medians of interleaved repetitions, so background load affects both sides alike. cnnviz asks glibc
+to keep freed memory for reuse (see cnnviz.core.capture.keep_freed_memory); set CNNVIZ_KEEP_FREED_MEMORY=0 to
+measure without it.
 
 Usage: python benchmarks/bench_core.py [--models resnet18,resnet50] [--repeats 7]
 """
@@ -70,16 +72,21 @@ def bench(name: str, repeats: int) -> dict:
     capture(model, x)
     _hooks_capture(model, x)
 
-    samples: dict[str, list[float]] = {k: [] for k in ("forward", "capture", "hooks", "summary_cold",
+    samples: dict[str, list[float]] = {k: [] for k in ("forward", "capture", "hooks", "forward_s", "summary_cold",
                                                         "summary_warm")}  # fmt: skip
+    # capture and hooks, interleaved with the forward they are compared to
     for _ in range(repeats):
         samples["forward"].append(_timed(forward))
         samples["capture"].append(_timed(lambda: capture(model, x)))
         samples["hooks"].append(_timed(lambda: _hooks_capture(model, x)))
-        fresh = torchvision.models.get_model(name, weights=None).eval()
+    # summaries on models never seen before (built beforehand, so building them does not disturb the timings)
+    fresh_models = [torchvision.models.get_model(name, weights=None).eval() for _ in range(repeats)]
+    for fresh in fresh_models:
         forget_graph(fresh)
+        samples["forward_s"].append(_timed(forward))
         samples["summary_cold"].append(_timed(lambda fresh=fresh: summarize(fresh, shape)))
         samples["summary_warm"].append(_timed(lambda: summarize(model, shape)))
+    del fresh_models
     med = {k: statistics.median(v) for k, v in samples.items()}
 
     torchinfo_ms = None
@@ -137,9 +144,9 @@ def bench(name: str, repeats: int) -> dict:
         "hooks_ms": ms(med["hooks"]),
         "hooks_ratio": round(med["hooks"] / med["forward"], 3),
         "summary_cold_ms": ms(med["summary_cold"]),
-        "summary_cold_ratio": round(med["summary_cold"] / med["forward"], 3),
+        "summary_cold_ratio": round(med["summary_cold"] / med["forward_s"], 3),
         "summary_warm_ms": ms(med["summary_warm"]),
-        "summary_warm_ratio": round(med["summary_warm"] / med["forward"], 3),
+        "summary_warm_ratio": round(med["summary_warm"] / med["forward_s"], 3),
         "box_ms": round(box_total / len(units) * 1000, 4),
         "support_ms": round(support_total / len(units) * 1000, 3),
         "erf_layer": layer,

@@ -8,6 +8,8 @@ batch of one (the convention of torchinfo and most papers); element-wise layers 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -175,6 +177,50 @@ def _meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
+def _checked_norm_forward(module: nn.Module) -> Any:
+    """A forward for normalisation layers on meta tensors: torch's own input checks, then the input's shape.
+
+    On meta tensors torch runs batch and layer norm through Python decompositions (about 3 ms each); their output
+    always has the input's shape, so only the checks torch would make are worth running.
+    """
+
+    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module._check_input_dim(x)
+            if x.shape[1] != module.num_features:
+                raise RuntimeError(
+                    f"running_mean should contain {x.shape[1]} elements not {module.num_features}"
+                )
+        elif isinstance(module, nn.LayerNorm):
+            tail = tuple(x.shape[x.dim() - len(module.normalized_shape) :])
+            if tail != tuple(module.normalized_shape):
+                raise RuntimeError(
+                    f"Given normalized_shape={list(module.normalized_shape)}, expected input with shape "
+                    f"[*, {', '.join(str(v) for v in module.normalized_shape)}], but got input of size "
+                    f"{list(x.shape)}"
+                )
+        return torch.empty_like(x)
+
+    return forward
+
+
+@contextmanager
+def _fast_meta_norms(model: nn.Module) -> Iterator[None]:
+    patched = [
+        m
+        for m in model.modules()
+        if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)
+        and "forward" not in m.__dict__
+    ]
+    for m in patched:
+        m.forward = _checked_norm_forward(m)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
+
+
 def _run_on_meta(
     graph: LayerGraph, input_shape: tuple[int, ...]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -185,7 +231,7 @@ def _run_on_meta(
     if graph.traced:
         gm = graph.capture_module(None)
         try:
-            with torch.no_grad(), eval_mode(model):
+            with torch.no_grad(), eval_mode(model), _fast_meta_norms(model):
                 _out, values = torch.func.functional_call(gm, _meta_state(gm), (x,), strict=False)
         except Exception as exc:
             raise _meta_failure(graph, x, exc) from exc

@@ -242,3 +242,24 @@ def test_hooks_fallback_forward_error_names_layer():
     with pytest.raises(ForwardError, match="'a'.*Conv2d"):
         capture(model, torch.zeros(1, 3, 6, 6))
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_summary_refuses_what_torch_refuses_in_normalisation_layers():
+    """The table's fast path for batch/layer norm keeps torch's own input checks."""
+    wrong_channels = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(4)).eval()
+    with pytest.raises(RuntimeError):
+        wrong_channels(torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ForwardError, match="BatchNorm2d"):
+        summarize(wrong_channels, (3, 8, 8))
+    wrong_dims = nn.Sequential(nn.Flatten(), nn.BatchNorm2d(3)).eval()
+    with pytest.raises(ValueError):
+        wrong_dims(torch.zeros(1, 3, 2, 2))
+    with pytest.raises(ForwardError, match="BatchNorm2d"):
+        summarize(wrong_dims, (3, 2, 2))
+    wrong_norm = nn.Sequential(nn.Flatten(), nn.LayerNorm(5)).eval()
+    with pytest.raises(RuntimeError):
+        wrong_norm(torch.zeros(1, 2, 2))
+    with pytest.raises(ForwardError, match="LayerNorm"):
+        summarize(wrong_norm, (1, 2, 2))
+    # and the modules are left as they were
+    assert "forward" not in wrong_channels[1].__dict__
