@@ -57,7 +57,14 @@ from cnnviz.core.errors import CnnvizError, SpecError
 from cnnviz.core.graph import GraphNode, LayerGraph
 from cnnviz.core.models import LoadedModel
 from cnnviz.core.receptive import analyse, to_receptive_field
-from cnnviz.core.spec import SUPPORTED_TYPES, SpecReport, build_model, validate_spec
+from cnnviz.core.spec import (
+    ACTIVATION_TYPES,
+    DROPOUT_TYPES,
+    SUPPORTED_TYPES,
+    SpecReport,
+    build_model,
+    validate_spec,
+)
 from cnnviz.core.summary import fill_layer_geometry, module_macs, module_params
 from cnnviz.core.summary_types import LayerRow, ReceptiveField, Summary
 
@@ -95,18 +102,6 @@ INFERRED: dict[str, str] = {
 
 POOLING_TYPES: tuple[str, ...] = ("MaxPool2d", "AvgPool2d")
 ADAPTIVE_TYPES: tuple[str, ...] = ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
-ACTIVATION_TYPES: tuple[str, ...] = (
-    "ReLU",
-    "ReLU6",
-    "LeakyReLU",
-    "ELU",
-    "GELU",
-    "SiLU",
-    "Hardswish",
-    "Sigmoid",
-    "Tanh",
-)
-DROPOUT_TYPES: tuple[str, ...] = ("Dropout", "Dropout2d")
 
 INSERTABLE: tuple[str, ...] = (
     "Conv2d",

@@ -110,33 +110,17 @@ __all__ = [
     "warm_up",
 ]
 
+ACTIVATION_TYPES: tuple[str, ...] = (
+    "ReLU", "ReLU6", "LeakyReLU", "ELU", "GELU", "SiLU", "Hardswish", "Sigmoid", "Tanh",
+)  # fmt: skip
+"""Element-wise activations (Softmax, which mixes channels, is not one of them)."""
+DROPOUT_TYPES: tuple[str, ...] = ("Dropout", "Dropout2d")
+
 SUPPORTED_TYPES: tuple[str, ...] = (
-    "Conv2d",
-    "ConvTranspose2d",
-    "MaxPool2d",
-    "AvgPool2d",
-    "AdaptiveAvgPool2d",
-    "AdaptiveMaxPool2d",
-    "BatchNorm2d",
-    "BatchNorm1d",
-    "ReLU",
-    "ReLU6",
-    "LeakyReLU",
-    "ELU",
-    "GELU",
-    "SiLU",
-    "Hardswish",
-    "Sigmoid",
-    "Tanh",
-    "Softmax",
-    "Dropout",
-    "Dropout2d",
-    "Flatten",
-    "Linear",
-    "Identity",
-    "Upsample",
-    "ZeroPad2d",
-)
+    "Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d",
+    "BatchNorm2d", "BatchNorm1d", *ACTIVATION_TYPES, "Softmax", *DROPOUT_TYPES, "Flatten", "Linear", "Identity",
+    "Upsample", "ZeroPad2d",
+)  # fmt: skip
 """Layer types a spec may use: an explicit allow-list, user JSON never names arbitrary classes."""
 
 _TOP_LEVEL_KEYS = ("name", "description", "input_shape", "labels", "preprocess", "layers")
@@ -152,23 +136,7 @@ _INFERRED = {
 
 # Layers whose output has their input's shape; their meta run is skipped (see module docstring).
 _SHAPE_KEEPING = frozenset(
-    {
-        "ReLU",
-        "ReLU6",
-        "LeakyReLU",
-        "ELU",
-        "GELU",
-        "SiLU",
-        "Hardswish",
-        "Sigmoid",
-        "Tanh",
-        "Softmax",
-        "Dropout",
-        "Dropout2d",
-        "Identity",
-        "BatchNorm2d",
-        "BatchNorm1d",
-    }
+    {*ACTIVATION_TYPES, "Softmax", *DROPOUT_TYPES, "Identity", "BatchNorm2d", "BatchNorm1d"}
 )
 
 # Their tuple[int, ...] arguments take exactly two values (height, width).
