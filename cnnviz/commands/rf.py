@@ -62,6 +62,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"clipped box:  {_box(box.clipped_box)}")
         print(f"support:      {_box(box.support_box)}  (input pixels the unit can depend on)")
         print(f"in padding:   {box.padding_fraction:.1%} of the box")
+        if box.gated:
+            print(
+                "gated:        a squeeze-and-excitation gate also feeds it the whole input (see support)"
+            )
     if box.image_box is not None:
         print(f"in the image: {_box(box.image_box)}  (original pixels)")
     return 0

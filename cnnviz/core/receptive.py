@@ -807,6 +807,8 @@ class UnitBox:
     ``clipped_box`` in original-image pixels (when an image geometry is known). ``global_`` units see everything.
     ``measured`` boxes come from the gradient support (untraceable models): all three boxes are that support, and
     ``covers_input`` says it reached every edge of the input, so the true field may be larger than the input.
+    ``gated`` units sit behind a global gate (squeeze-and-excitation): the box is the convolution path's field,
+    and ``support_box`` shows that through the gate the unit depends on the whole input.
     """
 
     layer: str
@@ -824,6 +826,7 @@ class UnitBox:
     image_box: Box | None = None
     measured: bool = False
     covers_input: bool = False
+    gated: bool = False
 
     def to_json(self) -> dict[str, Any]:
         def num(v: Fraction) -> int | float:
@@ -847,6 +850,8 @@ class UnitBox:
             out["uniform"] = False
         if self.measured:
             out["measured"] = True
+        if self.gated:
+            out["gated"] = True
         if self.image_box is not None:
             out["image_box"] = list(self.image_box)
         return out
@@ -990,7 +995,7 @@ def unit_box_from_analysis(
         image_box = geometry.box_to_original(clipped)
     return UnitBox(
         layer, (y, x), input_shape, (int(rh.r), int(rw.r)), (rh.s, rw.s), (rh.p, rw.p), box, clipped, support,
-        fraction, uniform=node.uniform, image_box=image_box,
+        fraction, uniform=node.uniform, image_box=image_box, gated=node.gated,
     )  # fmt: skip
 
 

@@ -39,7 +39,19 @@ def structural_copy(model: nn.Module) -> nn.Module:
                         child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode
                     ),
                 )
-            elif isinstance(child, (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU, nn.Dropout)):
+            elif isinstance(
+                child,
+                (
+                    nn.ReLU,
+                    nn.ReLU6,
+                    nn.Hardswish,
+                    nn.Hardsigmoid,
+                    nn.Sigmoid,
+                    nn.SiLU,
+                    nn.GELU,
+                    nn.Dropout,
+                ),
+            ):
                 setattr(parent, name, nn.Identity())
             else:
                 replace(child)
@@ -387,3 +399,17 @@ def test_untraceable_model_is_measured_by_gradient_and_labelled():
         exact = twin.box("2", unit)
         assert measured.measured and measured.to_json()["measured"] is True
         assert measured.support_box == exact.support_box
+
+
+def test_squeeze_excitation_gate_is_marked_and_support_is_whole_input():
+    """The convolution path's field is reported, marked gated; the exact support shows the gate's global reach."""
+    model = torchvision.models.mobilenet_v3_small(weights=None).eval()
+    shape = (3, 96, 96)
+    index = ReceptiveFieldIndex(model, shape)
+    box = index.box("features.2", (1, 1))
+    assert box.gated and box.to_json()["gated"] is True
+    truth = gradient_bbox(structural_copy(model), _truncate("features.2"), shape, (1, 1))
+    assert box.support_box == truth == (0, 0, 95, 95)
+    assert box.size[0] < 96  # the local field of the convolution path, not the whole input
+    before_gate = index.box("features.1.block.0", (1, 1))
+    assert not before_gate.gated
