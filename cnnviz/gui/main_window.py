@@ -76,6 +76,10 @@ def unit_status(selection: UnitSelection | None) -> str:
         text += "   box entirely in padding"
     if box.padding_fraction > 0:
         text += f"   ({box.padding_fraction:.0%} in padding)"
+    if box.gated:
+        text += "   + a squeeze-and-excitation gate that sees the whole picture"
+    if box.measured:
+        text += "   (measured by gradient: the model cannot be traced)"
     return text
 
 
