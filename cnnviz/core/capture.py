@@ -12,7 +12,7 @@ import torch.fx as fx
 from torch import nn
 
 from cnnviz.core.errors import CnnvizError, LayerError
-from cnnviz.core.graph import LayerGraph, eval_mode, layer_graph, out_of_place
+from cnnviz.core.graph import OUTPUT_KEY, LayerGraph, eval_mode, layer_graph, out_of_place
 
 
 class ForwardError(CnnvizError):
@@ -196,7 +196,25 @@ def capture(
         selected = frozenset(resolve_layer(graph, name) for name in layers)
     if graph.traced:
         return _capture_fx(graph, tensor, selected, dtype, to_cpu)
+    if graph.compiled:
+        return _capture_output_only(graph, module, tensor, dtype, to_cpu)
     return _capture_hooks(graph, module, tensor, selected, dtype, to_cpu)
+
+
+def _capture_output_only(
+    graph: LayerGraph, module: nn.Module, x: torch.Tensor, dtype: torch.dtype | None, to_cpu: bool
+) -> CaptureResult:
+    keep = _keeper(dtype, to_cpu)
+    try:
+        with torch.inference_mode():
+            output = module(x)
+    except Exception as exc:
+        raise ForwardError(
+            f"the compiled model failed on an input of shape {_shape_of(x)}: {_first_line(exc)}"
+        ) from exc
+    value = keep(output) if keep is not None else output
+    activations = {OUTPUT_KEY: value} if _is_tensorish(value) else {}
+    return CaptureResult(activations, output, "compiled", graph.note)
 
 
 def _keeper(dtype: torch.dtype | None, to_cpu: bool) -> Any:

@@ -28,6 +28,8 @@ from cnnviz.core.errors import LayerError
 
 # Functional calls that only restructure Python containers: not layers of their own.
 _PLUMBING = {operator.getitem, getattr}
+# The only layer of a compiled (TorchScript) model: its output.
+OUTPUT_KEY = "output"
 _INPLACE_OPERATORS = {
     operator.iadd: operator.add,
     operator.isub: operator.sub,
@@ -68,6 +70,8 @@ def _op_name(node: fx.Node) -> str:
     if node.op == "call_method":
         return str(node.target)
     target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return str(target._opname)  # aten.conv2d.default -> conv2d (torch.export programs)
     name = getattr(target, "__name__", None) or str(target)
     return name.lstrip("_") or name
 
@@ -78,6 +82,8 @@ def _type_name(node: fx.Node, module: nn.Module | None) -> str:
     if node.op == "call_method":
         return f"Tensor.{node.target}"
     target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return f"aten.{target._opname}"
     mod = getattr(target, "__module__", "") or ""
     name = getattr(target, "__name__", str(target))
     if mod.startswith("torch.nn.functional"):
@@ -103,7 +109,11 @@ class LayerGraph:
         self._capture_modules: dict[tuple[Any, ...], fx.GraphModule] = {}
         self._by_key: dict[str, GraphNode] = {}
         self._key_of: dict[fx.Node, str] = {}
+        # TorchScript runs as one compiled program: neither fx nor module hooks can see inside it.
+        self.compiled = isinstance(model, torch.jit.ScriptModule)
         try:
+            if self.compiled:
+                raise TypeError("a TorchScript archive cannot be traced")
             self._trace()
             self.traced = True
         except Exception as exc:  # noqa: BLE001 - any tracing failure means: fall back to hooks
@@ -117,9 +127,17 @@ class LayerGraph:
                 f"({type(exc).__name__}: {first_line[:160]}); layers were captured with module hooks, "
                 "so functional operations (additions, concatenations) are not shown"
             )
+        if self.compiled:
+            self.note = (
+                "a TorchScript archive runs as one compiled program, so only its output can be shown; "
+                "open the original model or a torch.export .pt2 file to see every layer"
+            )
         self._by_key = {n.key: n for n in self.nodes}
         # Without a trace, module names are the only layer names we know before running.
-        self.module_keys = [] if self.traced else [n for n, _ in model.named_modules() if n]
+        if self.compiled:
+            self.module_keys = [OUTPUT_KEY]
+        else:
+            self.module_keys = [] if self.traced else [n for n, _ in model.named_modules() if n]
 
     # -- tracing -------------------------------------------------------------------------------------------------
     def _trace(self) -> None:
@@ -201,6 +219,17 @@ class LayerGraph:
     # -- queries -------------------------------------------------------------------------------------------------
     def node(self, key: str) -> GraphNode:
         return self._by_key[key]
+
+    def constant(self, fx_node: Any) -> Any:
+        """The parameter or buffer a ``get_attr`` node reads (e.g. the weight of ``F.conv2d(x, self.weight)``)."""
+        if getattr(fx_node, "op", None) != "get_attr":
+            return None
+        value: Any = self.model
+        for part in str(fx_node.target).split("."):
+            value = getattr(value, part, None)
+            if value is None:
+                return None
+        return value
 
     def node_key(self, fx_node: Any) -> str | None:
         """The capture key of an fx node (None for parameters, constants and plumbing)."""

@@ -350,8 +350,13 @@ class _Analyzer:
             return None
         if name in ("conv2d", "conv_transpose2d"):
             assert node.fx_node is not None
-            weight_key = self.graph.node_key(node.fx_node.args[1])
-            weight = self.values.get(weight_key) if weight_key is not None else None
+            weight_arg = node.fx_node.args[1]
+            weight_key = self.graph.node_key(weight_arg)
+            weight = (
+                self.values.get(weight_key)
+                if weight_key is not None
+                else self.graph.constant(weight_arg)
+            )
             if weight is None:
                 return None
             k = (int(weight.shape[-2]), int(weight.shape[-1]))
@@ -1023,6 +1028,11 @@ class ReceptiveFieldIndex:
         self.input_shape: tuple[int, int, int] = shape
         self.module = module
         self.graph = layer_graph(module)
+        if self.graph.compiled:
+            raise LayerError(
+                "receptive fields of a TorchScript archive cannot be derived or measured (it runs as one "
+                "compiled program); open the original model or a torch.export .pt2 file"
+            )
         self.measured = not self.graph.traced
         self._structural: nn.Module | None = None
         self._map_sizes: dict[str, tuple[int, int] | None] = {}

@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnviz.core.capture import ForwardError, _first_line, _shape_of, unwrap_module
 from cnnviz.core.errors import CnnvizError
-from cnnviz.core.graph import GraphNode, LayerGraph, eval_mode, layer_graph
+from cnnviz.core.graph import OUTPUT_KEY, GraphNode, LayerGraph, eval_mode, layer_graph
 from cnnviz.core.summary_types import LayerRow, Pair, Summary
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -274,6 +274,19 @@ def _meta_failure(graph: LayerGraph, x: torch.Tensor, exc: Exception) -> CnnvizE
 
 def _run_hooks_on_meta(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, Any], dict[str, Any]]:
     """Hook every module; run on meta tensors, or for real where the model needs values (``.item()``...)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        # compiled: no hooks and no meta tensors; one real pass gives the output's shape
+        from cnnviz.core.capture import model_device
+
+        real = torch.zeros(x.shape, device=model_device(model))
+        try:
+            with torch.no_grad():
+                out = model(real)
+        except Exception as exc:
+            raise ForwardError(
+                f"the model cannot run on an input of shape {_shape_of(x)}: {_first_line(exc)}"
+            ) from exc
+        return {OUTPUT_KEY: out}, {}
     try:
         return _run_hooks(model, x, meta=True)
     except ForwardError:
@@ -357,6 +370,8 @@ def summarize(
                 info = graph.containers[key]
                 out = values.get(info.output_key) if info.output_key else None
                 total, trainable = module_params(info.module)
+                if out is None and total == 0:
+                    continue  # no output and no weights (e.g. torch.export's guard function): not a layer
                 rows.append(
                     LayerRow(key, info.type, "container", depth, _shape(out), total, trainable)
                 )
@@ -368,8 +383,12 @@ def summarize(
                 continue  # sizes, ints, unpacking: not layers
             node = gnode.fx_node
             assert node is not None
-            arg_keys = [graph.node_key(a) for a in node.args if hasattr(a, "op")]
-            args = [values.get(k) if k is not None else None for k in arg_keys]
+            # layer inputs by their values; parameters read with get_attr by the tensors themselves
+            args = [
+                values.get(k) if (k := graph.node_key(a)) is not None else graph.constant(a)
+                for a in node.args
+                if hasattr(a, "op")
+            ]
             row = LayerRow(key, gnode.type, gnode.kind, depth, out_shape, inputs=list(gnode.inputs))
             if gnode.module is not None:
                 row.params, row.trainable_params = module_params(gnode.module)
@@ -390,6 +409,11 @@ def summarize(
         children = {n for n, m in modules.items() if n and any(True for _ in m.children())}
         for key, value in values.items():
             qual = key.split("@")[0]
+            if key == OUTPUT_KEY and qual not in modules:
+                out_shape = _shape(value)
+                total, trainable = module_params(module)
+                rows.append(LayerRow(key, "TorchScript", "module", 0, out_shape, total, trainable))
+                continue
             sub = modules[qual]
             out_shape = _shape(value)
             if out_shape is None:

@@ -263,3 +263,57 @@ def test_summary_refuses_what_torch_refuses_in_normalisation_layers():
         summarize(wrong_norm, (1, 2, 2))
     # and the modules are left as they were
     assert "forward" not in wrong_channels[1].__dict__
+
+
+class FunctionalConv(nn.Module):
+    """A convolution called functionally with its own parameter (a get_attr in the graph)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(4, 1, 5, 3))
+
+    def forward(self, x):
+        return F.max_pool2d(F.conv2d(x, self.weight, stride=(1, 2), padding=1), 2)
+
+
+def test_functional_convolution_with_own_parameter_has_macs_and_field():
+    model = FunctionalConv().eval()
+    summary = summarize(model, (1, 16, 16))
+    row = summary.row("conv2d")
+    out = F.conv2d(torch.zeros(1, 1, 16, 16), model.weight, stride=(1, 2), padding=1)
+    assert row.output_shape == tuple(out.shape)
+    assert row.macs == model.weight.numel() * out.shape[2] * out.shape[3]
+    assert row.rf.size == (5, 3) and row.rf.stride == (1, 2) and row.rf.padding == (1, 1)
+
+
+def test_exported_program_has_the_same_table_as_its_source():
+    torch.manual_seed(0)
+    source = nn.Sequential(nn.Conv2d(1, 2, 3, stride=2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                           nn.Linear(2 * 3 * 3, 3)).eval()  # fmt: skip
+    x = torch.zeros(1, 1, 14, 14)
+    exported = torch.export.export(source, (x,)).module()
+    a = summarize(source, (1, 14, 14))
+    b = summarize(exported, (1, 14, 14))
+    assert b.total_params == a.total_params and b.total_macs == a.total_macs
+    by_type = {r.type: r for r in b.rows}
+    assert by_type["aten.conv2d"].rf == a.row("0").rf
+    assert by_type["aten.max_pool2d"].rf == a.row("2").rf
+    assert by_type["aten.linear"].output_shape == a.row("4").output_shape
+    torch.testing.assert_close(capture(exported, x)["linear"], capture(source, x)["4"])
+
+
+def test_torchscript_shows_its_output_and_says_why():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()).eval()
+    scripted = torch.jit.script(model)
+    x = torch.randn(1, 1, 6, 6)
+    result = capture(scripted, x)
+    assert list(result) == ["output"] and "TorchScript" in result.note
+    torch.testing.assert_close(result["output"], model(x))
+    summary = summarize(scripted, (1, 6, 6))
+    assert [r.name for r in summary.rows] == ["output"]
+    assert summary.rows[0].output_shape == (1, 2, 4, 4)
+    assert summary.total_params == sum(p.numel() for p in model.parameters())
+    with pytest.raises(LayerError, match="TorchScript"):
+        from cnnviz.core.receptive import ReceptiveFieldIndex
+
+        ReceptiveFieldIndex(scripted, (1, 6, 6))
