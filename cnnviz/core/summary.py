@@ -275,18 +275,12 @@ def _meta_failure(graph: LayerGraph, x: torch.Tensor, exc: Exception) -> CnnvizE
 def _run_hooks_on_meta(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, Any], dict[str, Any]]:
     """Hook every module; run on meta tensors, or for real where the model needs values (``.item()``...)."""
     if isinstance(model, torch.jit.ScriptModule):
-        # compiled: no hooks and no meta tensors; one real pass gives the output's shape
-        from cnnviz.core.capture import model_device
+        # compiled: no hooks and no meta tensors; one real pass (the capture's) gives the output's shape
+        from cnnviz.core.capture import capture, model_device
 
-        real = torch.zeros(x.shape, device=model_device(model))
-        try:
-            with torch.no_grad():
-                out = model(real)
-        except Exception as exc:
-            raise ForwardError(
-                f"the model cannot run on an input of shape {_shape_of(x)}: {_first_line(exc)}"
-            ) from exc
-        return {OUTPUT_KEY: out}, {}
+        return {
+            OUTPUT_KEY: capture(model, torch.zeros(x.shape, device=model_device(model))).output
+        }, {}
     try:
         return _run_hooks(model, x, meta=True)
     except ForwardError:
