@@ -22,6 +22,7 @@ import numpy as np
 from cnnviz.core import render
 from cnnviz.core.errors import CnnvizError, LayerError
 from cnnviz.core.fileio import atomic_writer, is_cancelled
+from cnnviz.core.formatting import rf_cells
 
 __all__ = [
     "ExportResult",
@@ -129,15 +130,6 @@ def _pair(p: Any) -> str:
     return a if a == b else f"{a}x{b}"
 
 
-def _rf_cells(rf: Any) -> tuple[str, str, str]:
-    if rf is None:
-        return ("", "", "")
-    if rf.global_:
-        return ("global", "", "")
-    mark = "" if rf.uniform else " (max)"
-    return (_pair(rf.size) + mark, _pair(rf.stride), _pair(rf.padding))
-
-
 def summary_table(summary: Any, *, totals: bool = True) -> tuple[tuple[str, ...], list[list[Any]]]:
     """Headers and rows of the per-layer table (numbers stay numbers; a totals row at the end)."""
     rows: list[list[Any]] = []
@@ -153,7 +145,7 @@ def summary_table(summary: Any, *, totals: bool = True) -> tuple[tuple[str, ...]
                 _pair(r.kernel_size),
                 _pair(r.stride),
                 _pair(r.padding),
-                *_rf_cells(r.rf),
+                *rf_cells(r.rf),
             ]
         )
     if totals:

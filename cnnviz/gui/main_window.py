@@ -77,9 +77,9 @@ def unit_status(selection: UnitSelection | None) -> str:
     if box.padding_fraction > 0:
         text += f"   ({box.padding_fraction:.0%} in padding)"
     if box.gated:
-        text += "   + a squeeze-and-excitation gate that sees the whole picture"
+        text += "   +gate: also sees the whole picture"
     if box.measured:
-        text += "   (measured by gradient: the model cannot be traced)"
+        text += "   (measured by gradient)"
     return text
 
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.core import render
+from cnnviz.core.formatting import rf_cells
 
 __all__ = ["LayerListView", "LayerTableView", "SummaryTableModel"]
 
@@ -242,15 +243,7 @@ class SummaryTableModel(QAbstractTableModel):
             return _pair(r.stride)
         if column == 7:
             return _pair(r.padding)
-        if rf is None:
-            return ""
-        if rf.global_:
-            return "global" if column == 8 else ""
-        if column == 8:
-            return _pair(rf.size) + ("" if rf.uniform else " (max)")
-        if column == 9:
-            return _pair(rf.stride)
-        return _pair(rf.padding)
+        return rf_cells(rf)[column - 8]
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
