@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from cnnviz.commands._common import add_model_arguments, load_from_args, parse_pair, print_json
@@ -79,17 +80,31 @@ def _progress(enabled: bool) -> Any:
     return report, bar
 
 
+def _checked_output_folder(value: str) -> Path:
+    """The folder of ``--out``, refused before the model is loaded if nothing can be written there."""
+    from cnnviz.core.fileio import folder_write_problem
+
+    if not value.strip():
+        raise CnnvizError("--out is empty: give the folder to write into, such as --out export.")
+    out = Path(value).expanduser()
+    problem = folder_write_problem(out, may_create=True)
+    if problem is not None:
+        raise CnnvizError(f"cannot export into {out}: {problem}; choose a folder you can write to.")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from cnnviz.core.export import export_layers
     from cnnviz.core.images import load_image
 
+    out = _checked_output_folder(args.out)
     model = load_from_args(args)
     image = load_image(args.image, model.preprocess)
     report, bar = _progress(args.format == "text" and sys.stderr.isatty())
     formats = ("png", "svg") if args.svg else ("png",)
     try:
         result = export_layers(
-            model, image, args.out, layers=None if args.all_layers else args.layer, unit=args.unit,
+            model, image, out, layers=None if args.all_layers else args.layer, unit=args.unit,
             cmap=args.cmap, norm=args.norm, sort=args.sort, effective_rf=not args.no_erf, formats=formats,
             progress=report,
         )  # fmt: skip

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cnnviz.core.errors import CnnvizError
+from cnnviz.commands._common import add_budget_argument, apply_budget
+from cnnviz.core.errors import CnnvizError, SpecError
 
 DEFAULT_ARCH = "default"
 
@@ -59,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_budget_argument(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -68,6 +70,28 @@ def default_arch_path() -> Path:
     from cnnviz.core.resources import resource_path
 
     return resource_path("models", "digits_arch.json")
+
+
+def checked_output_file(value: str) -> Path:
+    """The checkpoint path of ``--out``, refused at once (before any training) if it cannot be written."""
+    from cnnviz.core.fileio import folder_write_problem, write_target_problem
+
+    if not value.strip():
+        raise CnnvizError(
+            "--out is empty: give the checkpoint file to write, such as --out model.pt."
+        )
+    out = Path(value).expanduser()
+    if out.is_dir():
+        raise CnnvizError(f"--out {out} is a folder: give a file name such as {out / 'model.pt'}.")
+    problem = write_target_problem(out)
+    if problem is not None:
+        raise CnnvizError(
+            f"--out {out} {problem}: give the name of a checkpoint file such as model.pt."
+        )
+    problem = folder_write_problem(out.parent)
+    if problem is not None:
+        raise CnnvizError(f"Cannot write {out}: {problem}; choose a folder you can write to.")
+    return out
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -153,26 +177,26 @@ def run(args: argparse.Namespace) -> int:
 
     from cnnviz.core.checkpoint import save_checkpoint
     from cnnviz.core.datasets import open_dataset
-    from cnnviz.core.spec import build_model, load_spec
+    from cnnviz.core.spec import build_model, load_spec, validate_spec
     from cnnviz.core.training import check_classes, train
+
+    apply_budget(args)
 
     if args.epochs < 1:
         raise CnnvizError(f"--epochs {args.epochs} trains nothing: use 1 or more.")
     if args.batch_size < 1:
         raise CnnvizError(f"--batch-size {args.batch_size} is too small: use 1 or more.")
-    out = Path(args.out).expanduser()
-    if out.is_dir():
-        raise CnnvizError(f"--out {out} is a folder: give a file name such as {out / 'model.pt'}.")
-    if not out.parent.is_dir():
-        raise CnnvizError(
-            f"Cannot write {out}: the folder {out.parent} does not exist; create it first."
-        )
+    out = checked_output_file(args.out)
     arch = default_arch_path() if args.arch == DEFAULT_ARCH else Path(args.arch)
     spec = load_spec(arch)
-    input_shape = spec.get("input_shape")
+    # Checked before the data is prepared: everything below relies on a valid input_shape.
+    problem = validate_spec(spec).first_error
+    if problem is not None:
+        raise SpecError(f"{arch}: {problem.message}", problem.index, problem.type)
+    input_shape = spec["input_shape"]
     quiet = args.format == "json"
 
-    if not quiet:
+    if not quiet and sys.stderr.isatty():  # progress for a person watching, not for logs and errors
         print(f"cnnviz: preparing {args.data} ...", file=sys.stderr, flush=True)
     data = open_dataset(args.data, input_shape, seed=args.seed)
     if data.skipped:

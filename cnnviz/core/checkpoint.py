@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from cnnviz.core.errors import ModelLoadError
-from cnnviz.core.fileio import atomic_writer
+from cnnviz.core.fileio import atomic_writer, folder_write_problem, write_target_problem
 
 if TYPE_CHECKING:
     from cnnviz.core.images import Preprocess
@@ -80,7 +80,8 @@ def make_checkpoint(
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
     """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``.
 
-    A reader never sees a half-written file: either the old one or the complete new one.
+    A reader never sees a half-written file: either the old one or the complete new one. A failed write
+    (a full disk, a folder that takes no files) raises :class:`ModelLoadError` and leaves nothing behind.
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
@@ -88,8 +89,24 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
         raise ModelLoadError(
             f"Cannot save {target}: the folder {folder} does not exist; create it first."
         )
-    with atomic_writer(target) as fh:
-        torch.save(obj, fh)
+    problem = write_target_problem(target)
+    if problem is not None:
+        raise ModelLoadError(f"Cannot save {target}: it {problem}; give the name of a file.")
+    try:
+        with atomic_writer(target) as fh:
+            torch.save(obj, fh)
+    except (OSError, RuntimeError) as exc:
+        # torch's zip writer turns a failed write (a full disk) into a RuntimeError around the OSError.
+        cause = next(
+            (e for e in (exc, exc.__cause__, exc.__context__) if isinstance(e, OSError)), None
+        )
+        if cause is None:
+            raise
+        reason = folder_write_problem(folder) or cause.strerror or str(cause)
+        raise ModelLoadError(
+            f"Cannot save {target}: {reason}; the previous file there is unchanged. "
+            "Free some space or choose a folder you can write to."
+        ) from exc
     return target
 
 

@@ -1,12 +1,14 @@
 """Writers for everything the app exports: PNG, SVG, JSON, CSV, Markdown -- all written atomically.
 
-A file is first written to a temporary file in the destination folder, flushed to disk, then renamed over the
-target with :func:`os.replace`, so a crash or a full disk never leaves a half-written file behind.
-:func:`export_layers` is the whole ``cnnviz export`` job (also used by the app's "all layers" export).
+Every file goes through :func:`cnnviz.core.fileio.atomic_writer` (a temporary file in the destination folder,
+flushed to disk, then renamed over the target), so a crash or a full disk never leaves a half-written file behind.
+:func:`export_layers` is the whole ``cnnviz export`` job (also used by the app's "all layers" export); its
+manifest.json always lists exactly the files the run has written, even when it fails or is cancelled part-way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -21,7 +23,12 @@ import numpy as np
 
 from cnnviz.core import render
 from cnnviz.core.errors import CnnvizError, LayerError
-from cnnviz.core.fileio import atomic_writer, is_cancelled
+from cnnviz.core.fileio import (
+    atomic_writer,
+    folder_write_problem,
+    is_cancelled,
+    write_target_problem,
+)
 from cnnviz.core.formatting import rf_cells
 
 __all__ = [
@@ -47,16 +54,20 @@ def _write_error(path: Path, exc: OSError) -> CnnvizError:
     return CnnvizError(f"cannot write '{path}': {reason}; choose a folder you can write to")
 
 
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
+def atomic_write_bytes(path: PathLike, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
+
+    ``durable=False`` skips the fsync (see :func:`cnnviz.core.fileio.atomic_writer`).
+    """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise CnnvizError(f"cannot write '{target}': the folder '{folder}' does not exist")
-    if target.is_dir():
-        raise CnnvizError(f"cannot write '{target}': it is a folder; give a file name")
+    problem = write_target_problem(target)
+    if problem is not None:
+        raise CnnvizError(f"cannot write '{target}': it {problem}; give another file name")
     try:
-        with atomic_writer(target) as handle:
+        with atomic_writer(target, durable=durable) as handle:
             handle.write(data)
     except OSError as exc:
         raise _write_error(target, exc) from exc
@@ -261,7 +272,11 @@ def export_layers(
     ``model`` is a LoadedModel, ``image`` a LoadedImage for it; ``layers`` None means every captured layer. For
     explicitly named layers a unit outside the map is an error; with all layers such layers get no overlay (the
     manifest says why). ``progress(done, total, layer)`` is called after each layer; ``cancel`` (an Event or a
-    callable) stops between layers. manifest.json lists everything written.
+    callable) stops between layers.
+
+    The folder is created only when the first file is written, so a run that fails or is cancelled before
+    that leaves the destination as it was. manifest.json is rewritten after every file and always lists exactly
+    the files this run wrote; ``complete`` is true only for a finished run, and a failed one records ``error``.
     """
     from cnnviz._version import __version__
     from cnnviz.core.capture import capture
@@ -277,13 +292,14 @@ def export_layers(
     for fmt in formats:
         if fmt not in ("png", "svg"):
             raise CnnvizError(f"cannot export pictures as '{fmt}'; use png or svg")
+    if not os.fspath(out_dir).strip():
+        raise CnnvizError("the output folder name is empty; give a folder such as 'export'")
     folder = Path(out_dir)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    problem = folder_write_problem(folder, may_create=True)
+    if problem is not None:
         raise CnnvizError(
-            f"cannot create the output folder '{folder}': {exc.strerror or exc}"
-        ) from exc
+            f"cannot export into '{folder}': {problem}; choose a folder you can write to"
+        )
 
     explicit = layers is not None
     result = capture(model, image, layers=list(layers) if layers is not None else None)
@@ -301,75 +317,7 @@ def export_layers(
 
     out = ExportResult(folder)
     entries: list[dict[str, Any]] = []
-    used: set[str] = set()
-    total = len(names)
-    for i, name in enumerate(names):
-        if is_cancelled(cancel):
-            out.cancelled = True
-            break
-        stem = layer_file_stem(name)
-        while stem in used:
-            stem += "_"
-        used.add(stem)
-        activation = result[name]
-        mosaic = render.feature_mosaic(activation, cmap=cmap, norm=norm, sort=sort)
-        maps_shape = list(mosaic.maps.shape)
-        entry: dict[str, Any] = {
-            "layer": name,
-            "type": types.get(name),
-            "shape": maps_shape,
-            "files": {},
-        }
-        caption = grid_caption(model_name, name, types.get(name), mosaic)
-        meta = {"Title": f"{model_name} {name}", "cnnviz.model": model_name, "cnnviz.layer": name,
-                "cnnviz.shape": "x".join(str(v) for v in maps_shape)}  # fmt: skip
-        box = None
-        if unit is not None and rf_index is not None:
-            try:
-                box = rf_index.box(name, unit, geometry)
-            except LayerError as exc:
-                if explicit:
-                    raise
-                entry["rf_skipped"] = str(exc)
-        grid_fig = render.feature_grid_figure(
-            mosaic, caption=caption, unit=unit if box is not None else None, metadata=meta
-        )
-        for fmt in formats:
-            path = write_figure(folder / f"{stem}_grid.{fmt}", grid_fig)
-            out.files.append(path)
-            entry["files"][f"grid_{fmt}"] = path.name
-        if box is not None and unit is not None:
-            unit_json = box.to_json()
-            heat = None
-            if effective_rf:
-                erf = effective_receptive_field(model, image, name, unit)
-                heat = erf.heatmap
-                unit_json_erf = {"support_box": list(erf.support_box) if erf.support_box else None}
-                entry["effective_rf"] = unit_json_erf
-            overlay_meta = dict(
-                meta, **{"cnnviz.unit": f"{unit[0]},{unit[1]}", "cnnviz.box": str(list(box.box))}
-            )
-            fig = render.rf_overlay_figure(
-                image.display,
-                image.display_geometry,
-                geometry,
-                box,
-                heatmap=heat,
-                caption=[caption[0], *render.unit_caption(box)],
-                metadata=overlay_meta,
-            )
-            for fmt in formats:
-                path = write_figure(folder / f"{stem}_rf.{fmt}", fig)
-                out.files.append(path)
-                entry["files"][f"rf_{fmt}"] = path.name
-            path = write_json(folder / f"{stem}_rf.json", unit_json)
-            out.files.append(path)
-            entry["files"]["rf_json"] = path.name
-        entries.append(entry)
-        if progress is not None:
-            progress(i + 1, total, name)
-
-    out.manifest = {
+    head = {
         "cnnviz_version": __version__,
         "model": model_name,
         "image": getattr(image, "path", None),
@@ -378,8 +326,133 @@ def export_layers(
         "cmap": cmap,
         "norm": norm,
         "sorted": bool(sort),
-        "cancelled": out.cancelled,
-        "layers": entries,
     }
-    out.files.append(write_json(folder / "manifest.json", out.manifest))
+    manifest_path = folder / "manifest.json"
+    created: list[Path] = []
+
+    def manifest(complete: bool, error: str | None = None) -> dict[str, Any]:
+        listed = [e for e in entries if e["files"]]
+        extra = {"error": error} if error is not None else {}
+        return dict(head, cancelled=out.cancelled, complete=complete, **extra, layers=listed)
+
+    def write(entry: dict[str, Any], key: str, name: str, writer: Any, payload: Any) -> None:
+        if not out.files:
+            created.extend(_make_folder(folder))
+        path = writer(folder / name, payload)
+        out.files.append(path)
+        entry["files"][key] = path.name
+        # Rewritten (atomically) after every file, so that whenever the run stops -- an error, a
+        # cancellation, a kill -- the manifest describes exactly what is in the folder. No fsync for
+        # these: a killed process loses nothing from the page cache, and the last one is durable.
+        text = json.dumps(manifest(complete=False), indent=2, ensure_ascii=False) + "\n"
+        atomic_write_bytes(manifest_path, text.encode("utf-8"), durable=False)
+
+    try:
+        used: set[str] = set()
+        total = len(names)
+        for i, name in enumerate(names):
+            if is_cancelled(cancel):
+                out.cancelled = True
+                break
+            stem = layer_file_stem(name)
+            while stem in used:
+                stem += "_"
+            used.add(stem)
+            activation = result[name]
+            mosaic = render.feature_mosaic(activation, cmap=cmap, norm=norm, sort=sort)
+            maps_shape = list(mosaic.maps.shape)
+            entry: dict[str, Any] = {
+                "layer": name,
+                "type": types.get(name),
+                "shape": maps_shape,
+                "files": {},
+            }
+            caption = grid_caption(model_name, name, types.get(name), mosaic)
+            meta = {"Title": f"{model_name} {name}", "cnnviz.model": model_name, "cnnviz.layer": name,
+                    "cnnviz.shape": "x".join(str(v) for v in maps_shape)}  # fmt: skip
+            box = None
+            if unit is not None and rf_index is not None:
+                try:
+                    box = rf_index.box(name, unit, geometry)
+                except LayerError as exc:
+                    if explicit:
+                        raise
+                    entry["rf_skipped"] = str(exc)
+            grid_fig = render.feature_grid_figure(
+                mosaic, caption=caption, unit=unit if box is not None else None, metadata=meta
+            )
+            entries.append(entry)
+            for fmt in formats:
+                write(entry, f"grid_{fmt}", f"{stem}_grid.{fmt}", write_figure, grid_fig)
+            if box is not None and unit is not None:
+                unit_json = box.to_json()
+                heat = None
+                if effective_rf:
+                    erf = effective_receptive_field(model, image, name, unit)
+                    heat = erf.heatmap
+                    unit_json_erf = {
+                        "support_box": list(erf.support_box) if erf.support_box else None
+                    }
+                    entry["effective_rf"] = unit_json_erf
+                overlay_meta = dict(
+                    meta,
+                    **{"cnnviz.unit": f"{unit[0]},{unit[1]}", "cnnviz.box": str(list(box.box))},
+                )
+                fig = render.rf_overlay_figure(
+                    image.display,
+                    image.display_geometry,
+                    geometry,
+                    box,
+                    heatmap=heat,
+                    caption=[caption[0], *render.unit_caption(box)],
+                    metadata=overlay_meta,
+                )
+                for fmt in formats:
+                    write(entry, f"rf_{fmt}", f"{stem}_rf.{fmt}", write_figure, fig)
+                write(entry, "rf_json", f"{stem}_rf.json", write_json, unit_json)
+            if progress is not None:
+                progress(i + 1, total, name)
+    except BaseException as exc:
+        if out.files:
+            _record_failure(manifest_path, manifest(False, str(exc) or type(exc).__name__))
+        else:
+            _remove_folders(created)
+        raise
+
+    out.manifest = manifest(complete=not out.cancelled)
+    if out.files:
+        out.files.append(write_json(manifest_path, out.manifest))
     return out
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` (and missing parents); returns the folders created, deepest first."""
+    missing: list[Path] = []
+    probe = folder
+    while not os.path.lexists(probe) and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CnnvizError(
+            f"cannot create the output folder '{folder}': {exc.strerror or exc}; "
+            "choose a folder you can write to"
+        ) from exc
+    return missing
+
+
+def _remove_folders(created: list[Path]) -> None:
+    """Remove the folders a failed run created before it wrote anything (only while still empty)."""
+    for path in created:
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def _record_failure(manifest_path: Path, manifest: dict[str, Any]) -> None:
+    """Note the error in the manifest; if even that fails, remove a manifest that could be out of date."""
+    try:
+        write_json(manifest_path, manifest)
+    except CnnvizError:
+        with contextlib.suppress(OSError):
+            manifest_path.unlink()

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import stat
 import threading
 
 import numpy as np
@@ -211,8 +212,106 @@ def test_export_cancel(tiny, tmp_path):
     model, image = tiny
     stop = threading.Event()
     stop.set()
-    result = export.export_layers(model, image, tmp_path, cancel=stop)
-    assert result.cancelled and result.manifest["layers"] == []
-    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json", "photo.png"] or (
-        tmp_path / "manifest.json"
-    ).exists()
+    out = tmp_path / "new" / "out"
+    result = export.export_layers(model, image, out, cancel=stop)
+    assert result.cancelled and result.manifest["layers"] == [] and result.files == []
+    # Nothing was written, so not even the folder was created.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png"]
+
+
+def _listed(folder) -> set[str]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return {name for entry in manifest["layers"] for name in entry["files"].values()}
+
+
+def _present(folder) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.is_file() and p.name != "manifest.json"}
+
+
+def test_cancel_part_way_leaves_a_manifest_of_exactly_the_files_written(tiny, tmp_path):
+    from cnnviz.core.capture import capture
+
+    model, image = tiny
+    keys = list(capture(model, image).keys())
+    done: list[str] = []
+    out = tmp_path / "out"
+    result = export.export_layers(
+        model, image, out, unit=(0, 0), effective_rf=False, cancel=lambda: len(done) >= 3,
+        progress=lambda n, total, name: done.append(name),
+    )  # fmt: skip
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest == result.manifest
+    assert manifest["cancelled"] and not manifest["complete"]
+    assert [e["layer"] for e in manifest["layers"]] == keys[:3]
+    assert _listed(out) == _present(out)
+    assert {p.name for p in result.files} == _present(out) | {"manifest.json"}
+
+
+def test_failure_part_way_leaves_a_manifest_of_exactly_the_files_written(tiny, tmp_path):
+    from cnnviz.core.capture import capture
+
+    model, image = tiny
+    keys = list(capture(model, image).keys())
+    out = tmp_path / "out"
+    out.mkdir()
+    # An earlier run's manifest, and a folder where the fourth layer's grid should go.
+    (out / "manifest.json").write_text(json.dumps({"layers": [{"layer": "old", "files": {}}]}))
+    blocker = out / f"{export.layer_file_stem(keys[3])}_grid.png"
+    blocker.mkdir()
+    with pytest.raises(CnnvizError, match="is a folder"):
+        export.export_layers(model, image, out, unit=(0, 0), effective_rf=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert not manifest["complete"] and "is a folder" in manifest["error"]
+    assert [e["layer"] for e in manifest["layers"]] == keys[:3]
+    assert _listed(out) == _present(out)
+    assert len(_present(out)) >= 3
+
+
+def test_failure_before_the_first_file_changes_nothing(tiny, tmp_path):
+    model, image = tiny
+    out = tmp_path / "out"
+    out.mkdir()
+    old = json.dumps({"layers": [{"layer": "old", "files": {}}]})
+    (out / "manifest.json").write_text(old)
+    (out / "0_grid.png").mkdir()
+    with pytest.raises(CnnvizError, match="is a folder"):
+        export.export_layers(model, image, out, layers=["0"])
+    assert (out / "manifest.json").read_text() == old
+    assert sorted(p.name for p in out.iterdir()) == ["0_grid.png", "manifest.json"]
+
+    fresh = tmp_path / "a" / "b"
+    with pytest.raises(LayerError):
+        export.export_layers(model, image, fresh, layers=["0", "conv9"])
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_new_run_replaces_an_earlier_manifest(tiny, tmp_path):
+    model, image = tiny
+    out = tmp_path / "out"
+    export.export_layers(model, image, out, layers=["0", "3"])
+    result = export.export_layers(model, image, out, layers=["1"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and [e["layer"] for e in manifest["layers"]] == ["1"]
+    assert _listed(out) == {p.name for p in result.files} - {"manifest.json"}
+
+
+def test_export_destinations_that_cannot_work(tiny, tmp_path):
+    model, image = tiny
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(CnnvizError, match="empty"):
+        export.export_layers(model, image, "")
+    with pytest.raises(CnnvizError, match="is a file, not a folder"):
+        export.export_layers(model, image, a_file / "sub")
+    if os.path.isdir("/proc/self"):  # root can write anywhere chmod allows, but not into /proc
+        with pytest.raises(CnnvizError, match="does not accept new files"):
+            export.export_layers(model, image, "/proc/cnnviz-test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "photo.png"]
+
+
+def test_atomic_write_refuses_devices_and_fifos(tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(CnnvizError, match="FIFO"):
+        export.atomic_write_bytes(fifo, b"x")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -116,3 +117,27 @@ def test_export_help_mentions_manifest(capsys):
     with pytest.raises(SystemExit):
         main(["export", "--help"])
     assert "manifest.json" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("", "--out is empty"),
+        ("{tmp}/file/sub", "is a file, not a folder"),
+        ("{tmp}/file", "is a file, not a folder"),
+        # Tests may run as root, whom chmod does not stop; /proc takes no new files from anyone.
+        ("/proc/cnnviz-test", "does not accept new files"),
+    ],
+)
+def test_export_bad_out_is_one_line_and_writes_nothing(cli_files, tmp_path, capsys, out, message):
+    if out.startswith("/proc") and not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux /proc")
+    spec, picture = cli_files
+    (tmp_path / "file").write_text("x")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main(["export", "--model", str(spec), "--weights", "none", "--image", str(picture),
+                 "--all-layers", "--out", out.format(tmp=tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("cnnviz: error: ") and message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -186,7 +186,7 @@ def test_failed_save_keeps_the_old_file(trained, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(ModelLoadError, match="disk full; the previous file there is unchanged"):
         save_checkpoint(path, state_dict=trained.model.state_dict(), **kwargs)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
@@ -387,3 +387,57 @@ def test_synthetic_digits_dataset_in_other_shapes():
     # The stored mean/std are those of the training images themselves.
     assert pre.mean[0] == pytest.approx(float(x[:, 0].mean()), abs=1e-3)
     assert pre.std[0] == pytest.approx(float(x[:, 0].std()), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("", "--out is empty"),
+        ("{tmp}/file/sub/out.pt", "'{tmp}/file' is a file, not a folder"),
+        ("{tmp}/missing/out.pt", "the folder '{tmp}/missing' does not exist"),
+        ("{tmp}", "is a folder"),
+        ("{tmp}/pipe", "is a FIFO (named pipe), not a regular file"),
+        # Tests may run as root, whom chmod does not stop; /proc takes no new files from anyone.
+        ("/proc/cnnviz-test.pt", "the folder '/proc' does not accept new files"),
+    ],
+)
+def test_cli_train_refuses_an_unwritable_out_before_training(tmp_path, capsys, out, message):
+    if out.startswith("/proc") and not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux /proc")
+    (tmp_path / "file").write_text("x")
+    os.mkfifo(tmp_path / "pipe")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code = main(["train", "--arch", "default", "--data", "synthetic-digits", "--epochs", "1",
+                 "--out", out.format(tmp=tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    # One line and nothing else: refused before the data set was even prepared.
+    assert err.startswith("cnnviz: error: ") and err.count("\n") == 1
+    assert message.format(tmp=tmp_path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_cli_train_spec_without_input_shape(tmp_path, capsys):
+    spec = {k: v for k, v in TINY_SPEC.items() if k != "input_shape"}
+    arch = tmp_path / "net.json"
+    arch.write_text(json.dumps(spec))
+    code = main(["train", "--arch", str(arch), "--data", "synthetic-digits", "--epochs", "1",
+                 "--out", str(tmp_path / "m.pt")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("cnnviz: error: ") and err.count("\n") == 1
+    assert 'no "input_shape"' in err and "net.json" in err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_save_checkpoint_where_even_root_cannot_write(tmp_path):
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux /proc")
+    model = build_model(TINY_SPEC)
+    with pytest.raises(ModelLoadError, match="does not accept new files"):
+        save_checkpoint("/proc/cnnviz-test.pt", spec=TINY_SPEC, state_dict=model.state_dict(),
+                        labels=list(SHAPES), preprocess=None)  # fmt: skip
+    with pytest.raises(ModelLoadError, match="FIFO"):
+        os.mkfifo(tmp_path / "pipe.pt")
+        save_checkpoint(tmp_path / "pipe.pt", spec=TINY_SPEC, state_dict=model.state_dict(),
+                        labels=list(SHAPES), preprocess=None)  # fmt: skip
