@@ -39,6 +39,37 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
         metavar="C,H,W",
         help="input shape (default: the model's)",
     )
+    add_budget_argument(parser)
+
+
+def add_budget_argument(parser: argparse.ArgumentParser) -> None:
+    """--memory-budget: the most memory a model, picture or data set may take (see cnnviz.core.budget)."""
+    parser.add_argument(
+        "--memory-budget",
+        type=parse_budget,
+        default=None,
+        metavar="SIZE",
+        help="refuse sizes that would need more memory than this, before allocating: e.g. 16GiB, "
+        "16GB, 2e10 (bytes) or none (default: $CNNVIZ_MEMORY_BUDGET or 8GiB)",
+    )
+
+
+def parse_budget(text: str) -> str:
+    """Check a --memory-budget value now, so that a typo is a usage error; kept as text."""
+    from cnnviz.core.budget import parse_size
+
+    try:
+        parse_size(text)
+    except CnnvizError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def apply_budget(args: argparse.Namespace) -> None:
+    """Make --memory-budget (when given) the budget of this run."""
+    from cnnviz.core.budget import set_budget
+
+    set_budget(getattr(args, "memory_budget", None))
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -73,8 +104,12 @@ def parse_pair(text: str) -> tuple[int, int]:
 
 def load_from_args(args: argparse.Namespace) -> Any:
     """The LoadedModel that --model/--weights/--trust/--input-size name."""
+    from cnnviz.core.budget import check_input
     from cnnviz.core.models import load_model
 
+    apply_budget(args)
+    if args.input_size is not None:
+        check_input(args.input_size)  # before a picture is resized to it
     return load_model(
         args.model, weights=args.weights, trust=args.trust, input_shape=args.input_size
     )

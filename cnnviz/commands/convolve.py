@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnviz.commands._common import add_budget_argument, apply_budget
 from cnnviz.core import lab
 from cnnviz.core.errors import CnnvizError
 
@@ -84,6 +85,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--out", metavar="OUT.png", help="where to save the result (nothing is written without it)"
     )
     p.add_argument("--list-kernels", action="store_true", help="list the preset kernels and exit")
+    add_budget_argument(p)
     p.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format (default text)"
     )
@@ -172,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     """Convolve the picture, print the formula, write the PNG when ``--out`` is given."""
     if args.list_kernels:
         return _list_kernels(args.format)
+    apply_budget(args)
     if not args.image or not args.kernel:
         missing = " and ".join(f"--{n}" for n in ("image", "kernel") if not getattr(args, n))
         raise CnnvizError(

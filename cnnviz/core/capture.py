@@ -11,8 +11,10 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from cnnviz.core.errors import CnnvizError, LayerError
+from cnnviz.core.budget import check_forward
+from cnnviz.core.errors import CnnvizError, LayerError, is_out_of_memory
 from cnnviz.core.graph import OUTPUT_KEY, LayerGraph, eval_mode, layer_graph, out_of_place
+from cnnviz.core.validate import check_capture_arguments
 
 
 class ForwardError(CnnvizError):
@@ -89,6 +91,8 @@ def _is_tensorish(value: Any) -> bool:
 
 
 def _first_line(exc: BaseException) -> str:
+    if is_out_of_memory(exc):  # torch's allocator text names C++ files, not what to do
+        return "the computer ran out of memory; use a smaller input or close other programs"
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -184,6 +188,7 @@ def capture(
     train/eval flags and in-place settings are restored afterwards, also when the forward raises; then a
     :class:`ForwardError` names the layer that failed and the shape it received.
     """
+    check_capture_arguments(model, x, layers, dtype, to_cpu)
     module = unwrap_module(model)
     tensor = unwrap_input(x)
     device = model_device(module)
@@ -194,6 +199,8 @@ def capture(
     selected: frozenset[str] | None = None
     if layers is not None:
         selected = frozenset(resolve_layer(graph, name) for name in layers)
+    # Refused from meta shapes before the real pass allocates anything.
+    check_forward(module, tuple(tensor.shape[1:]), keep=selected, batch=int(tensor.shape[0]))
     if graph.traced:
         return _capture_fx(graph, tensor, selected, dtype, to_cpu)
     if graph.compiled:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from cnnviz.core.budget import check_fits
 from cnnviz.core.errors import CnnvizError, ImageLoadError
 
 IMAGE_EXTENSIONS = frozenset(
@@ -164,6 +165,24 @@ def _convert(images: torch.Tensor, input_shape: tuple[int, int, int]) -> torch.T
     return x.contiguous()
 
 
+def synthetic_digits_bytes(
+    input_shape: Sequence[int], *, n: int = SYNTHETIC_TRAIN, n_eval: int = SYNTHETIC_EVAL
+) -> int:
+    """Memory :func:`synthetic_digits` needs for ``input_shape`` (C, H, W), before any image is made.
+
+    The grey uint8 images of the three sets and the rendering of one chunk; for 3 channels also the RGB copies
+    and the float32 conversion of the training set (the float copy, its rounded and clamped results).
+    """
+    from cnnviz.core.digits import digits_bytes
+
+    c, h, w = (int(v) for v in input_shape)
+    total = n + 2 * n_eval
+    nbytes = digits_bytes(total, (h, w))
+    if c != 1:
+        nbytes += total * c * h * w + n * (4 + 8 * c) * h * w
+    return nbytes
+
+
 def synthetic_digits(
     input_shape: Sequence[int],
     *,
@@ -179,6 +198,11 @@ def synthetic_digits(
     from cnnviz.core.digits import DIGIT_LABELS, generate_digits
 
     c, h, w = _check_shape(input_shape)
+    check_fits(
+        synthetic_digits_bytes((c, h, w), n=n, n_eval=n_eval),
+        f"synthetic digits of {w}x{h} ({n + 2 * n_eval:,} images)",
+        advice="use a smaller input_shape in the spec (the digits model takes [1, 28, 28])",
+    )
     images, labels = generate_digits(n, "train", seed=seed, size=(h, w))
     train = TensorData(_convert(images, (c, h, w)), labels)
     evaluations = {}

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from torch.utils.data import Dataset
 
+from cnnviz.core.budget import check_fits
 from cnnviz.core.errors import CnnvizError
 
 DIGIT_LABELS: tuple[str, ...] = tuple(str(d) for d in range(10))
@@ -365,6 +366,17 @@ def _augment_chunk(
     return (x.clamp(0, 1) * 255).round().to(torch.uint8), labels
 
 
+# Rendering works on one chunk at a time, at twice the resolution, in float32: measured 130-250 bytes per
+# output pixel and sample (grids, displacement field, stroke copies), so 256 is a safe upper figure.
+_CHUNK_BYTES_PER_PIXEL = 256
+
+
+def digits_bytes(n: int, size: tuple[int, int]) -> int:
+    """Memory :func:`generate_digits` needs: the uint8 images and one chunk's rendering work."""
+    pixels = int(size[0]) * int(size[1])
+    return n * pixels + min(n, _CHUNK) * pixels * _CHUNK_BYTES_PER_PIXEL
+
+
 def generate_digits(
     n: int,
     fonts: str | Sequence[str | Path] = "train",
@@ -383,6 +395,11 @@ def generate_digits(
         raise CnnvizError(
             f"Digit images of {height}x{width} are too small to read: use at least 8x8."
         )
+    check_fits(
+        digits_bytes(n, (height, width)),
+        f"{n:,} synthetic digits of {width}x{height}",
+        advice="use a smaller size (the digits model takes 28x28) or fewer images",
+    )
     aug = augment or DigitAugment()
     bank, bank_labels = glyph_bank(fonts)
     images = torch.empty((n, 1, height, width), dtype=torch.uint8)

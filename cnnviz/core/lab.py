@@ -143,20 +143,14 @@ def kernel_from_json(path: str | os.PathLike[str]) -> np.ndarray:
     Any size from 1x1 up is accepted, even sizes included (see the module docstring for what "centre" means
     then). Raises CnnvizError for a missing file, invalid JSON, ragged rows, non-numbers or non-finite values.
     """
+    from cnnviz.core.jsonio import read_json
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CnnvizError(f"Kernel file '{p}' does not exist; check the path.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CnnvizError(f"Kernel file '{p}' could not be read ({exc}).") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CnnvizError(
-            f"Kernel file '{p}' is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "write the kernel as a list of rows, e.g. [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]."
-        ) from None
+    data = read_json(
+        p,
+        f"Kernel file '{p}'",
+        hint="write the kernel as a list of rows, e.g. [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]",
+    )
     return kernel_from_rows(data, source=f"Kernel file '{p}'")
 
 
@@ -382,6 +376,13 @@ def convolve(
         groups = 1
     if flip:
         weight = torch.flip(weight, dims=(-2, -1))
+    _check_convolution_memory(img, (kh, kw), s, p, d, groups, weight.shape[0])
+    if padding_mode == "circular" and (p[0] > img.shape[0] or p[1] > img.shape[1]):
+        raise CnnvizError(
+            f"Circular padding wraps the image around once at most, so it can be at most the image size "
+            f"({img.shape[0]} rows, {img.shape[1]} columns), not {_fmt_pair(p)}; use less padding or "
+            "another padding mode."
+        )
     x = _to_nchw(img)
     if padding_mode != "zeros" and (p[0] or p[1]):
         if padding_mode == "reflect" and (p[0] >= img.shape[0] or p[1] >= img.shape[1]):
@@ -396,10 +397,56 @@ def convolve(
     return _from_nchw(y, False)
 
 
+def _fmt_pair(pair: tuple[int, int]) -> str:
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]},{pair[1]}"
+
+
+def _check_convolution_memory(
+    img: np.ndarray,
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    c_out: int,
+) -> None:
+    """Refuse, from the output-size formula, a convolution whose tensors would not fit the memory budget.
+
+    Counted: the padded input, the output (twice: torch's and the NumPy copy handed back) and one group's
+    unfolded windows (K_h*K_w values per output pixel), which torch's CPU convolution may build.
+    """
+    from cnnviz.core.budget import check_fits
+
+    h, w = img.shape[:2]
+    c = 1 if img.ndim == 2 else img.shape[2]
+    ho, wo = (
+        output_size(n, k, s, p, d)
+        for n, k, s, p, d in zip((h, w), kernel, stride, padding, dilation, strict=True)
+    )
+    item = img.itemsize
+    padded = c * (h + 2 * padding[0]) * (w + 2 * padding[1]) * item
+    out = c_out * ho * wo * item
+    columns = (c // groups) * kernel[0] * kernel[1] * ho * wo * item
+    check_fits(
+        padded + 2 * out + columns,
+        f"a convolution of the {w}x{h} picture with padding {_fmt_pair(padding)} "
+        f"(a {wo}x{ho} output of {c_out} channel{'s' if c_out != 1 else ''})",
+        advice="use less padding, a larger stride or a smaller picture",
+    )
+
+
 def pad_image(image: np.ndarray, padding: IntPair) -> np.ndarray:
     """Zero-pad an H x W (or H x W x C) array by ``padding`` rows/columns on every side."""
+    from cnnviz.core.budget import check_fits
+
     img = _as_image(image)
     ph, pw = _pair(padding, "padding", 0)
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    check_fits(
+        (img.shape[0] + 2 * ph) * (img.shape[1] + 2 * pw) * channels * img.itemsize,
+        f"padding the {img.shape[1]}x{img.shape[0]} picture by {_fmt_pair((ph, pw))}",
+        advice="use less padding or a smaller picture",
+    )
     widths = [(ph, ph), (pw, pw)] + ([(0, 0)] if img.ndim == 3 else [])
     return np.pad(img, widths)
 

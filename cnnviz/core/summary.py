@@ -15,10 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnviz.core import budget
 from cnnviz.core.capture import ForwardError, _first_line, _shape_of, unwrap_module
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.graph import OUTPUT_KEY, GraphNode, LayerGraph, eval_mode, layer_graph
 from cnnviz.core.summary_types import LayerRow, Pair, Summary
+from cnnviz.core.validate import check_summarize_arguments
 
 _CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONVT_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -347,6 +349,7 @@ def summarize(
     meta tensors, so nothing is computed. With ``receptive_fields`` each row carries its theoretical receptive
     field (see :mod:`cnnviz.core.receptive`).
     """
+    check_summarize_arguments(model, input_shape, receptive_fields, name)
     module = unwrap_module(model)
     if input_shape is None:
         input_shape = getattr(model, "input_shape", None)
@@ -355,8 +358,12 @@ def summarize(
     shape = tuple(int(s) for s in input_shape)
     if any(s < 1 for s in shape):
         raise CnnvizError(f"input shape {list(shape)} must be positive in every dimension")
+    # Parameters and input first: a model that cannot run on meta tensors gets one real pass below.
+    budget.check_estimate(budget.static_estimate(module, shape))
     graph = layer_graph(module)
     values, received = _run_on_meta(graph, shape)
+    # A capture keeps every layer's output: the table refuses what a capture of it could not hold.
+    budget.check_estimate(budget.estimate_from_values(graph, module, shape, values))
     rows: list[LayerRow] = []
     if graph.traced:
         for key, is_container, depth in graph.ordered_keys():
