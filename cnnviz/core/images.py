@@ -6,8 +6,11 @@ Three steps, each exact about geometry:
    picture: EXIF orientation applied, alpha composited onto white, 16-bit and float data scaled
    to 8 bits. Pictures larger than ``max_side`` pixels on the long side are reduced by an
    integer factor while they are decoded (JPEG: DCT scaling through ``Image.draft``; PNG: row
-   strips; other formats: decoded, then reduced), so a 400-megapixel PNG loads in bounded
-   memory. The original size and the exact map back to it travel in ``Image.info``.
+   strips; other formats: decoded whole, then converted and reduced strip by strip), so a
+   400-megapixel PNG loads in bounded memory. A picture that must be decoded whole is first
+   sized from its header and refused when it would need more than the memory budget
+   (:data:`MAX_DECODE_BYTES`, or the ``CNNVIZ_MAX_IMAGE_BYTES`` environment variable).
+   The original size and the exact map back to it travel in ``Image.info``.
 2. :class:`Preprocess` turns that picture into the model input, the way torchvision does
    (``resize_crop`` equals ``weights.transforms()`` on the same picture, bit for bit).
 3. :class:`ImageGeometry` maps model-input pixels back to original-image pixels per axis:
@@ -23,6 +26,7 @@ import math
 import os
 import struct
 import threading
+import warnings
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,7 +37,9 @@ from typing import IO, TYPE_CHECKING, Any, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnviz.core.errors import CnnvizError, ImageLoadError
+from cnnviz.core.budget import format_bytes, parse_size
+from cnnviz.core.errors import ArgumentTypeError, CnnvizError, ImageLoadError, InvalidArgumentError
+from cnnviz.core.fileio import open_regular_file
 
 if TYPE_CHECKING:
     import torch
@@ -42,6 +48,8 @@ __all__ = [
     "IMAGE_FILE_EXTENSIONS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "MAX_DECODE_BYTES",
+    "MAX_IMAGE_BYTES_ENV",
     "MAX_PIXELS",
     "MAX_SIDE",
     "ORIGINAL_SIZE_KEY",
@@ -50,6 +58,7 @@ __all__ = [
     "ImageSource",
     "LoadedImage",
     "Preprocess",
+    "decode_budget",
     "load_image",
     "open_image",
     "preprocess_pil",
@@ -61,7 +70,25 @@ MAX_SIDE = 4096
 """Longest side, in pixels, that a picture is decoded at; larger ones are reduced while loading."""
 
 MAX_PIXELS = 1_000_000_000
-"""Pictures with more pixels than this are refused as absurd (or as decompression bombs)."""
+"""Pictures with more pixels than this are refused whatever their format (or their budget).
+
+PNG and JPEG pictures are decoded in bounded memory (row strips, DCT scaling), so for them
+this is a bound on time: inflating a billion pixels takes tens of seconds."""
+
+MAX_DECODE_BYTES = 512 << 20
+"""Memory budget, in bytes, for one picture decoded whole (512 MiB).
+
+A picture that cannot be streamed (TIFF, BMP, GIF, WebP, PPM, TGA, ICO, interlaced PNG,
+progressive JPEG coefficients) is sized from its header before any pixel is decoded: width x
+height x the bytes a pixel of its mode takes in memory, plus what its decoder buffers (a TIFF
+strip, WebP's canvases). Above the budget it is refused with a sentence naming both figures.
+Conversion and reduction then work in strips, so the peak stays near the budget. The same
+budget bounds a model input (float32 x channels x height x width). Raise or lower it with the
+environment variable named by :data:`MAX_IMAGE_BYTES_ENV`."""
+
+MAX_IMAGE_BYTES_ENV = "CNNVIZ_MAX_IMAGE_BYTES"
+"""Environment variable that replaces :data:`MAX_DECODE_BYTES`: bytes, or a number with K, M
+or G (powers of 1024), e.g. ``2G``."""
 
 ORIGINAL_SIZE_KEY = "cnnviz.original_size"
 """``Image.info`` key set by :func:`open_image`: the original ``(H, W)`` after EXIF rotation."""
@@ -131,8 +158,39 @@ _ORIENTATIONS: dict[int, tuple[Image.Transpose | None, bool, bool, bool]] = {
 _EXIF_ORIENTATION = 0x0112
 
 # PIL's own decompression-bomb limit is far below MAX_PIXELS; it is lifted only while this
-# module opens a file, under a lock so concurrent callers restore it correctly.
+# module opens a file (the byte budget takes its place), under a lock so concurrent callers
+# restore it correctly.
 _BOMB_LOCK = threading.RLock()
+
+
+def decode_budget() -> int:
+    """The memory budget in bytes: ``CNNVIZ_MAX_IMAGE_BYTES`` when set, else MAX_DECODE_BYTES.
+
+    The value is read like every memory size in cnnviz (:func:`cnnviz.core.budget.parse_size`).
+    """
+    text = os.environ.get(MAX_IMAGE_BYTES_ENV, "").strip()
+    if not text:
+        return MAX_DECODE_BYTES
+    try:
+        value = parse_size(text)
+    except InvalidArgumentError:
+        value = 0
+    if not value:
+        raise InvalidArgumentError(
+            f"The environment variable {MAX_IMAGE_BYTES_ENV} is {text!r}; set it to a number "
+            "of bytes such as 1000000000 or 1G, or unset it for the default "
+            f"({format_bytes(MAX_DECODE_BYTES)})."
+        )
+    return value
+
+
+def _over_budget(name: str, what: str, needed: int, advice: str) -> ImageLoadError:
+    budget = decode_budget()
+    return ImageLoadError(
+        f"{name} {what} would need {format_bytes(needed)} of memory to decode, more than the "
+        f"{format_bytes(budget)} budget; {advice}, or raise the budget with the environment variable "
+        f"{MAX_IMAGE_BYTES_ENV} (e.g. {MAX_IMAGE_BYTES_ENV}=2G)."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -158,6 +216,30 @@ def _as_floats(value: Any, what: str) -> tuple[float, ...]:
     if not out or not all(math.isfinite(v) for v in out):
         raise CnnvizError(f"Preprocess {what} must be finite numbers, one per channel.")
     return out
+
+
+def _check_input_budget(channels: int, size: tuple[int, int], resize_size: int | None) -> None:
+    """Refuse an input size whose tensor (or resized picture) cannot fit the memory budget."""
+    budget = decode_budget()
+    height, width = size
+    tensor_bytes = 4 * channels * height * width  # float32
+    if tensor_bytes > budget:
+        raise CnnvizError(
+            f"Preprocess size {height}x{width} with {channels} channel(s) would need "
+            f"{format_bytes(tensor_bytes)} for one float32 input, more than the {format_bytes(budget)} budget; "
+            f"use a smaller input size or raise the budget with the environment variable "
+            f"{MAX_IMAGE_BYTES_ENV}."
+        )
+    if resize_size is not None:
+        # The picture is resized to at least resize_size x resize_size before the crop.
+        picture_bytes = _pixel_bytes("L" if channels == 1 else "RGB") * resize_size**2
+        if picture_bytes > budget:
+            raise CnnvizError(
+                f"Preprocess resize_size {resize_size} would need {format_bytes(picture_bytes)} for "
+                f"the resized picture, more than the {format_bytes(budget)} budget; use a smaller "
+                f"resize_size or raise the budget with the environment variable "
+                f"{MAX_IMAGE_BYTES_ENV}."
+            )
 
 
 @dataclass(frozen=True)
@@ -206,6 +288,7 @@ class Preprocess:
             resize_size = _as_int(resize_size, "resize_size")
             if resize_size < 1:
                 raise CnnvizError(f"Preprocess resize_size must be positive, not {resize_size}.")
+        _check_input_budget(channels, size, resize_size)
         mean = _as_floats(self.mean, "mean")
         std = _as_floats(self.std, "std")
         for what, values in (("mean", mean), ("std", std)):
@@ -500,17 +583,35 @@ def _natural_mode(mode: str) -> str:
     return "L" if mode in _GRAY_MODES else "RGB"
 
 
-def _scale_to_uint8(im: Image.Image) -> Image.Image:
-    """16-bit, 32-bit and float pictures -> 8-bit "L" (PIL's own convert clips instead)."""
+def _value_range(im: Image.Image) -> tuple[float, float] | None:
+    """Smallest and largest finite value of an "I"/"F" picture (None when there is none)."""
+    arr: np.ndarray = np.asarray(im, dtype=np.float32)
+    finite = arr[np.isfinite(arr)]
+    if not finite.size:
+        return None
+    return float(finite.min()), float(finite.max())
+
+
+def _scale_to_uint8(
+    im: Image.Image, bounds: tuple[float, float] | None | bool = False
+) -> Image.Image:
+    """16-bit, 32-bit and float pictures -> 8-bit "L" (PIL's own convert clips instead).
+
+    ``bounds`` is the whole picture's value range when ``im`` is one strip of it (False: read
+    it from ``im``), so that every strip is scaled alike.
+    """
     if im.mode.startswith("I;16"):
         wide = np.asarray(im).astype(np.uint32)
         return Image.fromarray(((wide + 128) // 257).astype(np.uint8), "L")
+    if bounds is False:
+        bounds = _value_range(im)
     arr: np.ndarray = np.asarray(im, dtype=np.float32)
     finite = np.isfinite(arr)
     if not finite.all():
         arr = np.where(finite, arr, np.float32(0))
-    lo = float(arr.min()) if arr.size else 0.0
-    hi = float(arr.max()) if arr.size else 0.0
+    lo, hi = bounds if isinstance(bounds, tuple) else (0.0, 0.0)
+    if not finite.all():  # non-finite values read as 0, so 0 belongs to the range
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
     if im.mode == "F" and lo >= 0 and hi <= 1:
         arr = arr * 255
     elif lo >= 0 and hi <= 255:
@@ -524,10 +625,39 @@ def _scale_to_uint8(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
 
 
-def _to_mode(im: Image.Image, target: str) -> Image.Image:
+def _premultiplied_onto_white(im: Image.Image) -> Image.Image:
+    """ "La"/"RGBa" (colour already multiplied by alpha) composited onto white: c + 255 - a."""
+    arr = np.asarray(im).astype(np.int16)
+    colour, alpha = arr[..., :-1], arr[..., -1:]
+    out = np.clip(colour + (255 - alpha), 0, 255).astype(np.uint8)
+    return Image.fromarray(out[..., 0], "L") if im.mode == "La" else Image.fromarray(out, "RGB")
+
+
+def _lab_to_rgb(im: Image.Image) -> Image.Image:
+    """CIE L*a*b* -> sRGB through littleCMS (PIL's plain convert would copy the bands as they are)."""
+    try:
+        from PIL import ImageCms
+
+        lab, srgb = ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB")
+        transform = ImageCms.buildTransform(lab, srgb, "LAB", "RGB")
+        out = ImageCms.applyTransform(im, transform)
+    except (ImportError, OSError, ValueError, TypeError) as exc:
+        raise _ModeError(im.mode) from exc
+    if out is None:
+        raise _ModeError(im.mode)
+    return out
+
+
+def _to_mode(
+    im: Image.Image, target: str, bounds: tuple[float, float] | None | bool = False
+) -> Image.Image:
     """Any PIL mode -> ``target`` ("L" or "RGB"): alpha onto white, high depths scaled."""
     if im.mode.startswith("I") or im.mode == "F":
-        im = _scale_to_uint8(im)
+        im = _scale_to_uint8(im, bounds)
+    if im.mode in ("La", "RGBa"):
+        im = _premultiplied_onto_white(im)
+    if im.mode == "LAB":
+        im = _lab_to_rgb(im)
     if im.mode in _ALPHA_MODES or ("transparency" in im.info and im.mode in ("1", "L", "P", "RGB")):
         im = im.convert("RGBA")
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
@@ -541,6 +671,30 @@ def _to_mode(im: Image.Image, target: str) -> Image.Image:
         except ValueError:
             raise _ModeError(im.mode) from None
     return im
+
+
+def _convert_reduced(im: Image.Image, target: str, factor: int) -> Image.Image:
+    """``_to_mode`` then ``reduce(factor)``, a strip at a time, so that the working copies of a
+    large picture (RGBA, float) never exist for all of it at once. Strips start on multiples
+    of ``factor``, so the result equals reducing the whole converted picture."""
+    width, height = im.size
+    rows = max(1, (_STRIP_BYTES // (16 * width)) // factor) * factor
+    if height <= rows:
+        image = _to_mode(im, target)
+        return image.reduce(factor) if factor > 1 else image
+    bounds: tuple[float, float] | None | bool = False
+    if (im.mode.startswith("I") and not im.mode.startswith("I;16")) or im.mode == "F":
+        ranges = [
+            _value_range(im.crop((0, top, width, min(height, top + rows))))
+            for top in range(0, height, rows)
+        ]
+        found = [r for r in ranges if r is not None]
+        bounds = (min(r[0] for r in found), max(r[1] for r in found)) if found else None
+    out = Image.new(target, (math.ceil(width / factor), math.ceil(height / factor)))
+    for top in range(0, height, rows):
+        piece = _to_mode(im.crop((0, top, width, min(height, top + rows))), target, bounds)
+        out.paste(piece.reduce(factor) if factor > 1 else piece, (0, top // factor))
+    return out
 
 
 class _ModeError(Exception):
@@ -561,21 +715,29 @@ def _open_stream(source: Any, name: str) -> IO[bytes]:
         if len(source) == 0:
             raise ImageLoadError("The image data is empty (0 bytes); give the bytes of a picture.")
         return io.BytesIO(bytes(source))
-    path = os.fspath(source)
-    if os.path.isdir(path):
-        raise ImageLoadError(f"{name} is a folder, not an image file; choose a picture inside it.")
     try:
-        stream = open(path, "rb")  # closed by the caller
-    except FileNotFoundError:
-        raise ImageLoadError(f"Image file {name} does not exist; check the path.") from None
-    except PermissionError:
-        raise ImageLoadError(
-            f"Image file {name} cannot be read (permission denied); check its permissions."
+        path = os.fspath(source)
+    except TypeError:
+        raise ArgumentTypeError(
+            f"An image path must be text, not {type(source).__name__}."
         ) from None
+    try:
+        # Non-blocking and checked on the open descriptor: a FIFO, socket or device is
+        # refused at once instead of waiting for a writer or streaming forever.
+        stream = open_regular_file(path)  # closed by the caller
     except OSError as exc:
-        raise ImageLoadError(
-            f"Image file {name} cannot be opened ({exc.strerror or exc}); check the path."
-        ) from None
+        reason = exc.strerror or str(exc)
+        if reason == "does not exist":
+            raise ImageLoadError(f"Image file {name} does not exist; check the path.") from None
+        if reason.startswith("is a folder"):
+            raise ImageLoadError(
+                f"{name} is a folder, not an image file; choose a picture inside it."
+            ) from None
+        if reason.startswith("cannot be read"):
+            raise ImageLoadError(f"Image file {name} {reason}; check its permissions.") from None
+        if reason.startswith("is "):
+            raise ImageLoadError(f"{name} {reason}; choose a picture file.") from None
+        raise ImageLoadError(f"Image file {name} {reason}; check the path.") from None
     try:
         empty = os.fstat(stream.fileno()).st_size == 0
     except OSError:
@@ -586,24 +748,88 @@ def _open_stream(source: Any, name: str) -> IO[bytes]:
     return stream
 
 
+def _header_check(stream: IO[bytes], name: str) -> None:
+    """Refuse WebP and ICO bombs from their headers: PIL allocates (WebP: two canvases) or
+    decodes (ICO: the embedded picture) while it merely opens them."""
+    head = stream.read(32)
+    stream.seek(0)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        size = _webp_size(head)
+        if size is not None:
+            _check_budget(name, "WEBP", size[0], size[1], _WEBP_BYTES_PER_PIXEL)
+    elif head[:4] == b"\0\0\1\0":
+        for width, height in _ico_frame_sizes(stream):
+            # The embedded PNG or DIB is decoded as RGBA, then copied into the icon.
+            _check_budget(name, "ICO", width, height, 8)
+        stream.seek(0)
+
+
+# libwebp's animation decoder keeps two RGBA canvases, hands PIL a third copy, and PIL unpacks
+# that into its own picture: four RGBA copies in all.
+_WEBP_BYTES_PER_PIXEL = 16
+
+
+def _webp_size(head: bytes) -> tuple[int, int] | None:
+    """The canvas size in a WebP header (lossy VP8, lossless VP8L or extended VP8X)."""
+    kind = head[12:16]
+    if kind == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", head[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    if kind == b"VP8X" and len(head) >= 30:
+        width = int.from_bytes(head[24:27], "little") + 1
+        return width, int.from_bytes(head[27:30], "little") + 1
+    if kind == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _ico_frame_sizes(stream: IO[bytes]) -> Iterator[tuple[int, int]]:
+    """The real sizes of the pictures inside an ICO (the directory's own are at most 256)."""
+    stream.seek(4)
+    count = int.from_bytes(stream.read(2), "little")
+    directory = stream.read(16 * count)
+    for index in range(len(directory) // 16):
+        offset = int.from_bytes(directory[16 * index + 12 : 16 * index + 16], "little")
+        stream.seek(offset)
+        head = stream.read(26)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 24:
+            yield struct.unpack(">II", head[16:24])
+        elif len(head) >= 12:
+            width, height = struct.unpack("<ii", head[4:12])
+            yield abs(width), abs(height) // 2
+
+
 def _identify(stream: IO[bytes], name: str) -> Image.Image:
+    _header_check(stream, name)
     try:
         Image.init()
         return Image.open(stream, formats=[f for f in _READ_FORMATS if f in Image.OPEN])
     except UnidentifiedImageError:
         pass
-    except _DECODE_ERRORS as exc:
+    except MemoryError:
         raise ImageLoadError(
-            f"{name} could not be read: the file is damaged ({exc}); re-save or re-download it."
+            f"{name} is too large to open with the memory available; scale it down first."
         ) from None
-    # Name the format when PIL knows it, so the message can say what to convert.
+    except Exception as exc:  # noqa: BLE001 - a PIL plugin may raise anything on damaged bytes
+        raise ImageLoadError(
+            f"{name} could not be read: the file is damaged ({_detail(exc)}); "
+            "re-save or re-download it."
+        ) from None
+    # Name the format when PIL knows it, so the message can say what to convert. Only the
+    # header is parsed here; the picture is never decoded.
     try:
         stream.seek(0)
+        # PIL's own guard at a quarter of the budget in pixels: an other format's bomb is
+        # refused here, never decoded.
+        Image.MAX_IMAGE_PIXELS = max(1, decode_budget() // 8)
         other = Image.open(stream)
         fmt = other.format
         other.close()
-    except Exception:
+    except Exception:  # noqa: BLE001
         fmt = None
+    finally:
+        Image.MAX_IMAGE_PIXELS = None
     if fmt:
         raise ImageLoadError(
             f"{name} is a {fmt} image, which cnnviz does not read; convert it to PNG or JPEG."
@@ -642,23 +868,95 @@ def _jpeg_draft(im: Image.Image, factor: int) -> int:
     return scale if scale in (1, 2, 4, 8) else 1
 
 
+def _detail(exc: BaseException) -> str:
+    """A decoder's complaint on one short line (it goes inside a sentence of ours)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _decode_error(name: str, exc: BaseException) -> ImageLoadError:
-    detail = str(exc).strip() or type(exc).__name__
     return ImageLoadError(
-        f"{name} could not be decoded: the file is truncated or damaged ({detail}); "
+        f"{name} could not be decoded: the file is truncated or damaged ({_detail(exc)}); "
         "re-save or re-download it."
     )
 
 
+def _pixel_bytes(mode: str) -> int:
+    """Bytes one pixel of a PIL mode takes in memory (PIL keeps 2-4 bands in 4 bytes)."""
+    if mode in ("1", "L", "P"):
+        return 1
+    if mode.startswith("I;16"):
+        return 2
+    return 4
+
+
+def _check_budget(name: str, fmt: str, width: int, height: int, per_pixel: float) -> None:
+    needed = math.ceil(width * height * per_pixel)
+    if needed > decode_budget():
+        advice = (
+            "scale it down"
+            if fmt in ("PNG", "JPEG", "MPO")
+            else "scale it down or convert it to PNG (which is read in strips)"
+        )
+        raise _over_budget(name, f"({fmt}, {width}x{height})", needed, advice)
+
+
+def _tiff_buffer_bytes(im: Image.Image, width: int, height: int) -> int:
+    """The largest strip or tile the TIFF decoder reads into memory at once, in bytes."""
+    tags = getattr(im, "tag_v2", None)
+    if tags is None:
+        return 0
+    try:
+        bits = tags.get(258, (8,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        samples = int(tags.get(277, len(bits)))
+        per_sample = max(int(b) for b in bits) if bits else 8
+        row = math.ceil(width * max(samples, len(bits)) * per_sample / 8)
+        if 322 in tags and 323 in tags:  # tiled: one tile at a time
+            tile_w, tile_h = int(tags[322]), int(tags[323])
+            tile_row = math.ceil(tile_w * max(samples, len(bits)) * per_sample / 8)
+            return min(tile_row * tile_h, row * height)
+        rows = int(tags.get(278, height))
+        return row * min(max(rows, 1), height)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
+def _budget_whole_decode(im: Image.Image, name: str, full: tuple[int, int]) -> None:
+    """Refuse, from the header alone, a picture whose whole decoding would exceed the budget."""
+    width, height = im.size  # after a JPEG draft: the reduced size
+    fmt = im.format or "picture"
+    per_pixel: float = _pixel_bytes(im.mode)
+    extra = 0
+    if fmt == "TIFF":
+        extra = _tiff_buffer_bytes(im, width, height)
+    elif fmt == "WEBP":
+        per_pixel = _WEBP_BYTES_PER_PIXEL
+    elif fmt in ("JPEG", "MPO") and (im.info.get("progressive") or im.info.get("progression")):
+        # A progressive JPEG keeps every DCT coefficient (2 bytes a sample) of the whole
+        # picture, whatever the draft scale.
+        extra = full[0] * full[1] * len(im.getbands()) * 2
+    needed = math.ceil(width * height * per_pixel) + extra
+    if needed > decode_budget():
+        advice = (
+            "scale it down or re-save it as a baseline (not progressive) JPEG"
+            if fmt in ("JPEG", "MPO")
+            else "scale it down first"
+            if fmt == "PNG"
+            else "scale it down or convert it to PNG (which is read in strips)"
+        )
+        raise _over_budget(name, f"({fmt}, {full[0]}x{full[1]})", needed, advice)
+
+
 def _decode(im: Image.Image, name: str, mode: str | None, max_side: int) -> _Decoded:
     width, height = im.size
+    if width < 1 or height < 1:
+        raise ImageLoadError(f"{name} has no pixels ({width}x{height}); choose another picture.")
     if width * height > MAX_PIXELS:
         raise ImageLoadError(
             f"{name} is {width}x{height} = {width * height:,} pixels, more than the "
             f"{MAX_PIXELS:,} cnnviz reads; scale it down first."
         )
-    if width < 1 or height < 1:
-        raise ImageLoadError(f"{name} has no pixels ({width}x{height}); choose another picture.")
     needed = math.ceil(max(width, height) / max_side)
     try:
         streamed = None
@@ -669,15 +967,15 @@ def _decode(im: Image.Image, name: str, mode: str | None, max_side: int) -> _Dec
             factor = needed
         else:
             draft = _jpeg_draft(im, needed)
+            if getattr(im, "_im", True) is None:  # not decoded yet (a file, not pixels)
+                _budget_whole_decode(im, name, (width, height))
             im.load()
             orientation = _read_orientation(im)
             # The mode is read after loading: a GIF, for one, may turn from "P" to "L" then.
-            image = _to_mode(im, mode or _natural_mode(im.mode))
-            rest = math.ceil(max(image.size) / max_side)
-            if rest > 1:
-                image = image.reduce(rest)
+            rest = math.ceil(max(im.size) / max_side)
+            image = _convert_reduced(im, mode or _natural_mode(im.mode), rest)
             factor = draft * rest
-    except ImageLoadError:
+    except CnnvizError:
         raise
     except _ModeError as exc:
         raise ImageLoadError(
@@ -689,7 +987,7 @@ def _decode(im: Image.Image, name: str, mode: str | None, max_side: int) -> _Dec
             f"{name} ({width}x{height}) is too large to decode with the memory available; "
             "scale it down first."
         ) from None
-    except _DECODE_ERRORS as exc:
+    except Exception as exc:  # noqa: BLE001 - PIL plugins raise many kinds on damaged bytes
         raise _decode_error(name, exc) from None
 
     transpose, swap, flip_y, flip_x = _ORIENTATIONS[orientation]
@@ -710,27 +1008,46 @@ def _decode(im: Image.Image, name: str, mode: str | None, max_side: int) -> _Dec
     return _Decoded(image, (height, width), factor, offset)
 
 
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """PIL warns on damaged files (truncated EXIF, odd sizes); the errors we raise say enough,
+    and a warning printed by a command line tool reads like a failure."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _read(source: ImageSource, mode: str | None, max_side: int) -> _Decoded:
     if mode not in (None, "L", "RGB"):
-        raise ValueError(f"mode must be None, 'L' or 'RGB', not {mode!r}.")
+        raise InvalidArgumentError(f"mode must be None, 'L' or 'RGB', not {mode!r}.")
+    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)):
+        raise ArgumentTypeError(
+            f"max_side must be a whole number of pixels, not {type(max_side).__name__}."
+        )
     if max_side < 1:
-        raise ValueError("max_side must be positive.")
+        raise InvalidArgumentError(f"max_side must be positive, not {max_side}.")
+    max_side = int(max_side)
+    decode_budget()  # a malformed budget variable is reported before any file is touched
     name = _source_name(source)
     if isinstance(source, Image.Image):
-        with _bomb_check_lifted():
+        with _bomb_check_lifted(), _quiet():
             return _decode(source, name, mode, max_side)
     if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"An image source is a path, bytes or a PIL image, not {type(source).__name__}."
         )
     stream = _open_stream(source, name)
     try:
-        with _bomb_check_lifted():
+        with _bomb_check_lifted(), _quiet():
             im = _identify(stream, name)
             try:
                 return _decode(im, name, mode, max_side)
             finally:
                 im.close()
+    except (CnnvizError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. a header parser's error while sizing
+        raise _decode_error(name, exc) from None
     finally:
         stream.close()
 
@@ -990,6 +1307,18 @@ def _geometry_of(image: Image.Image) -> ImageGeometry:
     )
 
 
+def _check_resized(height: int, width: int, mode: str, path: str | None) -> None:
+    needed = _pixel_bytes(mode) * height * width
+    if needed > decode_budget():
+        what = f"'{path}'" if path else "The picture"
+        raise ImageLoadError(
+            f"{what} would be resized to {height}x{width} for this model, which needs "
+            f"{format_bytes(needed)}, more than the {format_bytes(decode_budget())} budget; crop it to a less "
+            f"elongated shape or raise the budget with the environment variable "
+            f"{MAX_IMAGE_BYTES_ENV}."
+        )
+
+
 def preprocess_pil(
     image: Image.Image, preprocess: Preprocess, *, path: str | None = None, max_side: int = MAX_SIDE
 ) -> LoadedImage:
@@ -998,6 +1327,13 @@ def preprocess_pil(
     A picture from :func:`open_image` keeps its original size and downscale map; any other
     PIL image is first read like a file (EXIF, alpha, bit depth, size limit).
     """
+    if not isinstance(image, Image.Image):
+        raise ArgumentTypeError(f"preprocess_pil takes a PIL image, not {type(image).__name__}.")
+    if not isinstance(preprocess, Preprocess):
+        raise ArgumentTypeError(
+            f"preprocess must be a Preprocess (e.g. Preprocess.imagenet()), not "
+            f"{type(preprocess).__name__}."
+        )
     if ORIGINAL_SIZE_KEY not in image.info or image.mode not in ("L", "RGB"):
         image = open_image(image, max_side=max_side)
     display_geometry = _geometry_of(image)
@@ -1028,6 +1364,8 @@ def preprocess_pil(
         )
     elif preprocess.mode == "resize_crop":
         new_h, new_w = _resized_size(height, width, preprocess.effective_resize_size)
+        # A long thin picture resized by its shorter side can grow far beyond the input.
+        _check_resized(new_h, new_w, model_mode, path)
         resized = (
             picture
             if (new_h, new_w) == (height, width)
@@ -1039,6 +1377,7 @@ def preprocess_pil(
         local = ImageGeometry((height, width), (out_h, out_w), sy, top * sy, sx, left * sx)
     else:  # letterbox
         side = max(height, width)
+        _check_resized(side, side, model_mode, path)
         pad_top, pad_left = (side - height) // 2, (side - width) // 2
         background = np.median(_border(np.asarray(picture)), axis=0)
         fill = tuple(int(round(float(v))) for v in background)

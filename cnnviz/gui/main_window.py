@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from cnnviz.core import render
 from cnnviz.gui import dialogs
 from cnnviz.gui.session import Session, UnitSelection
-from cnnviz.gui.settings import Preferences
+from cnnviz.gui.settings import Preferences, recent_path, recent_problem
 from cnnviz.gui.views.draw_canvas import DrawPanel, qimage_to_array
 from cnnviz.gui.views.feature_maps import FeatureMapView
 from cnnviz.gui.views.input_view import InputView
@@ -650,7 +650,7 @@ class MainWindow(QMainWindow):
             self.session.image_source = str(image)
             self.session.image_name = Path(image).name
             self.session.image_is_default = False
-            self.prefs.add_recent("recentImages", str(Path(image).resolve()))
+            self.prefs.add_recent("recentImages", recent_path(image))
         self.load_model(model or "default", weights, trust)
 
     def load_model(self, spec: str, weights: Any = "default", trust: bool = False) -> None:
@@ -658,7 +658,7 @@ class MainWindow(QMainWindow):
             self.load_default_model()
             return
         if os.sep in spec or Path(spec).suffix:
-            self.prefs.add_recent("recentModels", str(Path(spec).expanduser().resolve()))
+            self.prefs.add_recent("recentModels", recent_path(spec))
         self.session.load_model(spec, weights, trust)
 
     def load_default_model(self) -> None:
@@ -676,7 +676,7 @@ class MainWindow(QMainWindow):
         self.session.load_model(str(arch), "none", label="digits (random weights)")
 
     def open_image_path(self, path: str) -> None:
-        self.prefs.add_recent("recentImages", str(Path(path).expanduser().resolve()))
+        self.prefs.add_recent("recentImages", recent_path(path))
         self.session.open_image(str(path))
 
     def choose_image(self) -> None:
@@ -766,10 +766,11 @@ class MainWindow(QMainWindow):
         menu.addAction("Clear list", lambda: self.prefs.set(key, []))
 
     def _open_recent(self, key: str, path: str, opener: Any) -> None:
-        if not Path(path).exists():
+        problem = recent_problem(path)
+        if problem is not None:
             self.prefs.remove_recent(key, path)
             self.show_error(
-                "File not found", f"{path} no longer exists; it was removed from the recent files"
+                "File not found", f"{path} {problem}; it was removed from the recent files"
             )
             return
         opener(path)

@@ -6,13 +6,45 @@ values in memory and says so once in the status bar.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from PySide6.QtCore import QSettings
 
-__all__ = ["Preferences"]
+__all__ = ["Preferences", "recent_path", "recent_problem"]
 
 RECENT_LIMIT = 10
+
+
+def recent_path(path: str | os.PathLike[str]) -> str:
+    """The absolute form of ``path`` to remember, symlinks resolved where that is possible.
+
+    A symlink loop, a path too long or a name the system refuses cannot be resolved
+    (``Path.resolve`` raises RuntimeError or OSError then); such a path is kept as given, made
+    absolute, so that opening it reports the problem instead of failing here.
+    """
+    try:
+        text = os.path.expanduser(os.fspath(path))
+    except (TypeError, ValueError):
+        return str(path)
+    from pathlib import Path
+
+    try:
+        return str(Path(text).resolve())
+    except (OSError, RuntimeError, ValueError):
+        try:
+            return os.path.abspath(text)
+        except (OSError, ValueError):
+            return text
+
+
+def recent_problem(path: str) -> str | None:
+    """Why a recent entry cannot be opened any more (e.g. "does not exist", "is a symlink
+    loop ..."), or None when it is still there (a folder is left to its opener to judge)."""
+    from cnnviz.core.fileio import regular_file_problem
+
+    problem = regular_file_problem(path)
+    return None if problem is None or problem.startswith("is a folder") else problem
 
 
 class Preferences:
@@ -65,7 +97,10 @@ class Preferences:
         return ok
 
     def recent(self, key: str) -> list[str]:
-        return list(self.get(key, [], list) or [])
+        """The remembered paths, newest first; entries a damaged settings file may hold (empty,
+        with a NUL byte) are left out."""
+        items = self.get(key, [], list) or []
+        return [v for v in items if isinstance(v, str) and v and "\0" not in v]
 
     def add_recent(self, key: str, value: str) -> list[str]:
         items = [v for v in self.recent(key) if v != value]
