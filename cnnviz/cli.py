@@ -11,10 +11,12 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cnnviz._version import __version__
-from cnnviz.core.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError, is_out_of_memory
 
 COMMAND_MODULES = (
     "gui",
@@ -28,12 +30,26 @@ COMMAND_MODULES = (
 )
 
 
+VERBOSE_HELP = "on an error, also print its cause and the traceback (for reporting a problem)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other user error.
+
+    Sub-command parsers are made of the same class (argparse's default ``parser_class``).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"cnnviz: error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cnnviz",
         description="See inside convolutional networks: feature maps, receptive fields, layer tables.",
     )
     parser.add_argument("--version", action="version", version=f"cnnviz {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -42,25 +58,77 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == f"cnnviz.commands.{name}":
                 continue  # command not shipped in this build
             raise
-        module.register(sub)
+        command = module.register(sub)
+        # Also accepted after the sub-command; SUPPRESS keeps the sub-parser from resetting a
+        # `cnnviz --verbose COMMAND` back to False with its own default.
+        command.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
     return parser
 
 
+def _print_details(exc: BaseException) -> None:
+    """The traceback of ``exc`` and of every exception chained to it (``--verbose``)."""
+    import traceback
+
+    print("cnnviz: details follow (traceback, most recent call last):", file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _report(exc: BaseException, verbose: bool) -> int:
+    """Print one line for ``exc`` (and with ``verbose`` the details); return the exit code."""
+    if isinstance(exc, CnnvizError):
+        print(f"cnnviz: error: {exc}", file=sys.stderr)
+        code = 2
+    elif is_out_of_memory(exc):
+        print(
+            "cnnviz: error: ran out of memory; use a smaller model, input or batch, or close other "
+            "programs",
+            file=sys.stderr,
+        )
+        code = 2
+    else:
+        # A bug, not a user error: show it, briefly, and say how to see all of it.
+        hint = "" if verbose else " (run with --verbose for the details)"
+        print(
+            f"cnnviz: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr
+        )
+        code = 1
+    if verbose:
+        _print_details(exc)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code.
+
+    User errors print one line ``cnnviz: error: ...`` and return 2; running out of memory is one line and
+    2 as well; any other exception is a bug: one line ``cnnviz: internal error: ...`` and 1. With
+    ``--verbose`` the chained causes and the traceback follow the line.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         if "gui" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
-            args = parser.parse_args(["gui", *(argv or [])])
+            verbose = args.verbose
+            args = parser.parse_args(["gui", *[a for a in (argv or []) if a != "--verbose"]])
+            args.verbose = verbose
         else:
             parser.print_help()
             return 0
+    verbose = bool(getattr(args, "verbose", False))
     try:
-        return int(args.func(args) or 0)
-    except CnnvizError as exc:
-        print(f"cnnviz: error: {exc}", file=sys.stderr)
-        return 2
+        with warnings.catch_warnings():
+            if not verbose:
+                # Libraries' notices (deprecations, pickle protocols) are not for the user of a command:
+                # they would break its one-line errors. --verbose shows them.
+                warnings.simplefilter("ignore")
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("cnnviz: interrupted", file=sys.stderr)
         return 130
@@ -69,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as exc:  # noqa: BLE001 - every failure ends in one line, never a raw traceback
+        return _report(exc, verbose)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_from_args(args)
     geometry = None
-    if args.image:
+    if args.image is not None:
         from cnnviz.core.images import load_image
 
         geometry = load_image(args.image, model.preprocess).geometry

@@ -33,9 +33,24 @@ import torch
 from torch import nn
 
 from cnnviz.core.capture import model_device, resolve_layer, unwrap_input, unwrap_module
-from cnnviz.core.errors import LayerError
+from cnnviz.core.errors import (
+    CnnvizError,
+    InvalidArgumentError,
+    LayerError,
+    first_line,
+    is_out_of_memory,
+)
 from cnnviz.core.graph import GraphNode, LayerGraph, eval_mode, layer_graph, out_of_place
 from cnnviz.core.summary_types import ReceptiveField, Summary
+from cnnviz.core.validate import (
+    check_channel,
+    check_geometry,
+    check_input,
+    check_layer_name,
+    check_module,
+    check_shape,
+    check_unit,
+)
 
 Box = tuple[int, int, int, int]
 # Maps a boolean mask over one axis of a layer's output to the mask over that axis of one of its inputs.
@@ -1182,9 +1197,14 @@ def receptive_field(
     """The receptive field of unit ``unit`` = (y, x) of ``layer`` on an input of ``input_shape`` (C, H, W).
 
     Raises LayerError for an unknown layer (listing the closest names), a unit outside the layer's map (stating
-    the valid range) or a layer without a spatial map.
+    the valid range) or a layer without a spatial map; arguments of the wrong kind raise
+    :class:`~cnnviz.core.errors.ArgumentTypeError` or :class:`~cnnviz.core.errors.InvalidArgumentError`.
     """
-    return ReceptiveFieldIndex(model, input_shape).box(layer, unit, geometry)
+    check_module(model)
+    layer, unit = check_layer_name(layer), check_unit(unit)
+    shape = check_shape(input_shape)
+    geometry = check_geometry(geometry)
+    return ReceptiveFieldIndex(model, shape).box(layer, unit, geometry)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1209,18 +1229,32 @@ def effective_receptive_field(
     """Gradient of one unit (one channel, or all channels summed) with respect to the input image.
 
     The forward pass stops at ``layer``; only the input gradient is computed (no weight gradients).
+    ``x`` is one picture (C x H x W or 1 x C x H x W); a forward that fails on it raises
+    :class:`~cnnviz.core.capture.ForwardError` naming the layer and the shape it received.
     """
     t0 = time.perf_counter()
-    module = unwrap_module(model)
-    tensor = unwrap_input(x).detach().to(model_device(module))
+    module = check_module(model)
+    layer, unit, channel = check_layer_name(layer), check_unit(unit), check_channel(channel)
+    tensor = check_input(x, floating=True)
+    if tensor.dim() == 4 and tensor.shape[0] != 1:
+        raise InvalidArgumentError(
+            f"The effective receptive field is taken for one picture, not a batch of {tensor.shape[0]}; "
+            "pass x[0:1]."
+        )
+    tensor = unwrap_input(tensor).detach().to(model_device(module))
     graph = layer_graph(module)
     key = _layer_key(graph, layer) if graph.traced else resolve_layer(graph, layer)
     tensor = tensor.clone().requires_grad_(True)
     with torch.enable_grad(), eval_mode(module), out_of_place(module):
-        if graph.traced:
-            out = graph.truncated_module(key)(tensor)
-        else:
-            out = _forward_until(module, tensor, key)
+        try:
+            if graph.traced:
+                out = graph.truncated_module(key)(tensor)
+            else:
+                out = _forward_until(module, tensor, key)
+        except CnnvizError:
+            raise
+        except Exception as exc:
+            raise _erf_forward_error(module, tensor, layer, exc) from exc
         if isinstance(out, (tuple, list)):
             out = out[0]
         if out.dim() != 4:
@@ -1247,6 +1281,29 @@ def effective_receptive_field(
         else None
     )
     return EffectiveRF(layer, (y, xx), channel, heat, box, time.perf_counter() - t0)
+
+
+def _erf_forward_error(
+    module: nn.Module, tensor: torch.Tensor, layer: str, exc: Exception
+) -> CnnvizError:
+    """The located error of a capture on the same input, or a sentence with the shape given."""
+    from cnnviz.core.capture import ForwardError, capture
+
+    if is_out_of_memory(exc):
+        return ForwardError(
+            f"The computer ran out of memory computing the effective receptive field of layer '{layer}' "
+            f"on an input of shape {list(tensor.shape)}; use a smaller picture or close other programs."
+        )
+    try:
+        capture(module, tensor.detach(), layers=[])
+    except CnnvizError as located:
+        return located
+    except Exception:  # noqa: BLE001 - the first failure is the one to report
+        pass
+    return ForwardError(
+        f"the forward pass to layer '{layer}' failed on an input of shape {list(tensor.shape)}: "
+        f"{first_line(exc)}"
+    )
 
 
 class _Stop(Exception):

@@ -93,8 +93,9 @@ from typing import Any, Literal, Union
 import torch
 from torch import nn
 
-from cnnviz.core.errors import SpecError
+from cnnviz.core.errors import SpecBudgetError, SpecError
 from cnnviz.core.fileio import atomic_writer
+from cnnviz.core.jsonio import structure_problem
 
 __all__ = [
     "SUPPORTED_TYPES",
@@ -906,6 +907,10 @@ def validate_spec(spec: Any) -> SpecReport:
     shapes or its reason; later layers are marked not checked. Whole-spec problems (not an object,
     bad ``input_shape``, ``layers`` not a list, unknown keys, bad ``labels``) have ``index`` None.
     """
+    too_deep = structure_problem(dict(spec) if isinstance(spec, Mapping) else spec)
+    if too_deep:
+        reason = "the spec " + too_deep.removeprefix("it ")
+        return SpecReport(ok=False, layers=[], first_error=_spec_problem(reason))
     if not isinstance(spec, Mapping):
         reason = f'a spec must be a JSON object with "input_shape" and "layers", not {_show(spec)}'
         return SpecReport(ok=False, layers=[], first_error=_spec_problem(reason))
@@ -1010,11 +1015,53 @@ def _check_layers(layers: list[Any], input_shape: Shape) -> tuple[list[LayerChec
         return _check_layers_quietly(layers, input_shape)
 
 
+class _BudgetReason(str):
+    """A layer's reason that is the memory budget: :func:`build_model` raises SpecBudgetError for it."""
+
+
+# Layers whose output is their input (or a view of it): no new memory.
+_ALIASING = frozenset({"Flatten", "Identity"})
+
+
+def _budget_check(
+    layer_type: str, outcome: _Outcome, held: int, limit: int | None
+) -> tuple[_BudgetReason | None, int]:
+    """Whether a model holding ``held`` bytes can add this layer's parameters and output; the new total.
+
+    Counted as a capture holds them: float32 parameters, the input and every layer's output at batch 1
+    (see :mod:`cnnviz.core.budget`). Computed from the hyperparameters and the meta shapes, so a layer that
+    cannot fit is refused before torch allocates its weight.
+    """
+    from cnnviz.core import budget
+
+    assert outcome.output_shape is not None
+    param_bytes = (outcome.params or 0) * budget.FLOAT_BYTES
+    out_bytes = 0 if layer_type in _ALIASING else budget.tensor_bytes((1, *outcome.output_shape))
+    total = held + param_bytes + out_bytes
+    if limit is None or total <= limit:
+        return None, total
+    over = f"over the {budget.format_bytes(limit)} memory budget"
+    if param_bytes >= out_bytes:
+        what = f"its {outcome.params:,} parameters would take {budget.format_bytes(param_bytes)}"
+        advice = "use fewer channels or features"
+    else:
+        dims = budget.shape_text((1, *outcome.output_shape))
+        what = f"its {dims} output would take {budget.format_bytes(out_bytes)}"
+        advice = "use a smaller input_shape, fewer channels or a smaller scale"
+    if max(param_bytes, out_bytes) <= limit:
+        what += f", bringing the model to {budget.format_bytes(total)}"
+    return _BudgetReason(f"{what}, {over}; {advice}, or {budget.ADVICE}"), total
+
+
 def _check_layers_quietly(
     layers: list[Any], input_shape: Shape
 ) -> tuple[list[LayerCheck], Shape | None]:
+    from cnnviz.core import budget
+
     checks: list[LayerCheck] = []
     shape: Shape | None = input_shape
+    limit = budget.memory_budget()
+    held = budget.tensor_bytes((1, *input_shape))
     for index, layer in enumerate(layers):
         if shape is None:
             checks.append(_unchecked(index, layer, _NOT_CHECKED))
@@ -1024,6 +1071,8 @@ def _check_layers_quietly(
             assert layer_type is not None
             outcome = _shape_check(layer_type, tuple(kwargs.items()), shape)
             reason, kwargs = outcome.reason, dict(outcome.kwargs)
+            if reason is None:
+                reason, held = _budget_check(layer_type, outcome, held, limit)
             if reason is None:
                 checks.append(
                     LayerCheck(
@@ -1080,7 +1129,8 @@ def warm_up() -> None:
 def _raise_for(report: SpecReport) -> None:
     error = report.first_error
     if error is not None:
-        raise SpecError(error.message or "the spec is invalid", error.index, error.type)
+        cls = SpecBudgetError if isinstance(error.reason, _BudgetReason) else SpecError
+        raise cls(error.message or "the spec is invalid", error.index, error.type)
 
 
 def build_model(spec: Any) -> nn.Sequential:
@@ -1122,27 +1172,19 @@ def infer_output_shape(spec: Any) -> Shape:
 def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a spec JSON file. Only the file and JSON syntax are checked; see :func:`validate_spec`.
 
-    Raises :class:`SpecError` for a missing or unreadable file or bad JSON (with line and column).
+    Raises :class:`SpecError` for a missing or unreadable file (or a FIFO, device, folder), one larger
+    than 16 MiB, bytes that are not UTF-8, bad JSON (with line and column), NaN or infinite numbers,
+    absurdly long integers, deep nesting or a key given twice (see :mod:`cnnviz.core.jsonio`).
     """
+    from cnnviz.core.jsonio import read_json
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"spec file {p} does not exist; check the path") from None
-    except IsADirectoryError:
-        raise SpecError(
-            f"{p} is a folder, not a spec file; give the path of a .json file"
-        ) from None
-    except UnicodeDecodeError:
-        raise SpecError(f"{p.name} is not a text file; a spec is a UTF-8 JSON file") from None
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file {p}: {exc.strerror or exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(
-            f"{p.name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from None
+    data = read_json(
+        p,
+        f"spec file {p}",
+        error=SpecError,
+        hint='a spec is a UTF-8 JSON object with "input_shape" and "layers"',
+    )
     if not isinstance(data, dict):
         raise SpecError(
             f'{p.name} must hold a JSON object with "input_shape" and "layers", not {_show(data)}'

@@ -194,3 +194,114 @@ def test_spatial_outputs_are_not_ranked_as_classes():
     segmenter = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1))  # N x 4 x 12 x 12
     with pytest.raises(CnnvizError, match="not one score per class"):
         predict(loaded(segmenter), torch.zeros(1, 1, 12, 12))
+
+
+# ---------------------------------------------------------------------------------------------- every model
+
+
+def _small_cnn() -> nn.Module:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(400, 5)
+    ).eval()
+
+
+def test_an_exported_program_predicts_like_itself(tmp_path):
+    from cnnviz.core.models import load_model
+
+    path = tmp_path / "net.pt2"
+    program = torch.export.export(_small_cnn(), (torch.randn(1, 1, 12, 12),))
+    torch.export.save(program, str(path))
+    loaded_model = load_model(path)
+    x = torch.randn(1, 1, 12, 12)
+    preds = predict(loaded_model, x, top=5)
+    with torch.no_grad():
+        truth = torch.softmax(program.module()(x), dim=1)[0]
+    assert [p.index for p in preds] == torch.argsort(truth, descending=True).tolist()
+    for p in preds:
+        assert p.probability == pytest.approx(float(truth[p.index]), abs=1e-6)
+    assert loaded_model.module.training is program.module().training  # flags restored untouched
+
+
+def test_a_forward_that_fails_names_the_layer_and_the_shape(model):
+    from cnnviz.core.capture import ForwardError
+
+    # 13x13 reaches the Linear layer with 4*11*11 features instead of 4*10*10
+    with pytest.raises(ForwardError) as caught:
+        predict(model, torch.zeros(1, 1, 13, 13))
+    text = str(caught.value)
+    assert "layer '3' (Linear)" in text and "[1, 484]" in text
+    assert "takes 1×12×12 inputs but this one is 1×13×13" in text
+    assert "\n" not in text and isinstance(caught.value.__cause__, RuntimeError)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_a_torchscript_mlp_on_a_picture_says_which_shape_it_got(tmp_path):
+    from cnnviz.core.capture import ForwardError
+    from cnnviz.core.models import load_model
+
+    torch.manual_seed(4)
+    mlp = nn.Sequential(nn.Linear(144, 16), nn.ReLU(), nn.Linear(16, 3))
+    path = tmp_path / "mlp.pt"
+    torch.jit.script(mlp).save(str(path))
+    loaded_model = load_model(path, input_shape=(1, 12, 12))
+    with pytest.raises(ForwardError) as caught:
+        predict(loaded_model, torch.zeros(1, 1, 12, 12))
+    text = str(caught.value)
+    assert "compiled model" in text and "[1, 1, 12, 12]" in text and "\n" not in text
+
+
+def test_a_checkpoint_whose_preprocessing_disagrees_with_its_input(model, tmp_path, capsys):
+    ckpt = tmp_path / "tiny.pt"
+    wrong = Preprocess(1, (16, 16), "resize", None, (0.5,), (0.25,))
+    save_checkpoint(
+        ckpt,
+        spec=SPEC,
+        state_dict=model.module.state_dict(),
+        labels=SPEC["labels"],
+        preprocess=wrong,
+        metrics={},
+    )
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((20, 20), 90, np.uint8)).save(good)
+    assert main(["predict", "--model", str(ckpt), str(good)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("cnnviz: error:")
+    assert "(Linear)" in err and "takes 1×12×12 inputs but this one is 1×16×16" in err
+
+
+def test_cli_input_size_the_model_was_not_built_for(model, tmp_path, capsys):
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(
+        ckpt, spec=SPEC, state_dict=model.module.state_dict(), labels=None, preprocess=PRE
+    )
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((12, 12), 90, np.uint8)).save(good)
+    assert main(["predict", "--model", str(ckpt), "--input-size", "1,14,14", str(good)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "built for 1×12×12 inputs, not 1×14×14" in err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "kind", "words"),
+    [
+        ({"top": "abc"}, TypeError, "whole number"),
+        ({"top": 1.5}, TypeError, "whole number"),
+        ({"top": None}, TypeError, "whole number"),
+        ({"top": 0}, ValueError, "top=1 or more"),
+        ({"image": None}, TypeError, "Cannot predict from None"),
+        ({"image": 5}, TypeError, "Cannot predict from 5"),
+        ({"image": torch.zeros(1, 1, 0, 12)}, ValueError, "no pixels"),
+    ],
+)
+def test_bad_arguments_are_sentences(model, kwargs, kind, words):
+    args = {"image": torch.zeros(1, 1, 12, 12), "top": 3, **kwargs}
+    with pytest.raises(CnnvizError, match=words) as caught:
+        predict(model, args["image"], top=args["top"])
+    assert isinstance(caught.value, kind)
+
+
+def test_a_bare_module_is_refused_with_the_way_to_load_it(model):
+    with pytest.raises(CnnvizError, match=r"cnnviz\.load_model\(module\)") as caught:
+        predict(model.module, torch.zeros(1, 1, 12, 12))  # type: ignore[arg-type]
+    assert isinstance(caught.value, TypeError)
