@@ -6,18 +6,21 @@ import contextlib
 import difflib
 import os
 import pickle
+import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
 
 from cnnviz.core.errors import ModelLoadError, UntrustedFileError
-from cnnviz.core.fileio import atomic_writer
+from cnnviz.core.fileio import atomic_writer, open_regular_file, regular_file_problem
 from cnnviz.core.images import Preprocess
 from cnnviz.core.resources import resource_path
+from cnnviz.core.safety import TRUST_HINT as _TRUST_HINT
 
 
 @dataclass
@@ -48,10 +51,6 @@ class LoadedModel:
 # Loading
 
 DEFAULT_MODEL = "default"
-_TRUST_HINT = (
-    "it may run arbitrary code on this computer when opened; if you trust where it came from, "
-    "pass --trust (or confirm in the app)"
-)
 
 
 def torchvision_model_names() -> list[str]:
@@ -70,8 +69,6 @@ def _is_weights_default(weights: Any) -> bool:
 
 
 def _quiet_build(name: str, **kwargs: Any) -> nn.Module:
-    import warnings
-
     import torchvision
 
     extra: dict[str, Any] = {}
@@ -97,7 +94,7 @@ def _download_state_dict(name: str, weights: Any, progress: Any = None) -> dict[
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - a damaged cache file
             raise ModelLoadError(
-                f"the cached weights {path} for {name} are damaged ({_one_line(exc)}); delete the file and "
+                f"the cached weights {path} for {name} are damaged; delete the file and "
                 "load the model again to download it anew"
             ) from exc
     try:
@@ -105,7 +102,7 @@ def _download_state_dict(name: str, weights: Any, progress: Any = None) -> dict[
     except Exception as exc:  # noqa: BLE001 - offline, proxy, DNS ... all mean: not available
         raise ModelLoadError(
             f"pretrained weights for {name} ({path.name}) are not in the cache {path.parent} and could not "
-            f"be downloaded ({_one_line(exc)}); connect to the internet, copy the file there, "
+            f"be downloaded ({_network_reason(exc)}); connect to the internet, copy the file there, "
             f"load the model with random weights instead, or give a state_dict file as its weights"
         ) from exc
 
@@ -124,6 +121,27 @@ def _download_with_progress(url: str, path: Path, progress: Any) -> dict[str, to
                 done += len(chunk)
                 progress(done, total)
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _network_reason(exc: BaseException) -> str:
+    """Why a download failed, in words rather than the socket library's text."""
+    import socket
+    import urllib.error
+
+    reason: Any = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the server answered {exc.code} {exc.reason}"
+    if isinstance(reason, socket.gaierror):
+        return "no network: the server's name could not be looked up"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return "the connection timed out"
+    if isinstance(reason, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(reason, OSError) and not isinstance(exc, urllib.error.URLError):
+        return f"the download failed: {reason.strerror or type(reason).__name__}"
+    if isinstance(reason, OSError):
+        return f"no connection: {reason.strerror or type(reason).__name__}"
+    return _one_line(exc)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -190,9 +208,21 @@ def _looks_like_pickle(path: Path) -> bool:
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
 
+def _torch_load(path: Path, weights_only: bool) -> Any:
+    with warnings.catch_warnings():
+        # torch's notices (pickle protocol, "looks like a TorchScript archive") would break the one-line error
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+
+
 def _load_torch_file(path: Path, trust: bool) -> Any:
+    """What ``torch.load`` finds in ``path``: with ``weights_only=True``, and fully unpickled only if trusted.
+
+    torch's own text about a damaged file (miniz and stream-reader internals) is kept as the cause, for
+    ``--verbose``; the message says what the file is in words.
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _torch_load(path, weights_only=True)
     except pickle.UnpicklingError as exc:
         if not _looks_like_pickle(path):
             raise ModelLoadError(
@@ -203,13 +233,19 @@ def _load_torch_file(path: Path, trust: bool) -> Any:
                 f"{path} needs full unpickling, which is refused because {_TRUST_HINT}"
             ) from exc
     except Exception as exc:  # noqa: BLE001 - on non-pickles the unpickler also raises IndexError, KeyError ...
-        raise ModelLoadError(
-            f"{path} is not a model file torch can read ({_one_line(exc)})"
-        ) from exc
+        raise ModelLoadError(_unreadable(path)) from exc
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return _torch_load(path, weights_only=False)
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{path} could not be unpickled ({_one_line(exc)})") from exc
+        raise ModelLoadError(
+            f"{path} could not be unpickled: it is damaged or needs code this Python does not have"
+        ) from exc
+
+
+def _unreadable(path: Path) -> str:
+    if not _looks_like_pickle(path):
+        return f"{path} is not a PyTorch file (no pickle or torch archive inside)"
+    return f"{path} is a damaged or truncated PyTorch file; save or download it again"
 
 
 @contextlib.contextmanager
@@ -226,12 +262,19 @@ def _quiet_logger(name: str) -> Any:
         logger.setLevel(level)
 
 
-def _is_zip_with(path: Path, marker: str) -> bool:
+# What zipfile raises on a damaged archive, besides OSError: a bad or truncated directory, an unknown
+# version, a member that does not inflate.
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError,
+               zlib.error)  # fmt: skip
+
+
+def _zip_member_names(path: Path) -> list[str]:
+    """The member names of a zip archive; empty for anything that is not a readable zip."""
     try:
         with zipfile.ZipFile(path) as zf:
-            return any(marker in n for n in zf.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
+            return zf.namelist()
+    except (*_ZIP_ERRORS, OSError):
+        return []
 
 
 def _spec_preprocess(spec: dict[str, Any]) -> Preprocess:
@@ -321,14 +364,25 @@ def _guess_num_classes(state: dict[str, torch.Tensor]) -> int | None:
 
 
 def _existing_file(value: Any, what: str) -> Path:
+    """The path of a user-named file, refused at once unless it is a non-empty regular file."""
     path = Path(str(value)).expanduser()
-    if path.is_dir():
-        raise ModelLoadError(f"{path} is a folder, not a {what}")
-    if not path.is_file():
+    problem = regular_file_problem(path)
+    if problem == "does not exist":
         raise ModelLoadError(f"{what} {path} does not exist: check the path")
+    if problem == "is a folder, not a file":
+        raise ModelLoadError(f"{path} is a folder, not a {what}")
+    if problem is not None:
+        raise ModelLoadError(f"{what} {path} {problem}; give a model file")
     if path.stat().st_size == 0:
         raise ModelLoadError(f"{what} {path} is empty")
     return path
+
+
+def _open_model_file(path: Path) -> IO[bytes]:
+    try:
+        return open_regular_file(path)
+    except OSError as exc:
+        raise ModelLoadError(f"model file {path} {exc.strerror or exc}") from None
 
 
 def _exported_input_shape(module: nn.Module) -> tuple[int, int, int] | None:
@@ -345,6 +399,49 @@ def _exported_input_shape(module: nn.Module) -> tuple[int, int, int] | None:
                 except TypeError:
                     return None
     return None
+
+
+def _load_export_program(path: Path, trust: bool) -> nn.Module:
+    """The module of a ``torch.export`` archive, audited first so that an untrusted one runs no code.
+
+    The archive is read through one open handle, so the bytes audited are the bytes loaded.
+    """
+    from cnnviz.core.safety import NotAnExportArchive, audit_export_archive, forced_weights_only
+
+    with _open_model_file(path) as handle:
+        try:
+            reasons = audit_export_archive(handle)
+        except (*_ZIP_ERRORS, OSError) as exc:
+            if isinstance(exc, NotAnExportArchive):
+                detail = str(exc)
+            elif isinstance(exc, zipfile.BadZipFile):
+                detail = "not a complete zip archive"
+            else:
+                detail = "a damaged zip archive or one in a form Python cannot read"
+            raise ModelLoadError(
+                f"{path} is not a readable torch.export program ({detail})"
+            ) from exc
+        unsafe = [r for r in reasons if not r.endswith("is damaged")]
+        if unsafe and not trust:
+            raise UntrustedFileError(
+                f"{path} is a torch.export archive that needs full unpickling or native code "
+                f"({_listing(unsafe, 2)}), which is refused because {_TRUST_HINT}"
+            )
+        if reasons and not trust:
+            raise ModelLoadError(
+                f"{path} is not a readable torch.export program ({_listing(reasons, 2)}); "
+                "re-export or re-download it"
+            )
+        guard = contextlib.nullcontext() if trust else forced_weights_only()
+        try:
+            with guard, _quiet_logger("torch.export"), _quiet_logger("torch._export"):
+                program = torch.export.load(handle)
+            return program.module()
+        except Exception as exc:  # noqa: BLE001 - torch raises anything from a damaged program
+            raise ModelLoadError(
+                f"{path} is not a readable torch.export program: it is damaged or was saved by an "
+                f"incompatible version of torch ({torch.__version__} here); export it again"
+            ) from exc
 
 
 def _generic(module: nn.Module, path: Path, source: str, input_shape: Any) -> LoadedModel:
@@ -378,6 +475,9 @@ def load_model(
     torchvision name or a spec). Files that need full unpickling are refused unless ``trust`` is True.
     ``input_shape`` (C, H, W) overrides what the file implies. ``progress(done, total)`` follows downloads.
     """
+    from cnnviz.core.validate import check_load_model_arguments
+
+    check_load_model_arguments(spec, weights, trust, input_shape, progress)
     if isinstance(spec, nn.Module):
         module = spec.eval()
         return _generic(module, Path(type(spec).__name__), "module", input_shape)
@@ -387,9 +487,10 @@ def load_model(
         if not path.is_file():
             raise ModelLoadError(f"the bundled default model is missing ({path}); reinstall cnnviz")
         loaded = _from_checkpoint(path, "default (digits)", "bundled")
+        _apply_weights_file(loaded, weights, trust)
         return _with_shape(loaded, input_shape)
     path = Path(text).expanduser()
-    looks_like_file = path.suffix != "" or os.sep in text or path.exists()
+    looks_like_file = path.suffix != "" or os.sep in text or os.path.lexists(path)
     if not looks_like_file:
         names = torchvision_model_names()
         if text in names:
@@ -401,37 +502,25 @@ def load_model(
         )  # fmt: skip
         raise ModelLoadError(f"unknown model '{text}'{hint}")
     path = _existing_file(path, "model file")
-    custom_weights = not (_is_weights_none(weights) or _is_weights_default(weights))
     if path.suffix.lower() == ".json":
         from cnnviz.core.spec import load_spec
 
         loaded = _from_spec(load_spec(path), path.stem, "spec")
-        if custom_weights:
-            wpath = _existing_file(weights, "weights file")
-            _load_state(
-                loaded.module,
-                _extract_state_dict(_load_torch_file(wpath, trust), wpath),
-                wpath,
-                path.name,
-            )
-            loaded.metadata["weights"] = str(wpath)
+        _apply_weights_file(loaded, weights, trust)
         return _with_shape(loaded, input_shape)
-    if path.suffix.lower() == ".pt2" or _is_zip_with(path, "/archive_format"):
-        try:
-            with _quiet_logger("torch.export"), _quiet_logger("torch._export"):
-                program = torch.export.load(str(path))
-        except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(
-                f"{path} is not a readable torch.export program ({_one_line(exc)})"
-            ) from exc
-        module = program.module()
+    members = _zip_member_names(path)
+    if path.suffix.lower() == ".pt2" or any(n.endswith("/archive_format") for n in members):
+        module = _load_export_program(path, trust)
         return _generic(module, path, "export", input_shape or _exported_input_shape(module))
-    if _is_zip_with(path, "constants.pkl") or _is_zip_with(path, "/code/"):
+    if any(n.endswith("constants.pkl") or "/code/" in n for n in members):
         try:
-            module = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's TorchScript deprecation notice
+                module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(
-                f"{path} is not a readable TorchScript archive ({_one_line(exc)})"
+                f"{path} is not a readable TorchScript archive: it is damaged or was saved by an "
+                f"incompatible version of torch ({torch.__version__} here); save it again"
             ) from exc
         return _generic(module, path, "torchscript", input_shape)
     obj = _load_torch_file(path, trust)
@@ -447,6 +536,17 @@ def load_model(
             f"--model resnet18 --weights {path.name} or --model arch.json --weights {path.name}"
         )
     raise ModelLoadError(f"{path} holds a {type(obj).__name__}, not a model")
+
+
+def _apply_weights_file(loaded: LoadedModel, weights: Any, trust: bool) -> None:
+    """Load a state_dict file named by ``weights`` into ``loaded``; "default"/"none" keep its own weights."""
+    if _is_weights_none(weights) or _is_weights_default(weights):
+        return
+    path = _existing_file(weights, "weights file")
+    state = _extract_state_dict(_load_torch_file(path, trust), path)
+    _load_state(loaded.module, state, path, loaded.name)
+    loaded.module.eval()
+    loaded.metadata["weights"] = str(path)
 
 
 def _with_shape(loaded: LoadedModel, input_shape: Any) -> LoadedModel:
