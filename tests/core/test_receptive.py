@@ -7,7 +7,6 @@ input pixel the unit can depend on gets a strictly positive gradient.
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -17,73 +16,12 @@ import torch
 import torchvision
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from oracles import gradient_bbox, structural_copy
 from torch import nn
 
 from cnnviz.core.errors import LayerError
 from cnnviz.core.receptive import ReceptiveFieldIndex, effective_receptive_field, receptive_field
 from cnnviz.core.summary import summarize
-
-
-def structural_copy(model: nn.Module) -> nn.Module:
-    """Positive weights, avg instead of max pooling, no gating nonlinearities (sums of positives never cancel)."""
-    model = copy.deepcopy(model).eval()
-
-    def replace(parent: nn.Module) -> None:
-        for name, child in parent.named_children():
-            if isinstance(child, nn.MaxPool2d):
-                assert child.dilation in (1, (1, 1)), "avg-pool has no dilation"
-                setattr(
-                    parent,
-                    name,
-                    nn.AvgPool2d(
-                        child.kernel_size, child.stride, child.padding, ceil_mode=child.ceil_mode
-                    ),
-                )
-            elif isinstance(
-                child,
-                (
-                    nn.ReLU,
-                    nn.ReLU6,
-                    nn.Hardswish,
-                    nn.Hardsigmoid,
-                    nn.Sigmoid,
-                    nn.SiLU,
-                    nn.GELU,
-                    nn.Dropout,
-                ),
-            ):
-                setattr(parent, name, nn.Identity())
-            else:
-                replace(child)
-
-    replace(model)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                module.weight.uniform_(0.5, 1.0)
-                if module.bias is not None:
-                    module.bias.zero_()
-            if isinstance(module, nn.BatchNorm2d):
-                module.weight.fill_(1.0)
-                module.bias.zero_()
-                module.running_mean.zero_()
-                module.running_var.fill_(1.0)
-    return model
-
-
-def gradient_bbox(
-    model: nn.Module, layer_output, shape: tuple[int, int, int], unit: tuple[int, int]
-):
-    """Bounding box (top, left, bottom, right) of the input pixels with non-zero gradient, or None."""
-    x = torch.ones((1, *shape), requires_grad=True)
-    out = layer_output(model, x)
-    out[0, :, unit[0], unit[1]].sum().backward()
-    support = (x.grad[0].abs().sum(0) > 0).numpy()
-    rows, cols = np.flatnonzero(support.any(1)), np.flatnonzero(support.any(0))
-    if rows.size == 0:
-        return None
-    return (int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1]))
-
 
 # ----------------------------------------------------------------------------------------------------------------
 # Random architectures
