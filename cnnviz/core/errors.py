@@ -76,3 +76,37 @@ def is_out_of_memory(exc: BaseException) -> bool:
         marker in text
         for marker in ("can't allocate memory", "not enough memory", "out of memory", "Allocator")
     )
+
+
+_OUT_OF_MEMORY = "the computer ran out of memory; use a smaller input or close other programs"
+
+
+def one_line(exc: BaseException | str, limit: int | None = None, *, whole: bool = False) -> str:
+    """An error's message as one line for a sentence: its first non-empty line, whitespace collapsed.
+
+    ``whole=True`` keeps every line (joined by spaces) instead of the first. A failed allocation reads as
+    the advice to use a smaller input, since torch's allocator text names C++ files, not what to do. An
+    exception without a message gives its type name. ``limit`` cuts the text to that many characters,
+    ending in "…".
+    """
+    if isinstance(exc, BaseException) and is_out_of_memory(exc):
+        return _OUT_OF_MEMORY
+    raw = str(exc)
+    if whole:
+        text = " ".join(raw.split())
+    else:
+        lines = [line for line in raw.splitlines() if line.strip()]
+        text = " ".join(lines[0].split()) if lines else ""
+    if not text and isinstance(exc, BaseException):
+        text = type(exc).__name__
+    if limit is not None and len(text) > limit:
+        text = text[: max(limit - 1, 0)] + "…"
+    return text
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the user: the message of a CnnvizError, or the kind and message of anything else."""
+    if isinstance(exc, CnnvizError):
+        return str(exc)
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"unexpected {type(exc).__name__}: {text}"

@@ -24,10 +24,11 @@ import numpy as np
 from cnnviz.core import render
 from cnnviz.core.errors import CnnvizError, LayerError
 from cnnviz.core.fileio import (
-    atomic_writer,
+    atomic_write_bytes,
+    atomic_write_text,
     folder_write_problem,
     is_cancelled,
-    write_target_problem,
+    write_json,
 )
 from cnnviz.core.formatting import rf_cells
 
@@ -47,41 +48,6 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-
-
-def _write_error(path: Path, exc: OSError) -> CnnvizError:
-    reason = exc.strerror or str(exc)
-    return CnnvizError(f"cannot write '{path}': {reason}; choose a folder you can write to")
-
-
-def atomic_write_bytes(path: PathLike, data: bytes, *, durable: bool = True) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename).
-
-    ``durable=False`` skips the fsync (see :func:`cnnviz.core.fileio.atomic_writer`).
-    """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise CnnvizError(f"cannot write '{target}': the folder '{folder}' does not exist")
-    problem = write_target_problem(target)
-    if problem is not None:
-        raise CnnvizError(f"cannot write '{target}': it {problem}; give another file name")
-    try:
-        with atomic_writer(target, durable=durable) as handle:
-            handle.write(data)
-    except OSError as exc:
-        raise _write_error(target, exc) from exc
-    return target
-
-
-def atomic_write_text(path: PathLike, text: str) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def write_json(path: PathLike, obj: Any) -> Path:
-    """Pretty-printed JSON, atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_png(path: PathLike, rgba: np.ndarray, text: dict[str, str] | None = None) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -14,6 +15,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from cnnviz.core.errors import CnnvizError
 
 PathLike = str | os.PathLike[str]
 
@@ -45,6 +48,41 @@ def atomic_writer(
     after a power failure (for files rewritten often and written durably at the end).
     """
     return _atomic_writer(Path(path), text, durable)
+
+
+def _write_error(path: Path, exc: OSError) -> CnnvizError:
+    reason = exc.strerror or str(exc)
+    return CnnvizError(f"cannot write '{path}': {reason}; choose a folder you can write to")
+
+
+def atomic_write_bytes(path: PathLike, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_writer`); failures are a CnnvizError.
+
+    ``durable=False`` skips the fsync.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise CnnvizError(f"cannot write '{target}': the folder '{folder}' does not exist")
+    problem = write_target_problem(target)
+    if problem is not None:
+        raise CnnvizError(f"cannot write '{target}': it {problem}; give another file name")
+    try:
+        with atomic_writer(target, durable=durable) as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
+    return target
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: PathLike, obj: Any) -> Path:
+    """Pretty-printed JSON, atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.present.view import COLORMAPS, DIVERGING, NORMALIZATIONS
 
 __all__ = [
     "COLORMAPS",
@@ -160,12 +161,6 @@ _COOLWARM_33 = (
     (203, 62, 56), (192, 40, 47), (180, 4, 38),
 )  # fmt: skip
 
-COLORMAPS: tuple[str, ...] = ("viridis", "magma", "inferno", "plasma", "gray", "coolwarm")
-"""Colormap names, in the order menus list them."""
-
-DIVERGING: frozenset[str] = frozenset({"coolwarm"})
-"""Colormaps centred on zero: ranges become symmetric (-m..m) so zero is the neutral middle colour."""
-
 
 @cache
 def _lut(name: str) -> np.ndarray:
@@ -230,9 +225,6 @@ def apply_colormap(
 
 # --------------------------------------------------------------------------------------------------------------
 # Normalisation
-
-NORMALIZATIONS: tuple[str, ...] = ("channel", "layer")
-"""``channel``: each channel spans the full colour range; ``layer``: one range for the whole layer."""
 
 
 def to_maps(activation: Any) -> np.ndarray:
