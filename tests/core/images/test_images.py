@@ -18,15 +18,17 @@ import torch
 import torchvision
 from PIL import Image, ImageDraw, ImageOps
 
-from cnnviz.core import images as images_mod
 from cnnviz.core.errors import CnnvizError, ImageLoadError
 from cnnviz.core.images import (
     ORIGINAL_SIZE_KEY,
     TO_ORIGINAL_KEY,
     ImageGeometry,
     Preprocess,
+    decode,
     load_image,
+    modes,
     open_image,
+    png_stream,
     preprocess_pil,
 )
 
@@ -392,8 +394,8 @@ def test_png_strip_decoding_equals_whole_decoding(tmp_path, monkeypatch, colour,
         assert np.array_equal(np.asarray(Image.open(path)).reshape(h, w, -1), samples)
 
     whole = open_image(path)
-    monkeypatch.setattr(images_mod, "_STRIP_BYTES", 1)  # one strip per reduced row
-    monkeypatch.setattr(images_mod, "_INFLATE_CHUNK", 53)
+    monkeypatch.setattr(modes, "_STRIP_BYTES", 1)  # one strip per reduced row
+    monkeypatch.setattr(png_stream, "_INFLATE_CHUNK", 53)
     reduced = open_image(path, max_side=8)
     factor = math.ceil(45 / 8)
     assert reduced.size == (math.ceil(w / factor), math.ceil(h / factor))
@@ -405,8 +407,8 @@ def test_png_strip_decoding_is_used_and_checks_truncation(tmp_path, monkeypatch)
     noise = np.random.default_rng(3).integers(0, 256, (40, 30), dtype=np.uint8)
     data = _png_bytes(noise, 8, 0)
     calls = []
-    real = images_mod._stream_png
-    monkeypatch.setattr(images_mod, "_stream_png", lambda *a: calls.append(1) or real(*a))
+    real = decode._stream_png
+    monkeypatch.setattr(decode, "_stream_png", lambda *a: calls.append(1) or real(*a))
     path = tmp_path / "cut.png"
     path.write_bytes(data)
     assert open_image(path, max_side=10).size == (8, 10)
@@ -425,7 +427,7 @@ def test_jpeg_large_uses_draft_and_keeps_geometry(tmp_path):
     path = _save(picture, tmp_path / "big.jpg", "JPEG", quality=90)
 
     probe = Image.open(path)
-    assert images_mod._jpeg_draft(probe, 12) == 8
+    assert decode._jpeg_draft(probe, 12) == 8
     assert probe.size == (150, 88)  # the decoder scales, nothing larger is decoded
 
     li = load_image(path, Preprocess(1, (16, 16), "resize", None, (0.0,), (1.0,)), max_side=100)
