@@ -1,0 +1,185 @@
+"""Loading a model by name or file: the dispatch over every model source, and the spec and checkpoint paths."""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.images import Preprocess
+from cnnviz.core.models.files import (
+    _existing_file,
+    _exported_input_shape,
+    _extract_state_dict,
+    _is_weights_default,
+    _is_weights_none,
+    _load_export_program,
+    _load_state,
+    _load_torch_file,
+    _load_torchscript,
+    _zip_member_names,
+)
+from cnnviz.core.models.loaded import LoadedModel, _shape3
+from cnnviz.core.models.torchvision import _torchvision, torchvision_model_names
+from cnnviz.core.resources import resource_path
+
+DEFAULT_MODEL = "default"
+
+
+def _spec_preprocess(spec: dict[str, Any]) -> Preprocess:
+    pre = spec.get("preprocess")
+    if isinstance(pre, dict):
+        return Preprocess.from_dict(pre)
+    c, h, w = (int(v) for v in spec["input_shape"])
+    return Preprocess(c, (h, w), "resize", None, (0.5,) * c, (0.5,) * c)
+
+
+def _from_spec(spec: dict[str, Any], name: str, source: str) -> LoadedModel:
+    from cnnviz.core.spec import build_model
+
+    module = build_model(spec).eval()
+    labels = spec.get("labels")
+    return LoadedModel(
+        module, spec.get("name") or name, _shape3(spec["input_shape"]), _spec_preprocess(spec),
+        list(labels) if labels else None, spec, source,
+    )  # fmt: skip
+
+
+def _from_checkpoint(
+    path: Path, name: str | None = None, source: str = "checkpoint"
+) -> LoadedModel:
+    from cnnviz.core.models.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    if ckpt is None:
+        raise ModelLoadError(f"{path} is not a cnnviz checkpoint")
+    spec = dict(ckpt["spec"])
+    if ckpt.get("labels"):
+        spec["labels"] = list(ckpt["labels"])
+    loaded = _from_spec(spec, name or path.stem, source)
+    _load_state(loaded.module, ckpt["state_dict"], path, "its architecture")
+    loaded.module.eval()
+    if ckpt.get("preprocess"):
+        loaded.preprocess = Preprocess.from_dict(ckpt["preprocess"])
+    loaded.metadata = {"path": str(path), "metrics": ckpt.get("metrics") or {}}
+    return loaded
+
+
+def _generic(module: nn.Module, path: Path, source: str, input_shape: Any) -> LoadedModel:
+    shape = _shape3(input_shape) if input_shape is not None else (3, 224, 224)
+    c, h, w = shape
+    if c == 3 and h == w and h >= 64:
+        preprocess = Preprocess.imagenet(size=h, resize_size=int(round(h * 256 / 224)))
+    else:
+        preprocess = Preprocess(c, (h, w), "resize", None, (0.5,) * c, (0.5,) * c)
+    with contextlib.suppress(NotImplementedError):  # exported programs fix their mode at export
+        module.eval()
+    return LoadedModel(
+        module, path.stem, shape, preprocess, None, None, source, {"path": str(path)}
+    )
+
+
+def load_model(
+    spec: str | os.PathLike[str] | nn.Module,
+    weights: Any = "default",
+    trust: bool = False,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    progress: Any = None,
+) -> LoadedModel:
+    """Load a model by name or file, ready to run.
+
+    ``spec``: ``"default"`` (the bundled digits model), a torchvision classification model name
+    (``"resnet18"``), an architecture spec JSON, a cnnviz checkpoint, a TorchScript archive, a ``torch.export``
+    ``.pt2`` program, or an ``nn.Module``. ``weights``: ``"default"`` (torchvision's pretrained weights from the
+    hub cache, downloaded when online), ``"none"``/``None`` (random initialisation) or a state_dict file (for a
+    torchvision name or a spec). Files that need full unpickling are refused unless ``trust`` is True.
+    ``input_shape`` (C, H, W) overrides what the file implies. ``progress(done, total)`` follows downloads.
+    """
+    from cnnviz.core.validate import check_load_model_arguments
+
+    check_load_model_arguments(spec, weights, trust, input_shape, progress)
+    if isinstance(spec, nn.Module):
+        module = spec.eval()
+        return _generic(module, Path(type(spec).__name__), "module", input_shape)
+    text = str(spec)
+    if text == DEFAULT_MODEL:
+        path = resource_path("models", "digits.pt")
+        if not path.is_file():
+            raise ModelLoadError(f"the bundled default model is missing ({path}); reinstall cnnviz")
+        loaded = _from_checkpoint(path, "default (digits)", "bundled")
+        _apply_weights_file(loaded, weights, trust)
+        return _with_shape(loaded, input_shape)
+    path = Path(text).expanduser()
+    looks_like_file = path.suffix != "" or os.sep in text or os.path.lexists(path)
+    if not looks_like_file:
+        names = torchvision_model_names()
+        if text in names:
+            return _with_shape(_torchvision(text, weights, progress), input_shape)
+        close = difflib.get_close_matches(text, names, n=4, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else (
+            "; give a file (spec .json, checkpoint .pt, TorchScript, .pt2) or a torchvision model name "
+            "such as resnet18"
+        )  # fmt: skip
+        raise ModelLoadError(f"unknown model '{text}'{hint}")
+    path = _existing_file(path, "model file")
+    if path.suffix.lower() == ".json":
+        from cnnviz.core.spec import load_spec
+
+        loaded = _from_spec(load_spec(path), path.stem, "spec")
+        _apply_weights_file(loaded, weights, trust)
+        return _with_shape(loaded, input_shape)
+    members = _zip_member_names(path)
+    if path.suffix.lower() == ".pt2" or any(n.endswith("/archive_format") for n in members):
+        module = _load_export_program(path, trust)
+        return _generic(module, path, "export", input_shape or _exported_input_shape(module))
+    if any(n.endswith("constants.pkl") or "/code/" in n for n in members):
+        module = _load_torchscript(path)
+        return _generic(module, path, "torchscript", input_shape)
+    obj = _load_torch_file(path, trust)
+    from cnnviz.core.models.checkpoint import is_checkpoint
+
+    if is_checkpoint(obj):
+        return _with_shape(_from_checkpoint(path), input_shape)
+    if isinstance(obj, nn.Module):
+        return _generic(obj, path, "pickled module", input_shape)
+    if isinstance(obj, dict):
+        raise ModelLoadError(
+            f"{path} holds only weights (a state_dict); name its architecture too, e.g. "
+            f"--model resnet18 --weights {path.name} or --model arch.json --weights {path.name}"
+        )
+    raise ModelLoadError(f"{path} holds a {type(obj).__name__}, not a model")
+
+
+def _apply_weights_file(loaded: LoadedModel, weights: Any, trust: bool) -> None:
+    """Load a state_dict file named by ``weights`` into ``loaded``; "default"/"none" keep its own weights."""
+    if _is_weights_none(weights) or _is_weights_default(weights):
+        return
+    path = _existing_file(weights, "weights file")
+    state = _extract_state_dict(_load_torch_file(path, trust), path)
+    _load_state(loaded.module, state, path, loaded.name)
+    loaded.module.eval()
+    loaded.metadata["weights"] = str(path)
+
+
+def _with_shape(loaded: LoadedModel, input_shape: Any) -> LoadedModel:
+    if input_shape is None:
+        return loaded
+    shape = _shape3(input_shape)
+    if shape == loaded.input_shape:
+        return loaded
+    if shape[0] != loaded.input_shape[0]:
+        raise ModelLoadError(
+            f"{loaded.name} takes {loaded.input_shape[0]}-channel input, not {shape[0]} channels"
+        )
+    pre = loaded.preprocess
+    loaded.preprocess = Preprocess(pre.channels, (shape[1], shape[2]), pre.mode,
+                                   None if pre.mode != "resize_crop" else int(round(min(shape[1:]) * 256 / 224)),
+                                   pre.mean, pre.std, pre.interpolation, pre.auto_invert)  # fmt: skip
+    loaded.input_shape = shape
+    return loaded

@@ -1,0 +1,154 @@
+"""torchvision's classification models: their names, pretrained weights from the hub cache, and downloads."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.fileio import atomic_writer
+from cnnviz.core.images import Preprocess
+from cnnviz.core.models.files import (
+    _existing_file,
+    _extract_state_dict,
+    _is_weights_default,
+    _is_weights_none,
+    _load_state,
+    _load_torch_file,
+)
+from cnnviz.core.models.loaded import LoadedModel
+
+
+def torchvision_model_names() -> list[str]:
+    """Classification models of torchvision's registry (resnet18, vgg16, inception_v3, ...)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _quiet_build(name: str, **kwargs: Any) -> nn.Module:
+    import torchvision
+
+    extra: dict[str, Any] = {}
+    if name in ("googlenet", "inception_v3"):
+        extra["init_weights"] = True  # silences torchvision's notice about the default changing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torchvision.models.get_model(name, **extra, **kwargs)
+
+
+def _hub_file(weights: Any) -> Path:
+    from urllib.parse import urlparse
+
+    filename = os.path.basename(urlparse(weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def _download_state_dict(name: str, weights: Any, progress: Any = None) -> dict[str, torch.Tensor]:
+    """torchvision weights from the torch hub cache, downloading them when online."""
+    path = _hub_file(weights)
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a damaged cache file
+            raise ModelLoadError(
+                f"the cached weights {path} for {name} are damaged; delete the file and "
+                "load the model again to download it anew"
+            ) from exc
+    try:
+        return _download_with_progress(weights.url, path, progress or (lambda done, total: None))
+    except Exception as exc:  # noqa: BLE001 - offline, proxy, DNS ... all mean: not available
+        raise ModelLoadError(
+            f"pretrained weights for {name} ({path.name}) are not in the cache {path.parent} and could not "
+            f"be downloaded ({_network_reason(exc)}); connect to the internet, copy the file there, "
+            f"load the model with random weights instead, or give a state_dict file as its weights"
+        ) from exc
+
+
+def _download_with_progress(url: str, path: Path, progress: Any) -> dict[str, torch.Tensor]:
+    """Download ``url`` to ``path`` atomically, calling ``progress(done_bytes, total_bytes)``; may raise to cancel."""
+    import urllib.request
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - torchvision's https URL
+        total = int(response.headers.get("Content-Length") or 0)
+        with atomic_writer(path) as out:
+            done = 0
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+                done += len(chunk)
+                progress(done, total)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _network_reason(exc: BaseException) -> str:
+    """Why a download failed, in words rather than the socket library's text."""
+    import socket
+    import urllib.error
+
+    reason: Any = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"the server answered {exc.code} {exc.reason}"
+    if isinstance(reason, socket.gaierror):
+        return "no network: the server's name could not be looked up"
+    if isinstance(reason, (TimeoutError, socket.timeout)):
+        return "the connection timed out"
+    if isinstance(reason, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(reason, OSError) and not isinstance(exc, urllib.error.URLError):
+        return f"the download failed: {reason.strerror or type(reason).__name__}"
+    if isinstance(reason, OSError):
+        return f"no connection: {reason.strerror or type(reason).__name__}"
+    return _one_line(exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:200] + "…") if len(text) > 200 else (text or type(exc).__name__)
+
+
+def _torchvision(name: str, weights: Any, progress: Any) -> LoadedModel:
+    import torchvision
+
+    enum = torchvision.models.get_model_weights(name)
+    default = enum.DEFAULT
+    preprocess = Preprocess.from_torchvision_weights(default)
+    labels = list(default.meta.get("categories") or []) or None
+    meta: dict[str, Any] = {"weights": "none"}
+    if _is_weights_none(weights):
+        module = _quiet_build(name, weights=None)
+    elif _is_weights_default(weights) or (isinstance(weights, str) and hasattr(enum, weights)):
+        chosen = default if _is_weights_default(weights) else getattr(enum, weights)
+        state = _download_state_dict(name, chosen, progress)
+        module = _quiet_build(name, weights=None, num_classes=len(chosen.meta["categories"]))
+        _load_state(module, state, _hub_file(chosen), name)
+        preprocess = Preprocess.from_torchvision_weights(chosen)
+        labels = list(chosen.meta["categories"])
+        meta = {"weights": str(chosen)}
+    else:
+        path = _existing_file(weights, "weights file")
+        state = _extract_state_dict(_load_torch_file(path, trust=False), path)
+        num_classes = _guess_num_classes(state)
+        module = _quiet_build(
+            name, weights=None, **({"num_classes": num_classes} if num_classes else {})
+        )
+        _load_state(module, state, path, name)
+        if num_classes and labels and num_classes != len(labels):
+            labels = None
+        meta = {"weights": str(path)}
+    module.eval()
+    return LoadedModel(module, name, (preprocess.channels, *preprocess.size), preprocess, labels, None,
+                       "torchvision", meta)  # fmt: skip
+
+
+def _guess_num_classes(state: dict[str, torch.Tensor]) -> int | None:
+    for key in ("fc.weight", "classifier.weight", "classifier.6.weight", "classifier.1.weight",
+                "classifier.3.weight", "classifier.2.weight", "heads.head.weight", "head.weight"):  # fmt: skip
+        if key in state and state[key].dim() >= 2:
+            return int(state[key].shape[0])
+    return None
