@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnviz.core import render
+from cnnviz.core import render, text
 from cnnviz.core.errors import CnnvizError, LayerError
 from cnnviz.core.fileio import (
     atomic_write_bytes,
@@ -115,7 +115,7 @@ def summary_table(summary: Any, *, totals: bool = True) -> tuple[tuple[str, ...]
             [
                 r.name,
                 r.type,
-                render.shape_text(r.output_shape),
+                text.shape(r.output_shape, sep="x"),
                 r.params,
                 r.trainable_params,
                 r.macs,

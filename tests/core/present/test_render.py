@@ -1,4 +1,4 @@
-"""Mosaics, colormaps, normalisation and overlays of cnnviz.core.render, checked against NumPy/torch truth."""
+"""Mosaics, colormaps, normalisation and overlays of cnnviz.core.present, checked against NumPy/torch truth."""
 
 from __future__ import annotations
 
@@ -12,19 +12,20 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cnnviz.core import render
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.present import colormaps, figures, view
+from cnnviz.core.present import mosaic as mosaics
 
 
 def test_render_is_qt_free():
-    code = "import sys, cnnviz.core.render, cnnviz.core.export; print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))"
+    code = "import sys, cnnviz.core.present.figures, cnnviz.core.export; print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("name", render.COLORMAPS)
+@pytest.mark.parametrize("name", view.COLORMAPS)
 def test_colormap_tables(name):
-    lut = render.colormap_lut(name)
+    lut = colormaps.colormap_lut(name)
     assert lut.shape == (256, 3) and lut.dtype == np.uint8
     # Perceptual maps get lighter from one end to the other (coolwarm: blue end to red end).
     if name != "coolwarm":
@@ -36,22 +37,22 @@ def test_colormap_tables(name):
 
 def test_colormap_published_end_points():
     # viridis and magma start/end colours as published by matplotlib (#440154, #fde725; #000004, #fcfdbf).
-    assert tuple(render.colormap_lut("viridis")[0]) == (0x44, 0x01, 0x54)
-    assert tuple(render.colormap_lut("viridis")[-1]) == (0xFD, 0xE7, 0x25)
-    assert tuple(render.colormap_lut("magma")[0]) == (0x00, 0x00, 0x04)
-    assert tuple(render.colormap_lut("magma")[-1]) == (0xFC, 0xFD, 0xBF)
-    np.testing.assert_array_equal(render.colormap_lut("gray")[:, 0], np.arange(256))
+    assert tuple(colormaps.colormap_lut("viridis")[0]) == (0x44, 0x01, 0x54)
+    assert tuple(colormaps.colormap_lut("viridis")[-1]) == (0xFD, 0xE7, 0x25)
+    assert tuple(colormaps.colormap_lut("magma")[0]) == (0x00, 0x00, 0x04)
+    assert tuple(colormaps.colormap_lut("magma")[-1]) == (0xFC, 0xFD, 0xBF)
+    np.testing.assert_array_equal(colormaps.colormap_lut("gray")[:, 0], np.arange(256))
 
 
 def test_unknown_colormap_is_a_clear_error():
     with pytest.raises(CnnvizError, match="unknown colormap 'jet'.*viridis"):
-        render.colormap_lut("jet")
+        colormaps.colormap_lut("jet")
 
 
 def test_apply_colormap_indices_and_background():
     values = np.array([[0.0, 1.0, 0.5, np.nan, -3.0, 7.0]], dtype=np.float32)
-    out = render.apply_colormap(values, "viridis", background=(1, 2, 3, 4))
-    lut = render.colormap_lut("viridis")
+    out = colormaps.apply_colormap(values, "viridis", background=(1, 2, 3, 4))
+    lut = colormaps.colormap_lut("viridis")
     assert out.shape == (1, 6, 4)
     assert tuple(out[0, 0]) == (*lut[0], 255)
     assert tuple(out[0, 1]) == (*lut[255], 255)
@@ -65,40 +66,40 @@ def test_value_ranges_and_normalize_match_numpy():
     rng = np.random.default_rng(0)
     maps = rng.normal(size=(5, 4, 6)).astype(np.float32)
     maps[2] = 3.0  # a constant channel
-    lo, hi = render.value_ranges(maps, "channel")
+    lo, hi = mosaics.value_ranges(maps, "channel")
     np.testing.assert_allclose(lo, maps.reshape(5, -1).min(1))
     np.testing.assert_allclose(hi, maps.reshape(5, -1).max(1))
-    normed = render.normalize(maps, lo, hi)
+    normed = mosaics.normalize(maps, lo, hi)
     for c in (0, 1, 3, 4):
         expected = (maps[c] - maps[c].min()) / (maps[c].max() - maps[c].min())
         np.testing.assert_allclose(normed[c], expected, atol=1e-6)
     assert np.all(normed[2] == 0.0)
 
-    lo, hi = render.value_ranges(maps, "layer")
+    lo, hi = mosaics.value_ranges(maps, "layer")
     assert np.all(lo == maps.min()) and np.all(hi == maps.max())
-    lo, hi = render.value_ranges(maps, "channel", symmetric=True)
+    lo, hi = mosaics.value_ranges(maps, "channel", symmetric=True)
     m = np.abs(maps.reshape(5, -1)).max(1)
     np.testing.assert_allclose(hi, m)
     np.testing.assert_allclose(lo, -m)
     with pytest.raises(CnnvizError, match="normalisation"):
-        render.value_ranges(maps, "global")
+        mosaics.value_ranges(maps, "global")
 
 
 def test_value_ranges_ignore_non_finite():
     maps = np.array([[[1.0, np.inf, -2.0, np.nan]]], dtype=np.float32)
-    lo, hi = render.value_ranges(maps)
+    lo, hi = mosaics.value_ranges(maps)
     assert lo[0] == -2.0 and hi[0] == 1.0
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 10, 64, 100, 512, 2048])
 def test_grid_shape_is_tight_and_near_square(n):
-    rows, cols = render.grid_shape(n, 7, 7)
+    rows, cols = mosaics.grid_shape(n, 7, 7)
     assert rows * cols >= n and (rows - 1) * cols < n
     assert abs(rows - cols) <= max(2, 0.2 * cols)
 
 
 def test_grid_shape_respects_tile_aspect():
-    rows, cols = render.grid_shape(16, 4, 16, gap=0)  # wide tiles: fewer columns than rows
+    rows, cols = mosaics.grid_shape(16, 4, 16, gap=0)  # wide tiles: fewer columns than rows
     assert rows > cols
 
 
@@ -106,8 +107,8 @@ def test_tile_places_every_value_and_locate_inverts():
     rng = np.random.default_rng(1)
     maps = rng.normal(size=(7, 3, 5)).astype(np.float32)
     order = [3, 0, 6, 1, 5, 2, 4]
-    layout = render.mosaic_layout(7, 3, 5, gap=1, order=order)
-    big = render.tile(maps, layout)
+    layout = mosaics.mosaic_layout(7, 3, 5, gap=1, order=order)
+    big = mosaics.tile(maps, layout)
     assert big.shape == (layout.height, layout.width)
     seen = 0
     for c in range(7):
@@ -136,9 +137,9 @@ def _conv_output():
 
 def test_feature_mosaic_colours_follow_the_activation():
     act = _conv_output()
-    mosaic = render.feature_mosaic(act, cmap="magma", norm="channel")
+    mosaic = mosaics.feature_mosaic(act, cmap="magma", norm="channel")
     maps = act[0].numpy()
-    lut = render.colormap_lut("magma")
+    lut = colormaps.colormap_lut("magma")
     assert mosaic.maps.shape == (6, 9, 11)
     for c in range(6):
         lo, hi = maps[c].min(), maps[c].max()
@@ -156,7 +157,7 @@ def test_feature_mosaic_colours_follow_the_activation():
 
 def test_feature_mosaic_sort_by_mean_activation():
     act = _conv_output()
-    mosaic = render.feature_mosaic(act, sort=True)
+    mosaic = mosaics.feature_mosaic(act, sort=True)
     means = act[0].mean(dim=(1, 2)).numpy()
     assert list(mosaic.layout.order) == list(np.argsort(-means, kind="stable"))
     assert mosaic.layout.locate(0, 0)[0] == int(np.argmax(means))
@@ -164,31 +165,31 @@ def test_feature_mosaic_sort_by_mean_activation():
 
 def test_feature_mosaic_single_channel_and_layer_norm():
     act = _conv_output()
-    mosaic = render.feature_mosaic(act, channel=4, norm="layer")
+    mosaic = mosaics.feature_mosaic(act, channel=4, norm="layer")
     assert mosaic.rgba.shape == (9, 11, 4)
     assert mosaic.layout.locate(2, 3) == (4, 2, 3)
     maps = act[0].numpy()
-    lut = render.colormap_lut("viridis")
+    lut = colormaps.colormap_lut("viridis")
     v = (maps[4, 2, 3] - maps.min()) / (maps.max() - maps.min())
     assert tuple(mosaic.rgba[2, 3, :3]) == tuple(lut[int(v * 255 + 0.5)])
     with pytest.raises(CnnvizError, match="channel 6"):
-        render.feature_mosaic(act, channel=6)
+        mosaics.feature_mosaic(act, channel=6)
 
 
 def test_vectors_and_sequences_become_maps():
     logits = torch.arange(10.0).reshape(1, 10)
-    mosaic = render.feature_mosaic(logits)
+    mosaic = mosaics.feature_mosaic(logits)
     assert mosaic.layout.channels == 10 and mosaic.layout.gap == 0
     assert mosaic.value_at(0, 0)[3] == 0.0
-    assert render.to_maps(torch.zeros(1, 4, 8)).shape == (1, 4, 8)
-    assert render.to_maps(torch.zeros(1, 2, 3, 4, 5)).shape == (6, 4, 5)
-    assert render.to_maps((torch.zeros(1, 3, 2, 2), torch.zeros(1))).shape == (3, 2, 2)
+    assert mosaics.to_maps(torch.zeros(1, 4, 8)).shape == (1, 4, 8)
+    assert mosaics.to_maps(torch.zeros(1, 2, 3, 4, 5)).shape == (6, 4, 5)
+    assert mosaics.to_maps((torch.zeros(1, 3, 2, 2), torch.zeros(1))).shape == (3, 2, 2)
 
 
 def test_diverging_colormap_centres_zero():
     maps = np.array([[[-2.0, 0.0, 1.0]]], dtype=np.float32)
-    mosaic = render.feature_mosaic(maps, cmap="coolwarm")
-    lut = render.colormap_lut("coolwarm")
+    mosaic = mosaics.feature_mosaic(maps, cmap="coolwarm")
+    lut = colormaps.colormap_lut("coolwarm")
     assert tuple(mosaic.rgba[0, 1, :3]) == tuple(lut[128])  # zero -> (0 + 2) / 4 -> middle
     assert tuple(mosaic.rgba[0, 0, :3]) == tuple(lut[0])
 
@@ -197,7 +198,7 @@ def test_heatmap_rgba_opacity_follows_value():
     heat = np.zeros((4, 4), dtype=np.float32)
     heat[1, 1] = 2.0
     heat[2, 2] = 0.5
-    rgba = render.heatmap_rgba(heat, alpha=0.8, gamma=1.0)
+    rgba = colormaps.heatmap_rgba(heat, alpha=0.8, gamma=1.0)
     assert rgba[0, 0, 3] == 0
     assert rgba[1, 1, 3] == round(0.8 * 255)
     assert rgba[2, 2, 3] == round(0.25 * 0.8 * 255)
@@ -206,10 +207,10 @@ def test_heatmap_rgba_opacity_follows_value():
 def test_render_figure_draws_shapes_and_caption():
     image = np.zeros((40, 60, 4), dtype=np.uint8)
     image[..., 3] = 255
-    fig = render.Figure(
-        image, [render.Shape("rect", (10, 20, 30, 50), (255, 0, 0, 255), 2)], ["first", "second"]
+    fig = figures.Figure(
+        image, [figures.Shape("rect", (10, 20, 30, 50), (255, 0, 0, 255), 2)], ["first", "second"]
     )
-    out = render.render_figure(fig)
+    out = figures.render_figure(fig)
     assert out.shape[1] >= 60 and out.shape[0] > 40 + 2 * 19
     assert tuple(out[10, 30, :3]) == (255, 0, 0)  # top edge, inside the pixel-edge rectangle
     assert tuple(out[29, 30, :3]) == (255, 0, 0)  # bottom edge
@@ -221,11 +222,11 @@ def test_render_figure_draws_shapes_and_caption():
 def test_figure_to_svg_is_valid_xml_with_vector_marks():
     image = np.full((8, 8, 4), 255, dtype=np.uint8)
     shapes = [
-        render.Shape("rect", (1, 1, 5, 5), (255, 140, 0, 255), 1, dash=True, title="box"),
-        render.Shape("line", (0, 0, 8, 8), (0, 0, 0, 255), 1),
+        figures.Shape("rect", (1, 1, 5, 5), (255, 140, 0, 255), 1, dash=True, title="box"),
+        figures.Shape("line", (0, 0, 8, 8), (0, 0, 0, 255), 1),
     ]
-    svg = render.figure_to_svg(
-        render.Figure(image, shapes, ["a < b & c"], {"cnnviz.layer": "conv1"})
+    svg = figures.figure_to_svg(
+        figures.Figure(image, shapes, ["a < b & c"], {"cnnviz.layer": "conv1"})
     )
     root = ET.fromstring(svg.encode())
     ns = "{http://www.w3.org/2000/svg}"
@@ -239,8 +240,8 @@ def test_figure_to_svg_is_valid_xml_with_vector_marks():
 
 def test_feature_grid_figure_upscales_whole_and_marks_the_unit():
     act = _conv_output()
-    mosaic = render.feature_mosaic(act)
-    fig = render.feature_grid_figure(mosaic, unit=(2, 3), channel=1, target=200)
+    mosaic = mosaics.feature_mosaic(act)
+    fig = figures.feature_grid_figure(mosaic, unit=(2, 3), channel=1, target=200)
     scale = fig.image.shape[0] // mosaic.rgba.shape[0]
     assert scale >= 2 and fig.image.shape[0] == mosaic.rgba.shape[0] * scale
     np.testing.assert_array_equal(fig.image[::scale, ::scale], mosaic.rgba)
@@ -269,7 +270,7 @@ def test_rf_overlay_geometry(tmp_path):
     box = receptive_field(net, "2", (0, 7), (3, 32, 32), geometry=loaded.geometry)
     heat = np.zeros((32, 32), dtype=np.float32)
     heat[0:4, 20:32] = 1.0
-    fig = render.rf_overlay_figure(
+    fig = figures.rf_overlay_figure(
         loaded.display, loaded.display_geometry, loaded.geometry, box, heatmap=heat, target=400
     )
     titled = {s.title: s for s in fig.shapes if s.title}
@@ -295,5 +296,5 @@ def test_rf_overlay_geometry(tmp_path):
     oy, ox = 50, 5  # original pixel, outside the crop and the heat
     cy, cx = int((oy + 0.5 - y_min) * scale), int((ox + 0.5 - x_min) * scale)
     assert tuple(fig.image[cy, cx, :3]) == tuple(pixels[oy, ox])
-    out = render.render_figure(fig)
+    out = figures.render_figure(fig)
     assert out.shape[2] == 4
