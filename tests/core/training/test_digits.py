@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnviz.core.digits import (
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.training.digits import (
     HELDOUT_FONTS,
     TRAIN_FONTS,
     SyntheticDigits,
@@ -13,7 +14,6 @@ from cnnviz.core.digits import (
     fonts_dir,
     generate_digits,
 )
-from cnnviz.core.errors import CnnvizError
 
 
 def test_same_seed_same_images_and_labels():
@@ -100,7 +100,7 @@ def test_bad_arguments():
 def test_sketch_digit_is_deterministic_and_sized():
     import numpy as np
 
-    from cnnviz.core.digits import sketch_digit
+    from cnnviz.core.training.digits import sketch_digit
 
     a = np.asarray(sketch_digit(3, seed=5, size=(90, 60)))
     b = np.asarray(sketch_digit(3, seed=5, size=(90, 60)))

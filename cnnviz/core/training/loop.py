@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from cnnviz.core.datasets import TensorData, TrainingData, open_dataset
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.fileio import is_cancelled
+from cnnviz.core.training.datasets import TensorData, TrainingData, open_dataset
 
 
 class TrainCallbacks(Protocol):

@@ -4,63 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import signal
 import threading
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
+from shape_folders import SHAPES, TINY_SPEC, make_folder
 
-from cnnviz.cli import main
 from cnnviz.core.checkpoint import VERSION, is_checkpoint, read_checkpoint, save_checkpoint
-from cnnviz.core.datasets import image_folder, open_dataset
 from cnnviz.core.errors import CnnvizError, ModelLoadError
 from cnnviz.core.images import Preprocess
 from cnnviz.core.spec import build_model
 from cnnviz.core.training import Callbacks, evaluate, train
-
-SHAPES = ("circle", "cross", "square")
-
-TINY_SPEC = {
-    "input_shape": [1, 16, 16],
-    "layers": [
-        {"type": "Conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
-        {"type": "ReLU"},
-        {"type": "MaxPool2d", "kernel_size": 2},
-        {"type": "Conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
-        {"type": "ReLU"},
-        {"type": "MaxPool2d", "kernel_size": 2},
-        {"type": "Flatten"},
-        {"type": "Linear", "out_features": 3},
-    ],
-}
-
-
-def draw_shape(kind: str, rnd: random.Random, size: int = 24) -> Image.Image:
-    img = Image.new("L", (size, size), rnd.randint(0, 40))
-    d = ImageDraw.Draw(img)
-    r = rnd.uniform(5, 9)
-    cx, cy = rnd.uniform(r + 1, size - r - 1), rnd.uniform(r + 1, size - r - 1)
-    ink = rnd.randint(170, 255)
-    if kind == "circle":
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], outline=ink, width=2)
-    elif kind == "square":
-        d.rectangle([cx - r, cy - r, cx + r, cy + r], outline=ink, width=2)
-    else:
-        d.line([cx - r, cy - r, cx + r, cy + r], fill=ink, width=2)
-        d.line([cx - r, cy + r, cx + r, cy - r], fill=ink, width=2)
-    return img
-
-
-def make_folder(root: Path, per_class: int = 30, seed: int = 0, classes=SHAPES) -> Path:
-    rnd = random.Random(seed)
-    for kind in classes:
-        (root / kind).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            draw_shape(kind, rnd).save(root / kind / f"{i:03d}.png")
-    return root
+from cnnviz.core.training.datasets import image_folder, open_dataset
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +195,15 @@ def test_train_and_val_folders(tmp_path):
     assert result.metrics["n_val"] == 9
 
 
+def test_image_folder_takes_every_picture_the_decoder_opens(tmp_path):
+    make_folder(tmp_path, per_class=2, seed=3)
+    # Formats an image folder once skipped, though load_image opens them.
+    for kind, suffix, fmt in (("circle", ".tga", "TGA"), ("square", ".jfif", "JPEG")):
+        Image.new("L", (24, 24), 200).save(tmp_path / kind / f"extra{suffix}", fmt)
+    data = image_folder(tmp_path, TINY_SPEC["input_shape"])
+    assert len(data.train) + (len(data.val) if data.val is not None else 0) == 8
+
+
 def test_data_errors(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -274,83 +240,9 @@ def test_offline_torchvision_dataset_suggests_a_folder(tmp_path, monkeypatch):
         open_dataset("mnist", [1, 28, 28])
 
 
-def test_cli_train_one_epoch_json(shapes_dir, tmp_path, capsys):
-    spec_path = tmp_path / "tiny.json"
-    spec_path.write_text(json.dumps(TINY_SPEC))
-    out = tmp_path / "tiny.pt"
-    code = main(
-        [
-            "train",
-            "--arch",
-            str(spec_path),
-            "--data",
-            str(shapes_dir),
-            "--epochs",
-            "1",
-            "--out",
-            str(out),
-        ]
-        + ["--batch-size", "16", "--format", "json", "--device", "cpu"]
-    )
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    summary = json.loads(captured.out.strip().splitlines()[-1])
-    assert summary["epochs"] == 1
-    assert summary["labels"] == list(SHAPES)
-    ckpt = read_checkpoint(out)
-    assert ckpt is not None
-    assert ckpt["metrics"]["command"].startswith("cnnviz train --arch")
-    assert len(ckpt["metrics"]["history"]) == 1
-
-
-def test_cli_train_errors(tmp_path, capsys):
-    code = main(["train", "--arch", "default", "--data", str(tmp_path / "nope"), "--epochs", "1"]
-                + ["--out", str(tmp_path / "m.pt")])  # fmt: skip
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.strip().splitlines()[-1].startswith("cnnviz: error: The data folder")
-
-
-def test_cli_ctrl_c_keeps_last_complete_epoch(shapes_dir, tmp_path, capsys, monkeypatch):
-    from cnnviz.commands import train as train_cmd
-
-    spec_path = tmp_path / "tiny.json"
-    spec_path.write_text(json.dumps(TINY_SPEC))
-    out = tmp_path / "tiny.pt"
-    original = train_cmd._Progress.on_batch_end
-
-    def interrupt_in_epoch_two(self, epoch, batch, n_batches, loss, acc):
-        original(self, epoch, batch, n_batches, loss, acc)
-        if epoch == 2 and batch == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(train_cmd._Progress, "on_batch_end", interrupt_in_epoch_two)
-    code = main(
-        [
-            "train",
-            "--arch",
-            str(spec_path),
-            "--data",
-            str(shapes_dir),
-            "--epochs",
-            "4",
-            "--out",
-            str(out),
-        ]
-        + ["--batch-size", "8", "--device", "cpu"]
-    )
-    err = capsys.readouterr().err
-    assert code == 130
-    assert "training interrupted; the checkpoint" in err
-    ckpt = read_checkpoint(out)
-    assert ckpt is not None and ckpt["metrics"]["epochs"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json", "tiny.pt"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-
-
 def test_shipped_default_model_reads_fresh_digits():
-    from cnnviz.core.digits import generate_digits
     from cnnviz.core.resources import resource_path
+    from cnnviz.core.training.digits import generate_digits
 
     path = resource_path("models", "digits.pt")
     assert path.stat().st_size <= 2 * 1024 * 1024
@@ -373,7 +265,7 @@ def test_shipped_default_model_reads_fresh_digits():
 
 
 def test_synthetic_digits_dataset_in_other_shapes():
-    from cnnviz.core.datasets import synthetic_digits
+    from cnnviz.core.training.datasets import synthetic_digits
 
     data = synthetic_digits([3, 32, 24], n=60, n_eval=20, seed=2)
     assert data.labels == [str(d) for d in range(10)]
@@ -387,47 +279,6 @@ def test_synthetic_digits_dataset_in_other_shapes():
     # The stored mean/std are those of the training images themselves.
     assert pre.mean[0] == pytest.approx(float(x[:, 0].mean()), abs=1e-3)
     assert pre.std[0] == pytest.approx(float(x[:, 0].std()), abs=1e-3)
-
-
-@pytest.mark.parametrize(
-    ("out", "message"),
-    [
-        ("", "--out is empty"),
-        ("{tmp}/file/sub/out.pt", "'{tmp}/file' is a file, not a folder"),
-        ("{tmp}/missing/out.pt", "the folder '{tmp}/missing' does not exist"),
-        ("{tmp}", "is a folder"),
-        ("{tmp}/pipe", "is a FIFO (named pipe), not a regular file"),
-        # Tests may run as root, whom chmod does not stop; /proc takes no new files from anyone.
-        ("/proc/cnnviz-test.pt", "the folder '/proc' does not accept new files"),
-    ],
-)
-def test_cli_train_refuses_an_unwritable_out_before_training(tmp_path, capsys, out, message):
-    if out.startswith("/proc") and not os.path.isdir("/proc/self"):
-        pytest.skip("needs Linux /proc")
-    (tmp_path / "file").write_text("x")
-    os.mkfifo(tmp_path / "pipe")
-    before = sorted(p.name for p in tmp_path.iterdir())
-    code = main(["train", "--arch", "default", "--data", "synthetic-digits", "--epochs", "1",
-                 "--out", out.format(tmp=tmp_path)])  # fmt: skip
-    err = capsys.readouterr().err
-    assert code == 2
-    # One line and nothing else: refused before the data set was even prepared.
-    assert err.startswith("cnnviz: error: ") and err.count("\n") == 1
-    assert message.format(tmp=tmp_path) in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == before
-
-
-def test_cli_train_spec_without_input_shape(tmp_path, capsys):
-    spec = {k: v for k, v in TINY_SPEC.items() if k != "input_shape"}
-    arch = tmp_path / "net.json"
-    arch.write_text(json.dumps(spec))
-    code = main(["train", "--arch", str(arch), "--data", "synthetic-digits", "--epochs", "1",
-                 "--out", str(tmp_path / "m.pt")])  # fmt: skip
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.startswith("cnnviz: error: ") and err.count("\n") == 1
-    assert 'no "input_shape"' in err and "net.json" in err
-    assert not (tmp_path / "m.pt").exists()
 
 
 def test_save_checkpoint_where_even_root_cannot_write(tmp_path):
