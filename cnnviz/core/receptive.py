@@ -32,7 +32,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnviz.core.capture import model_device, resolve_layer, unwrap_input, unwrap_module
+from cnnviz.core.analysis.graph import (
+    GraphNode,
+    LayerGraph,
+    eval_mode,
+    layer_graph,
+    model_device,
+    out_of_place,
+    resolve_layer,
+    unwrap_input,
+    unwrap_module,
+)
+from cnnviz.core.analysis.shapes import run_on_meta
+from cnnviz.core.analysis.types import ReceptiveField, Summary
 from cnnviz.core.errors import (
     CnnvizError,
     InvalidArgumentError,
@@ -40,8 +52,6 @@ from cnnviz.core.errors import (
     first_line,
     is_out_of_memory,
 )
-from cnnviz.core.graph import GraphNode, LayerGraph, eval_mode, layer_graph, out_of_place
-from cnnviz.core.summary_types import ReceptiveField, Summary
 from cnnviz.core.validate import (
     check_channel,
     check_geometry,
@@ -339,7 +349,7 @@ class _Analyzer:
         self, node: GraphNode, module: nn.Module | None, name: str
     ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int], bool] | None:
         """(kernel, stride, padding, dilation, transposed) of a convolution or pooling layer, else None."""
-        from cnnviz.core.summary import conv_padding
+        from cnnviz.core.analysis.summary import conv_padding
 
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             padding = conv_padding(module)
@@ -1027,8 +1037,6 @@ class ReceptiveFieldIndex:
     """
 
     def __init__(self, model: Any, input_shape: tuple[int, int, int] | None = None):
-        from cnnviz.core.summary import _run_on_meta
-
         module = unwrap_module(model)
         if input_shape is None:
             input_shape = getattr(model, "input_shape", None)
@@ -1052,7 +1060,7 @@ class ReceptiveFieldIndex:
         self._structural: nn.Module | None = None
         self._map_sizes: dict[str, tuple[int, int] | None] = {}
         if self.measured:
-            values, _ = _run_on_meta(self.graph, self.input_shape)
+            values, _ = run_on_meta(self.graph, self.input_shape)
             for key, value in values.items():
                 self._map_sizes[key] = (
                     (int(value.shape[2]), int(value.shape[3]))
@@ -1061,7 +1069,7 @@ class ReceptiveFieldIndex:
                 )
             self.info: dict[str, _NodeRF] = {}
             return
-        values, _ = _run_on_meta(self.graph, self.input_shape)
+        values, _ = run_on_meta(self.graph, self.input_shape)
         self.info = analyse(self.graph, values)
 
     def box(
@@ -1230,7 +1238,7 @@ def effective_receptive_field(
 
     The forward pass stops at ``layer``; only the input gradient is computed (no weight gradients).
     ``x`` is one picture (C x H x W or 1 x C x H x W); a forward that fails on it raises
-    :class:`~cnnviz.core.capture.ForwardError` naming the layer and the shape it received.
+    :class:`~cnnviz.core.analysis.failures.ForwardError` naming the layer and the shape it received.
     """
     t0 = time.perf_counter()
     module = check_module(model)
@@ -1287,7 +1295,7 @@ def _erf_forward_error(
     module: nn.Module, tensor: torch.Tensor, layer: str, exc: Exception
 ) -> CnnvizError:
     """The located error of a capture on the same input, or a sentence with the shape given."""
-    from cnnviz.core.capture import ForwardError, capture
+    from cnnviz.core.analysis.capture import ForwardError, capture
 
     if is_out_of_memory(exc):
         return ForwardError(

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from cnnviz.core import export, formatting
+from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.errors import LayerError
 from cnnviz.core.receptive import ReceptiveFieldIndex
-from cnnviz.core.summary import summarize
 
 
 class _SqueezeNet(nn.Module):

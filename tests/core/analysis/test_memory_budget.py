@@ -24,13 +24,14 @@ from torch import nn
 
 from cnnviz.cli import main
 from cnnviz.core import budget, lab
+from cnnviz.core.analysis import forward_budget
+from cnnviz.core.analysis.capture import capture
+from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.budget import format_bytes, parse_size
-from cnnviz.core.capture import capture
 from cnnviz.core.datasets import synthetic_digits
 from cnnviz.core.digits import generate_digits
 from cnnviz.core.errors import CnnvizError, MemoryBudgetError, SpecError
 from cnnviz.core.spec import build_model, validate_spec
-from cnnviz.core.summary import summarize
 
 
 @pytest.fixture(autouse=True)
@@ -470,12 +471,12 @@ def test_default_budget_admits_every_torchvision_classifier():
     for name in names:
         model = _meta_model(name)
         size = 299 if name == "inception_v3" else 224
-        estimate = budget.estimate_forward(model, (3, size, size))
+        estimate = forward_budget.estimate_forward(model, (3, size, size))
         assert estimate.complete, name
         truth = sum(p.numel() * p.element_size() for p in model.parameters())
         assert estimate.params >= truth, name
         peaks[name] = estimate.peak
-        budget.check_forward(model, (3, size, size))  # does not raise
+        forward_budget.check_forward(model, (3, size, size))  # does not raise
     worst = max(peaks, key=peaks.__getitem__)
     # comfortably inside: the heaviest full capture needs less than half the default
     assert peaks[worst] < budget.DEFAULT_BUDGET / 2, (worst, format_bytes(peaks[worst]))

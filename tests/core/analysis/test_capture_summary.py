@@ -11,9 +11,9 @@ import torchinfo
 import torchvision
 from torch import nn
 
-from cnnviz.core.capture import ForwardError, capture
+from cnnviz.core.analysis.capture import ForwardError, capture
+from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.errors import LayerError
-from cnnviz.core.summary import summarize
 
 # (name, input size): small inputs keep the suite fast; every network is still run for real in the test.
 NETWORKS = [

@@ -11,11 +11,11 @@ from PIL import Image
 from torch import nn
 
 from cnnviz.cli import main
+from cnnviz.core.analysis.predict import Prediction, predict
 from cnnviz.core.checkpoint import save_checkpoint
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.images import Preprocess, load_image
 from cnnviz.core.models import LoadedModel
-from cnnviz.core.predict import Prediction, predict
 from cnnviz.core.spec import build_model
 
 SPEC = {
@@ -224,7 +224,7 @@ def test_an_exported_program_predicts_like_itself(tmp_path):
 
 
 def test_a_forward_that_fails_names_the_layer_and_the_shape(model):
-    from cnnviz.core.capture import ForwardError
+    from cnnviz.core.analysis.capture import ForwardError
 
     # 13x13 reaches the Linear layer with 4*11*11 features instead of 4*10*10
     with pytest.raises(ForwardError) as caught:
@@ -237,7 +237,7 @@ def test_a_forward_that_fails_names_the_layer_and_the_shape(model):
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_a_torchscript_mlp_on_a_picture_says_which_shape_it_got(tmp_path):
-    from cnnviz.core.capture import ForwardError
+    from cnnviz.core.analysis.capture import ForwardError
     from cnnviz.core.models import load_model
 
     torch.manual_seed(4)

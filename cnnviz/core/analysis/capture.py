@@ -1,0 +1,256 @@
+"""One forward pass -> the output of every layer that runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from cnnviz.core.analysis.failures import (
+    ForwardError,
+    Locator,
+    _is_tensorish,
+    forward_error,
+    shape_of,
+)
+from cnnviz.core.analysis.forward_budget import check_forward
+from cnnviz.core.analysis.graph import (
+    OUTPUT_KEY,
+    LayerGraph,
+    eval_mode,
+    layer_graph,
+    model_device,
+    out_of_place,
+    resolve_layer,
+    unwrap_input,
+    unwrap_module,
+)
+from cnnviz.core.errors import one_line
+from cnnviz.core.validate import check_capture_arguments
+
+
+@dataclass
+class CaptureResult(Mapping[str, Any]):
+    """Layer outputs of one forward pass, in execution order, plus the model's final output.
+
+    ``method`` is ``"fx"`` (traced graph: modules, containers and functional operations) or ``"hooks"`` (module
+    hooks only: functional operations are not captured; ``note`` says why).
+    """
+
+    activations: dict[str, Any]
+    output: Any
+    method: str
+    note: str | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.activations[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.activations)
+
+    def __len__(self) -> int:
+        return len(self.activations)
+
+
+_HEAP_TUNED = False
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the system (Linux only, once).
+
+    A capture keeps every layer's output alive, so its tensors cannot reuse each other's memory as a plain forward
+    does; when they are freed, glibc hands large blocks back to the kernel and the next capture page-faults all of
+    them in again -- 30-60% of a forward pass on ResNets. Keeping freed blocks (mmap threshold 256 MiB, trim
+    threshold 1 GiB) makes repeated captures cost about what a forward does. The process keeps its peak memory.
+    Set ``CNNVIZ_KEEP_FREED_MEMORY=0`` to opt out. Returns whether the setting is in effect.
+    """
+    global _HEAP_TUNED
+    if _HEAP_TUNED:
+        return True
+    import os
+    import sys
+
+    if (
+        not sys.platform.startswith("linux")
+        or os.environ.get("CNNVIZ_KEEP_FREED_MEMORY", "1") == "0"
+    ):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+        ok = (
+            libc.mallopt(m_mmap_threshold, 256 << 20) == 1
+            and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+        )
+    except (OSError, AttributeError):
+        return False
+    _HEAP_TUNED = ok
+    return ok
+
+
+def capture(
+    model: Any,
+    x: Any,
+    *,
+    layers: Iterable[str] | None = None,
+    dtype: torch.dtype | None = None,
+    to_cpu: bool = False,
+) -> CaptureResult:
+    """Run one forward pass of ``model`` on ``x`` and return every layer's output.
+
+    Keys are capture keys (module names as in ``named_modules()``, ``name@n`` for repeated calls, ``scope.op`` for
+    functional operations; see :mod:`cnnviz.core.analysis.graph`). ``layers`` keeps only those keys (others are freed as the
+    pass goes on); ``dtype`` (e.g. ``torch.float16``) stores activations in that type to bound memory. The model's
+    train/eval flags and in-place settings are restored afterwards, also when the forward raises; then a
+    :class:`ForwardError` names the layer that failed and the shape it received.
+    """
+    check_capture_arguments(model, x, layers, dtype, to_cpu)
+    module = unwrap_module(model)
+    tensor = unwrap_input(x)
+    device = model_device(module)
+    if tensor.device != device:
+        tensor = tensor.to(device)
+    keep_freed_memory()
+    graph = layer_graph(module)
+    selected: frozenset[str] | None = None
+    if layers is not None:
+        selected = frozenset(resolve_layer(graph, name) for name in layers)
+    # Refused from meta shapes before the real pass allocates anything.
+    check_forward(module, tuple(tensor.shape[1:]), keep=selected, batch=int(tensor.shape[0]))
+    if graph.traced:
+        return _capture_fx(graph, tensor, selected, dtype, to_cpu)
+    if graph.compiled:
+        return _capture_output_only(graph, module, tensor, dtype, to_cpu)
+    return _capture_hooks(graph, module, tensor, selected, dtype, to_cpu)
+
+
+def _capture_output_only(
+    graph: LayerGraph, module: nn.Module, x: torch.Tensor, dtype: torch.dtype | None, to_cpu: bool
+) -> CaptureResult:
+    keep = _keeper(dtype, to_cpu)
+    try:
+        with torch.inference_mode():
+            output = module(x)
+    except Exception as exc:
+        raise ForwardError(
+            f"the compiled model failed on an input of shape {shape_of(x)}: {one_line(exc)}"
+        ) from exc
+    value = keep(output) if keep is not None else output
+    activations = {OUTPUT_KEY: value} if _is_tensorish(value) else {}
+    return CaptureResult(activations, output, "compiled", graph.note)
+
+
+def _keeper(dtype: torch.dtype | None, to_cpu: bool) -> Any:
+    if dtype is None and not to_cpu:
+        return None
+    return _KEEPERS.setdefault((dtype, to_cpu), _make_keeper(dtype, to_cpu))
+
+
+def _make_keeper(dtype: torch.dtype | None, to_cpu: bool) -> Any:
+    def keep(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            if to_cpu:
+                value = value.to("cpu", non_blocking=False)
+            if dtype is not None:
+                value = value.to(dtype)
+        return value
+
+    return keep
+
+
+_KEEPERS: dict[tuple[Any, bool], Any] = {}
+
+
+def _capture_fx(
+    graph: LayerGraph,
+    x: torch.Tensor,
+    selected: frozenset[str] | None,
+    dtype: torch.dtype | None,
+    to_cpu: bool,
+) -> CaptureResult:
+    gm = graph.capture_module(selected, _keeper(dtype, to_cpu))
+    module = graph.model
+    try:
+        with torch.inference_mode(), eval_mode(module), out_of_place(module):
+            output, values = gm(x)
+    except Exception as exc:
+        raise _locate_failure(graph, gm, x, exc) from exc
+    activations: dict[str, Any] = {}
+    for key, is_container, _depth in graph.ordered_keys():
+        if selected is not None and key not in selected:
+            continue
+        source = graph.containers[key].output_key if is_container else key
+        if source is None or source not in values:
+            continue
+        value = values[source]
+        if _is_tensorish(value):
+            activations[key] = value
+    return CaptureResult(activations, output, "fx", None)
+
+
+def _locate_failure(
+    graph: LayerGraph, gm: fx.GraphModule, x: torch.Tensor, exc: Exception
+) -> Exception:
+    locator = Locator(gm, graph)
+    try:
+        with torch.inference_mode(), eval_mode(graph.model), out_of_place(graph.model):
+            locator.run(x)
+    except Exception:  # noqa: BLE001 - the same failure, now located
+        pass
+    if locator.failed is None:
+        return ForwardError(f"the forward pass failed: {one_line(exc)}")
+    return forward_error(exc, *locator.failed)
+
+
+def _capture_hooks(
+    graph: LayerGraph,
+    module: nn.Module,
+    x: torch.Tensor,
+    selected: frozenset[str] | None,
+    dtype: torch.dtype | None,
+    to_cpu: bool,
+) -> CaptureResult:
+    keep = _keeper(dtype, to_cpu)
+    activations: dict[str, Any] = {}
+    calls: dict[str, int] = {}
+    last: list[tuple[str, str, str]] = []
+    handles = []
+
+    def make_hooks(name: str, sub: nn.Module) -> None:
+        def pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
+            n = calls.get(name, 0)
+            key = name if n == 0 else f"{name}@{n}"
+            last.append((key, type(sub).__name__, shape_of(args[0]) if args else "no input"))
+
+        def post(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
+            n = calls.get(name, 0)
+            calls[name] = n + 1
+            key = name if n == 0 else f"{name}@{n}"
+            if last and last[-1][0] == key:
+                last.pop()
+            if (selected is None or key in selected) and _is_tensorish(out):
+                activations[key] = keep(out) if keep is not None else out
+
+        handles.append(sub.register_forward_pre_hook(pre))
+        handles.append(sub.register_forward_hook(post))
+
+    for name, sub in module.named_modules():
+        if name:
+            make_hooks(name, sub)
+    try:
+        with torch.inference_mode(), eval_mode(module), out_of_place(module):
+            output = module(x)
+    except Exception as exc:
+        if last:
+            raise forward_error(exc, *last[-1]) from exc
+        raise ForwardError(f"the forward pass failed: {one_line(exc)}") from exc
+    finally:
+        for h in handles:
+            h.remove()
+    return CaptureResult(activations, output, "hooks", graph.note)

@@ -1,0 +1,439 @@
+"""The layer graph of a model, traced with torch.fx, with a module-hook fall-back.
+
+Every layer gets a *capture key* (see :class:`cnnviz.core.analysis.types.LayerRow`):
+
+- a module call: its qualified name as in ``named_modules()`` (``"layer1.0.conv1"``); the n-th extra call of a
+  module that runs several times is ``"name@n"`` (torch's own convention in ``nn_module_stack``);
+- a functional operation (residual ``add``, ``cat``, ``flatten``, ``F.relu`` ...): ``"<scope>.<op>"`` where scope
+  is the innermost module whose forward made the call (``"layer1.0.add"``), numbered ``_1, _2 ...`` within a scope;
+- a container (``Sequential``, a ResNet block): its qualified name; its output is the value of the node that leaves
+  its scope, so containers cost nothing extra to capture.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from cnnviz.core.errors import LayerError
+
+# Functional calls that only restructure Python containers: not layers of their own.
+_PLUMBING = {operator.getitem, getattr}
+# The only layer of a compiled (TorchScript) model: its output.
+OUTPUT_KEY = "output"
+_INPLACE_OPERATORS = {
+    operator.iadd: operator.add,
+    operator.isub: operator.sub,
+    operator.imul: operator.mul,
+    operator.itruediv: operator.truediv,
+}
+
+
+@dataclass
+class GraphNode:
+    """One layer call in execution order."""
+
+    key: str
+    kind: str  # "input", "module", "function", "method"
+    type: str
+    fx_node: fx.Node | None
+    module: nn.Module | None = None
+    module_name: str | None = None  # qualified name of the module (without @n)
+    inputs: list[str] = field(default_factory=list)  # keys of the layer nodes feeding this one
+    scope: list[str] = field(
+        default_factory=list
+    )  # container keys enclosing this call, outermost first
+
+
+@dataclass
+class ContainerInfo:
+    """A module whose forward was traced through (not a leaf); its output is one of its inner nodes."""
+
+    key: str
+    module_name: str
+    module: nn.Module
+    type: str
+    output_key: str | None
+    depth: int
+
+
+def _op_name(node: fx.Node) -> str:
+    if node.op == "call_method":
+        return str(node.target)
+    target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return str(target._opname)  # aten.conv2d.default -> conv2d (torch.export programs)
+    name = getattr(target, "__name__", None) or str(target)
+    return name.lstrip("_") or name
+
+
+def _type_name(node: fx.Node, module: nn.Module | None) -> str:
+    if module is not None:
+        return type(module).__name__
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return f"aten.{target._opname}"
+    mod = getattr(target, "__module__", "") or ""
+    name = getattr(target, "__name__", str(target))
+    if mod.startswith("torch.nn.functional"):
+        return f"F.{name}"
+    if mod == "_operator" or target in _INPLACE_OPERATORS.values():
+        return name
+    if mod.startswith("torch") or getattr(torch, name, None) is target:
+        return f"torch.{name}"
+    return name
+
+
+class LayerGraph:
+    """The traced graph of a model: layer nodes in execution order, containers, and the generated capture code."""
+
+    def __init__(self, model: nn.Module):
+        # Weak: the graph cache is keyed by the model, so a strong reference here would keep every model alive.
+        self._model_ref = weakref.ref(model)
+        self.nodes: list[GraphNode] = []
+        self.containers: dict[str, ContainerInfo] = {}
+        self.traced = False
+        self.note: str | None = None
+        self._fx_graph: fx.Graph | None = None
+        self._capture_modules: dict[tuple[Any, ...], fx.GraphModule] = {}
+        self._by_key: dict[str, GraphNode] = {}
+        self._key_of: dict[fx.Node, str] = {}
+        # TorchScript runs as one compiled program: neither fx nor module hooks can see inside it.
+        self.compiled = isinstance(model, torch.jit.ScriptModule)
+        try:
+            if self.compiled:
+                raise TypeError("a TorchScript archive cannot be traced")
+            self._trace()
+            self.traced = True
+        except Exception as exc:  # noqa: BLE001 - any tracing failure means: fall back to hooks
+            self.nodes = []
+            self.containers = {}
+            first_line = (
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            )
+            self.note = (
+                "the model could not be traced with torch.fx "
+                f"({type(exc).__name__}: {first_line[:160]}); layers were captured with module hooks, "
+                "so functional operations (additions, concatenations) are not shown"
+            )
+        if self.compiled:
+            self.note = (
+                "a TorchScript archive runs as one compiled program, so only its output can be shown; "
+                "open the original model or a torch.export .pt2 file to see every layer"
+            )
+        self._by_key = {n.key: n for n in self.nodes}
+        # Without a trace, module names are the only layer names we know before running.
+        if self.compiled:
+            self.module_keys = [OUTPUT_KEY]
+        else:
+            self.module_keys = [] if self.traced else [n for n, _ in model.named_modules() if n]
+
+    # -- tracing -------------------------------------------------------------------------------------------------
+    def _trace(self) -> None:
+        tracer = fx.Tracer()
+        # Branches on self.training are resolved while tracing: trace the inference graph.
+        with eval_mode(self.model):
+            graph = tracer.trace(self.model)
+        modules = dict(self.model.named_modules())
+        self._fx_graph = graph
+        key_of: dict[fx.Node, str] = {}
+        scope_counts: dict[tuple[str, str], int] = {}
+        container_first: dict[str, int] = {}
+        scope_members: dict[str, set[fx.Node]] = {}
+
+        for node in graph.nodes:
+            stack = node.meta.get("nn_module_stack") or {}
+            stack_keys = list(stack.keys())
+            if node.op == "placeholder":
+                key = "input" if not self.nodes else f"input_{len(self.nodes)}"
+                self.nodes.append(GraphNode(key, "input", "Input", node))
+                key_of[node] = key
+                continue
+            if node.op in ("output", "get_attr"):
+                continue
+            if node.op == "call_function" and node.target in _PLUMBING:
+                # getitem on a tensor is slicing (a real op); on a tuple it is unpacking: decided at run time.
+                pass
+            module = None
+            module_name = None
+            if node.op == "call_module":
+                module_name = str(node.target)
+                module = modules[module_name]
+                # the innermost stack entry is this module's call (with @n for repeated calls)
+                key = stack_keys[-1] if stack_keys else module_name
+                scope = stack_keys[:-1]
+                kind = "module"
+            else:
+                scope = stack_keys
+                base = _op_name(node)
+                prefix = scope[-1] if scope else ""
+                n = scope_counts.get((prefix, base), 0)
+                scope_counts[(prefix, base)] = n + 1
+                leaf = base if n == 0 else f"{base}_{n}"
+                key = f"{prefix}.{leaf}" if prefix else leaf
+                kind = "function" if node.op == "call_function" else "method"
+            inputs = [key_of[a] for a in node.all_input_nodes if a in key_of]
+            gnode = GraphNode(
+                key, kind, _type_name(node, module), node, module, module_name, inputs, scope
+            )
+            self.nodes.append(gnode)
+            key_of[node] = key
+            for depth, ckey in enumerate(scope):
+                scope_members.setdefault(ckey, set()).add(node)
+                if ckey not in container_first:
+                    container_first[ckey] = len(self.nodes) - 1
+                    qual = stack[ckey][0]
+                    cmod = modules.get(qual)
+                    if cmod is not None:
+                        self.containers[ckey] = ContainerInfo(
+                            ckey, qual, cmod, type(cmod).__name__, None, depth
+                        )
+        self._key_of = key_of
+        # A container's output: the single inner node whose value is used outside the container.
+        for ckey, info in self.containers.items():
+            members = scope_members.get(ckey, set())
+            leaving = [
+                n for n in members if any(user not in members for user in n.users) and n in key_of
+            ]
+            if len(leaving) == 1:
+                info.output_key = key_of[leaving[0]]
+
+    @property
+    def model(self) -> nn.Module:
+        model = self._model_ref()
+        if model is None:
+            raise RuntimeError("the model of this layer graph no longer exists")
+        return model
+
+    # -- queries -------------------------------------------------------------------------------------------------
+    def node(self, key: str) -> GraphNode:
+        return self._by_key[key]
+
+    def constant(self, fx_node: Any) -> Any:
+        """The parameter or buffer a ``get_attr`` node reads (e.g. the weight of ``F.conv2d(x, self.weight)``)."""
+        if getattr(fx_node, "op", None) != "get_attr":
+            return None
+        value: Any = self.model
+        for part in str(fx_node.target).split("."):
+            value = getattr(value, part, None)
+            if value is None:
+                return None
+        return value
+
+    def node_key(self, fx_node: Any) -> str | None:
+        """The capture key of an fx node (None for parameters, constants and plumbing)."""
+        return self._key_of.get(fx_node)
+
+    def __contains__(self, key: str) -> bool:
+        if not self.traced:
+            return key.split("@")[0] in self.module_keys
+        return key in self._by_key or key in self.containers
+
+    def keys(self) -> list[str]:
+        """All capturable keys: layer nodes and containers."""
+        if not self.traced:
+            return list(self.module_keys)
+        return [n.key for n in self.nodes] + list(self.containers)
+
+    def ordered_keys(self) -> Iterator[tuple[str, bool, int]]:
+        """(key, is_container, depth) in execution order, each container just before its first inner layer."""
+        emitted: set[str] = set()
+        for node in self.nodes:
+            if node.kind == "input":
+                continue
+            for depth, ckey in enumerate(node.scope):
+                if ckey not in emitted and ckey in self.containers:
+                    emitted.add(ckey)
+                    yield ckey, True, depth
+            yield node.key, False, len(node.scope)
+
+    # -- code generation -----------------------------------------------------------------------------------------
+    def capture_module(
+        self, keys: frozenset[str] | None, keep: Callable[[Any], Any] | None = None
+    ) -> fx.GraphModule:
+        """A GraphModule computing the model and returning ``(output, {key: value})`` for the chosen layer keys.
+
+        In-place operations in the graph are made out-of-place so that a later in-place op cannot overwrite a
+        captured value. ``keep`` (e.g. a float16 cast) is applied to each captured value as it is produced, so
+        memory stays bounded.
+        """
+        cache_key = (keys, keep)
+        gm = self._capture_modules.get(cache_key)
+        if gm is not None:
+            return gm
+        assert self._fx_graph is not None
+        new_graph = fx.Graph()
+        env: dict[fx.Node, fx.Node] = {}
+        wanted: dict[str, fx.Node] = {}
+        node_by_fx = {n.fx_node: n for n in self.nodes if n.fx_node is not None}
+        container_out = {info.output_key for info in self.containers.values() if info.output_key}
+        output_value = None
+        for old in self._fx_graph.nodes:
+            if old.op == "output":
+                output_value = fx.map_arg(old.args[0], lambda n: env[n])
+                continue
+            new = new_graph.node_copy(old, lambda n: env[n])
+            new.meta = {}
+            _make_out_of_place(new)
+            env[old] = new
+            gnode = node_by_fx.get(old)
+            if gnode is None:
+                continue
+            if (
+                keys is not None
+                and gnode.key not in keys
+                and not (
+                    gnode.key in container_out
+                    and any(
+                        c.output_key == gnode.key and c.key in keys
+                        for c in self.containers.values()
+                    )
+                )
+            ):
+                continue
+            value = new
+            if keep is not None:
+                value = new_graph.call_function(keep, (new,))
+            wanted[gnode.key] = value
+        new_graph.output((output_value, wanted))
+        gm = fx.GraphModule(self.model, new_graph)
+        self._capture_modules[cache_key] = gm
+        return gm
+
+    def truncated_module(self, key: str) -> fx.GraphModule:
+        """A GraphModule that stops at layer ``key`` and returns its value (for gradients to that layer)."""
+        cache_key = ("truncate", key)
+        gm = self._capture_modules.get(cache_key)
+        if gm is not None:
+            return gm
+        assert self._fx_graph is not None
+        target_key = self.containers[key].output_key if key in self.containers else key
+        if target_key is None:
+            raise LayerError(f"layer '{key}' has no single output to take a gradient of")
+        target = self._by_key[target_key].fx_node
+        assert target is not None  # every node of a traced graph has its fx node
+        new_graph = fx.Graph()
+        env: dict[fx.Node, fx.Node] = {}
+        for old in self._fx_graph.nodes:
+            if old.op == "output":
+                break
+            new = new_graph.node_copy(old, lambda n: env[n])
+            new.meta = {}
+            _make_out_of_place(new)
+            env[old] = new
+            if old is target:
+                break
+        new_graph.output(env[target])
+        gm = fx.GraphModule(self.model, new_graph)
+        gm.graph.eliminate_dead_code()
+        gm.recompile()
+        self._capture_modules[cache_key] = gm
+        return gm
+
+
+def _make_out_of_place(node: fx.Node) -> None:
+    if node.op == "call_function":
+        if node.target in _INPLACE_OPERATORS:
+            node.target = _INPLACE_OPERATORS[node.target]
+        if node.kwargs.get("inplace") is True:
+            node.kwargs = {**node.kwargs, "inplace": False}
+    elif node.op == "call_method":
+        name = str(node.target)
+        if re.fullmatch(r"[a-z][a-z0-9_]*[a-z0-9]_", name) and hasattr(torch.Tensor, name[:-1]):
+            node.target = name[:-1]
+
+
+@contextmanager
+def out_of_place(model: nn.Module) -> Iterator[None]:
+    """Temporarily switch off ``inplace=True`` on every module (ReLU, Dropout ...), restored afterwards."""
+    switched = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    # torch's stubs type Module.__setattr__ for tensors and modules only; a plain bool is set all the same
+    for m in switched:
+        m.inplace = False  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for m in switched:
+            m.inplace = True  # type: ignore[assignment]
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Run in eval mode, restoring each module's own train/eval flag afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    # Set the flags directly: some modules (torch.export's) refuse eval() because their mode is fixed.
+    for m, _ in modes:
+        m.training = False
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+_GRAPHS: weakref.WeakKeyDictionary[nn.Module, LayerGraph] = weakref.WeakKeyDictionary()
+
+
+def layer_graph(model: nn.Module) -> LayerGraph:
+    """The (cached) layer graph of ``model``. Tracing happens once per model object."""
+    graph = _GRAPHS.get(model)
+    if graph is None:
+        graph = LayerGraph(model)
+        _GRAPHS[model] = graph
+    return graph
+
+
+def forget_graph(model: nn.Module) -> None:
+    """Drop the cached graph (call after changing a model's structure in place)."""
+    _GRAPHS.pop(model, None)
+
+
+def unwrap_module(model: Any) -> nn.Module:
+    """Accept an ``nn.Module`` or anything with a ``.module`` (a LoadedModel)."""
+    module = getattr(model, "module", model)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module or a loaded model, got {type(model).__name__}")
+    return module
+
+
+def unwrap_input(x: Any) -> torch.Tensor:
+    """Accept a tensor (batched or not) or anything with a ``.tensor`` (a LoadedImage)."""
+    tensor = getattr(x, "tensor", x)
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"expected a tensor or a loaded image, got {type(x).__name__}")
+    if tensor.dim() == 3:
+        tensor = tensor.unsqueeze(0)
+    return tensor
+
+
+def model_device(module: nn.Module) -> torch.device:
+    """The device of the first parameter or buffer (CPU for a module with neither)."""
+    for p in module.parameters():
+        return p.device
+    for b in module.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def resolve_layer(graph: LayerGraph, name: str) -> str:
+    """Return ``name`` if it is a layer of the graph, else raise a LayerError listing the closest names."""
+    if name in graph:
+        return name
+    keys = [k for k in graph.keys() if k != "input"]
+    close = difflib.get_close_matches(name, keys, n=5, cutoff=0.5)
+    if not close:
+        close = [k for k in keys if name.lower() in k.lower()][:5]
+    hint = f"; closest: {', '.join(close)}" if close else f"; layers are e.g. {', '.join(keys[:5])}"
+    raise LayerError(f"unknown layer '{name}'{hint}")
