@@ -367,7 +367,7 @@ def test_conv_param_count_and_macs_equal_torch(kh, kw, cin, cout, groups, bias):
     layer = nn.Conv2d(cin, cout, (kh, kw), groups=groups, bias=bias, padding=1)
     count = lab.conv_param_count(kh, kw, cin, cout, groups, bias)
     assert count.value == numel(layer)
-    assert count.formula.endswith(f"= {numel(layer)}")
+    assert count.formula.endswith(f"= {numel(layer):,}")
     out = layer(torch.zeros(1, cin, 9, 10))
     macs = lab.macs_conv(kh, kw, cin, cout, out.shape[2], out.shape[3], groups)
     assert macs.value == flops_macs(layer, (1, cin, 9, 10))
@@ -376,10 +376,16 @@ def test_conv_param_count_and_macs_equal_torch(kh, kw, cin, cout, groups, bias):
 def test_param_formula_text():
     assert (
         lab.conv_param_count(3, 3, 16, 32).formula
-        == "K_h*K_w*C_in*C_out + C_out = 3*3*16*32 + 32 = 4640"
+        == "K_h × K_w × C_in × C_out + C_out = 3 × 3 × 16 × 32 + 32 = 4,640"
     )
-    assert lab.dense_param_count(3072, 10).formula == "D_in*D_out + D_out = 3072*10 + 10 = 30730"
-    assert lab.dense_param_count(4, 2, bias=False).formula == "D_in*D_out = 4*2 = 8"
+    assert (
+        lab.dense_param_count(3072, 10).formula == "D_in × D_out + D_out = 3072 × 10 + 10 = 30,730"
+    )
+    assert lab.dense_param_count(4, 2, bias=False).formula == "D_in × D_out = 4 × 2 = 8"
+    assert (
+        lab.macs_conv(3, 3, 16, 32, 28, 28, groups=2).formula
+        == "H_out × W_out × C_out × C_in/groups × K_h × K_w = 28 × 28 × 32 × 16/2 × 3 × 3 = 1,806,336"
+    )
 
 
 @pytest.mark.parametrize("bias", [True, False])
