@@ -190,7 +190,7 @@ def test_summary_text_formats(capsys):
     code, markdown, _ = _run(capsys, *argv, "--format", "markdown")
     assert code == 0
     table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
-    assert len(table_lines) == len(records) + 2  # header and alignment row
+    assert len(table_lines) == len(records) + 3  # header, alignment and totals rows
     assert "`conv1`" in markdown
 
 

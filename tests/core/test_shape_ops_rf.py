@@ -66,4 +66,4 @@ def test_tables_of_a_one_dimensional_input():
     summary = summarize(nn.Sequential(nn.Conv1d(3, 4, 3)), shape)
     assert list(summary.input_shape) == list(shape)
     assert "Input: 3×10\n" in formatting.to_text(summary)
-    assert "- input 3x10," in export.summary_to_markdown(summary)
+    assert "- input 3×10," in export.summary_to_markdown(summary)

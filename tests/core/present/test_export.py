@@ -1,4 +1,4 @@
-"""Atomic writers, the table as CSV/Markdown, and export_layers (the `cnnviz export` job)."""
+"""Atomic writers, the table as CSV/Markdown, export_layers (the `cnnviz export` job) and export_view."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from cnnviz.core import export, render
+from cnnviz.core import fileio
 from cnnviz.core.errors import CnnvizError, LayerError
 from cnnviz.core.images import Preprocess, load_image
 from cnnviz.core.models import LoadedModel
+from cnnviz.core.present import export, tables
+from cnnviz.core.present.figures import Figure
+from cnnviz.core.present.view import ViewState
 from cnnviz.core.summary import summarize
 
 
@@ -47,8 +50,8 @@ def tiny(tmp_path):
 
 def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path):
     target = tmp_path / "out.txt"
-    export.atomic_write_text(target, "first")
-    export.atomic_write_text(target, "second")
+    fileio.atomic_write_text(target, "first")
+    fileio.atomic_write_text(target, "second")
     assert target.read_text() == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
@@ -62,16 +65,16 @@ def test_atomic_write_failure_keeps_the_old_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(CnnvizError, match="No space left"):
-        export.atomic_write_text(target, "new")
+        fileio.atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
 
 
 def test_atomic_write_bad_destinations(tmp_path):
     with pytest.raises(CnnvizError, match="does not exist"):
-        export.atomic_write_text(tmp_path / "missing" / "x.txt", "x")
+        fileio.atomic_write_text(tmp_path / "missing" / "x.txt", "x")
     with pytest.raises(CnnvizError, match="is a folder"):
-        export.atomic_write_text(tmp_path, "x")
+        fileio.atomic_write_text(tmp_path, "x")
 
 
 def test_write_png_keeps_text_chunks(tmp_path):
@@ -86,7 +89,7 @@ def test_write_png_keeps_text_chunks(tmp_path):
 
 
 def test_write_figure_by_suffix(tmp_path):
-    fig = render.Figure(np.full((5, 5, 4), 255, np.uint8), [], ["caption"], {"cnnviz.layer": "x"})
+    fig = Figure(np.full((5, 5, 4), 255, np.uint8), [], ["caption"], {"cnnviz.layer": "x"})
     png = export.write_figure(tmp_path / "f.png", fig)
     svg = export.write_figure(tmp_path / "f.svg", fig)
     with Image.open(png) as im:
@@ -108,10 +111,10 @@ def _truth_macs(module: nn.Module, out_shape: torch.Size) -> int:
 def test_table_csv_matches_torch():
     net = _net()
     summary = summarize(net, (3, 16, 16))
-    text = export.summary_to_csv(summary)
+    text = tables.to_csv(summary)
     rows = list(csv.reader(io.StringIO(text)))
-    assert tuple(rows[0]) == export.TABLE_HEADERS
-    body, total = rows[1:-1], rows[-1]
+    assert tuple(rows[0]) == tables.CSV_HEADERS
+    body = rows[1:]
     assert [r[0] for r in body] == [r.name for r in summary.rows]
     # Truth: a real forward pass for shapes, numel() for parameters, the MAC formula for conv/linear.
     x = torch.zeros(1, 3, 16, 16)
@@ -119,19 +122,20 @@ def test_table_csv_matches_torch():
     for row in body:
         layer = modules[row[0]]
         x = layer(x)
-        assert row[2] == "x".join(str(d) for d in x.shape[1:])
+        assert row[2] == "×".join(str(d) for d in x.shape[1:])
         assert int(row[3]) == sum(p.numel() for p in layer.parameters())
         macs = _truth_macs(layer, x.shape)
         if macs is not None:
             assert int(row[5]) == macs
-    assert total[0] == "Total" and int(total[3]) == sum(p.numel() for p in net.parameters())
+    assert sum(int(r[3]) for r in body) == sum(p.numel() for p in net.parameters())
+    assert [int(r[12]) for r in body] == [r.depth for r in summary.rows]
     conv = body[0]
     assert conv[6:12] == ["3", "1", "1", "3", "1", "1"]
 
 
 def test_table_markdown():
     summary = summarize(_net(), (3, 16, 16))
-    md = export.summary_to_markdown(summary)
+    md = tables.to_markdown(summary)
     lines = md.strip().splitlines()
     assert lines[2].startswith("| Layer | Type | Output shape |")
     assert lines[3].count("---:") == 3
@@ -142,7 +146,7 @@ def test_table_markdown():
 
 def test_write_summary_by_suffix(tmp_path):
     summary = summarize(_net(), (3, 16, 16))
-    assert export.write_summary(tmp_path / "t.csv", summary).read_text().startswith("Layer,")
+    assert export.write_summary(tmp_path / "t.csv", summary).read_text().startswith("layer,")
     assert export.write_summary(tmp_path / "t.md", summary).read_text().startswith("**")
     with pytest.raises(CnnvizError, match=r"\.csv or \.md"):
         export.write_summary(tmp_path / "t.xlsx", summary)
@@ -313,5 +317,51 @@ def test_atomic_write_refuses_devices_and_fifos(tmp_path):
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
     with pytest.raises(CnnvizError, match="FIFO"):
-        export.atomic_write_bytes(fifo, b"x")
+        fileio.atomic_write_bytes(fifo, b"x")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def _snapshot(tiny, *, unit=None, **view):
+    from cnnviz.core.capture import capture
+    from cnnviz.core.receptive import receptive_field
+
+    model, image = tiny
+    act = capture(model, image, layers=["3"])["3"]
+    box = receptive_field(model, "3", unit, geometry=image.geometry) if unit else None
+    return export.ExportSnapshot(
+        model_name=model.name,
+        layer="3",
+        view=ViewState(layer="3", unit=unit, **view),
+        layer_type="Conv2d",
+        activation=act,
+        box=box,
+        unit_channel=1 if unit else None,
+        image=image,
+        summary=summarize(model),
+    )
+
+
+def test_export_view_writes_each_kind_with_machine_metadata(tiny, tmp_path):
+    plain = _snapshot(tiny)
+    assert export.export_problem("rf_png", plain) == (
+        "select a unit first: click a pixel of a feature map"
+    )
+    assert export.export_problem("channel_png", plain).startswith("pick a channel first")
+    with pytest.raises(CnnvizError, match="nothing to export"):
+        export.export_view("rf_png", tmp_path / "x.png", plain)
+    snap = _snapshot(tiny, unit=(1, 1), cmap="magma")
+    for kind in export.EXPORT_KINDS:
+        assert export.export_problem(kind, snap) is None
+        name = export.default_file_name(kind, snap)
+        path = export.export_view(kind, tmp_path / name, snap)
+        assert path.is_file() and path.stat().st_size > 0
+        if kind.endswith("png"):
+            with Image.open(path) as im:
+                assert im.text["cnnviz.shape"] == "x".join(map(str, snap.activation.shape[1:]))
+                assert im.text["cnnviz.unit"] == "1,1"
+                assert im.text["cnnviz.box"] == str(list(snap.box.box))
+    assert export.default_file_name("rf_svg", snap) == f"{tiny[0].name}_3_rf_1_1.svg"
+    assert export.default_file_name("channel_png", snap).endswith("_3_channel1.png")
+    assert export.default_file_name("table_md", snap).endswith("_table.md")
+    with pytest.raises(CnnvizError, match="unknown export"):
+        export.export_problem("gif", snap)
