@@ -129,11 +129,16 @@ def check_layer_names(layers: Any) -> list[str] | None:
         raise ArgumentTypeError(
             f"layers must be a list of layer names, e.g. [{layers[:40]!r}], not one string."
         )
-    if not isinstance(layers, Iterable):
+    try:
+        # a 0-d tensor or array claims to be iterable and raises only when iterated
+        names = list(layers) if isinstance(layers, Iterable) else None
+    except TypeError:
+        names = None
+    if names is None:
         raise ArgumentTypeError(
             f"layers must be a list of layer names (or None for all), not {describe(layers)}."
         )
-    return [check_layer_name(name) for name in layers]
+    return [check_layer_name(name) for name in names]
 
 
 def check_unit(unit: Any) -> tuple[int, int]:

@@ -25,27 +25,18 @@ from cnnviz.core.models.files import (
     _zip_member_names,
 )
 from cnnviz.core.models.loaded import LoadedModel, _shape3
+from cnnviz.core.models.spec import build_model, load_spec, spec_preprocess
 from cnnviz.core.models.torchvision import _torchvision, torchvision_model_names
 from cnnviz.core.resources import resource_path
 
 DEFAULT_MODEL = "default"
 
 
-def _spec_preprocess(spec: dict[str, Any]) -> Preprocess:
-    pre = spec.get("preprocess")
-    if isinstance(pre, dict):
-        return Preprocess.from_dict(pre)
-    c, h, w = (int(v) for v in spec["input_shape"])
-    return Preprocess(c, (h, w), "resize", None, (0.5,) * c, (0.5,) * c)
-
-
 def _from_spec(spec: dict[str, Any], name: str, source: str) -> LoadedModel:
-    from cnnviz.core.spec import build_model
-
     module = build_model(spec).eval()
     labels = spec.get("labels")
     return LoadedModel(
-        module, spec.get("name") or name, _shape3(spec["input_shape"]), _spec_preprocess(spec),
+        module, spec.get("name") or name, _shape3(spec["input_shape"]), spec_preprocess(spec),
         list(labels) if labels else None, spec, source,
     )  # fmt: skip
 
@@ -129,8 +120,6 @@ def load_model(
         raise ModelLoadError(f"unknown model '{text}'{hint}")
     path = _existing_file(path, "model file")
     if path.suffix.lower() == ".json":
-        from cnnviz.core.spec import load_spec
-
         loaded = _from_spec(load_spec(path), path.stem, "spec")
         _apply_weights_file(loaded, weights, trust)
         return _with_shape(loaded, input_shape)
