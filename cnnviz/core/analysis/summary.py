@@ -22,6 +22,7 @@ from cnnviz.core.analysis.graph import (
     model_device,
     unwrap_module,
 )
+from cnnviz.core.analysis.receptive import attach_receptive_fields
 from cnnviz.core.analysis.shapes import run_on_meta
 from cnnviz.core.analysis.types import LayerRow, Pair, Summary
 from cnnviz.core.errors import CnnvizError
@@ -291,7 +292,5 @@ def summarize(
         note=graph.note,
     )
     if receptive_fields and graph.traced:
-        from cnnviz.core.receptive import attach_receptive_fields
-
         attach_receptive_fields(summary, graph, values)
     return summary

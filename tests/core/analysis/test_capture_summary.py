@@ -314,6 +314,6 @@ def test_torchscript_shows_its_output_and_says_why():
     assert summary.rows[0].output_shape == (1, 2, 4, 4)
     assert summary.total_params == sum(p.numel() for p in model.parameters())
     with pytest.raises(LayerError, match="TorchScript"):
-        from cnnviz.core.receptive import ReceptiveFieldIndex
+        from cnnviz.core.analysis.receptive import ReceptiveFieldIndex
 
         ReceptiveFieldIndex(scripted, (1, 6, 6))

@@ -19,9 +19,13 @@ from hypothesis import strategies as st
 from oracles import gradient_bbox, structural_copy
 from torch import nn
 
+from cnnviz.core.analysis.receptive import (
+    ReceptiveFieldIndex,
+    effective_receptive_field,
+    receptive_field,
+)
 from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.errors import LayerError
-from cnnviz.core.receptive import ReceptiveFieldIndex, effective_receptive_field, receptive_field
 
 # ----------------------------------------------------------------------------------------------------------------
 # Random architectures

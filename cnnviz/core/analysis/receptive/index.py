@@ -1,0 +1,118 @@
+"""One model at one input shape, analysed once: unit boxes in well under a millisecond each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnviz.core.analysis.graph import layer_graph, resolve_layer, unwrap_module
+from cnnviz.core.analysis.receptive.analytic import _NodeRF, analyse
+from cnnviz.core.analysis.receptive.boxes import UnitBox, _layer_key, unit_box_from_analysis
+from cnnviz.core.analysis.receptive.measured import measured_unit_box, structural_copy
+from cnnviz.core.analysis.shapes import run_on_meta
+from cnnviz.core.errors import LayerError
+from cnnviz.core.validate import (
+    check_geometry,
+    check_layer_name,
+    check_module,
+    check_shape,
+    check_unit,
+)
+
+
+class ReceptiveFieldIndex:
+    """Receptive-field analysis of one model at one input shape; answers unit boxes in well under a millisecond.
+
+    Models that torch.fx cannot trace are *measured* instead: each box is the gradient support of the unit on a
+    structural copy of the model (see :func:`measured_unit_box`), labelled ``measured``.
+    """
+
+    def __init__(self, model: Any, input_shape: tuple[int, int, int] | None = None):
+        module = unwrap_module(model)
+        if input_shape is None:
+            input_shape = getattr(model, "input_shape", None)
+        if input_shape is None:
+            raise LayerError("an input shape (C, H, W) is needed for receptive fields")
+        shape = tuple(int(v) for v in input_shape)
+        if len(shape) != 3:
+            raise LayerError(
+                f"receptive fields need an input shape (C, H, W), not {list(shape)}: "
+                "give channels, height and width"
+            )
+        self.input_shape: tuple[int, int, int] = shape
+        self.module = module
+        self.graph = layer_graph(module)
+        if self.graph.compiled:
+            raise LayerError(
+                "receptive fields of a TorchScript archive cannot be derived or measured (it runs as one "
+                "compiled program); open the original model or a torch.export .pt2 file"
+            )
+        self.measured = not self.graph.traced
+        self._structural: nn.Module | None = None
+        self._map_sizes: dict[str, tuple[int, int] | None] = {}
+        if self.measured:
+            values, _ = run_on_meta(self.graph, self.input_shape)
+            for key, value in values.items():
+                self._map_sizes[key] = (
+                    (int(value.shape[2]), int(value.shape[3]))
+                    if isinstance(value, torch.Tensor) and value.dim() == 4
+                    else None
+                )
+            self.info: dict[str, _NodeRF] = {}
+            return
+        values, _ = run_on_meta(self.graph, self.input_shape)
+        self.info = analyse(self.graph, values)
+
+    def box(
+        self, layer: str, unit: tuple[int, int], geometry: Any = None, exact_support: bool = True
+    ) -> UnitBox:
+        """The box of one unit; ``exact_support=False`` leaves ``support_box`` out (faster)."""
+        if self.measured:
+            if self._structural is None:
+                self._structural = structural_copy(self.module)
+            return measured_unit_box(
+                self._structural,
+                self.graph,
+                layer,
+                unit,
+                self.input_shape,
+                geometry,
+                self._map_sizes,
+            )
+        return unit_box_from_analysis(
+            self.graph,
+            self.info,
+            layer,
+            unit,
+            self.input_shape,
+            geometry,
+            exact_support,
+        )
+
+    def map_size(self, layer: str) -> tuple[int, int] | None:
+        if self.measured:
+            return self._map_sizes.get(resolve_layer(self.graph, layer))
+        node = self.info.get(_layer_key(self.graph, layer))
+        return node.sizes if node is not None else None
+
+
+def receptive_field(
+    model: Any,
+    layer: str,
+    unit: tuple[int, int],
+    input_shape: tuple[int, int, int] | None = None,
+    geometry: Any = None,
+) -> UnitBox:
+    """The receptive field of unit ``unit`` = (y, x) of ``layer`` on an input of ``input_shape`` (C, H, W).
+
+    Raises LayerError for an unknown layer (listing the closest names), a unit outside the layer's map (stating
+    the valid range) or a layer without a spatial map; arguments of the wrong kind raise
+    :class:`~cnnviz.core.errors.ArgumentTypeError` or :class:`~cnnviz.core.errors.InvalidArgumentError`.
+    """
+    check_module(model)
+    layer, unit = check_layer_name(layer), check_unit(unit)
+    shape = check_shape(input_shape)
+    geometry = check_geometry(geometry)
+    return ReceptiveFieldIndex(model, shape).box(layer, unit, geometry)  # type: ignore[arg-type]
