@@ -89,23 +89,6 @@ def check_module(model: Any, what: str = "model") -> nn.Module:
     return module
 
 
-def check_loaded_model(model: Any, what: str = "model") -> Any:
-    """``model`` if it is a loaded model (module, preprocessing, labels), else a sentence saying how."""
-    from cnnviz.core.models import LoadedModel
-
-    if isinstance(model, LoadedModel):
-        return model
-    if isinstance(model, nn.Module):
-        raise ArgumentTypeError(
-            f"The {what} must come from cnnviz.load_model, which knows its input size and labels, not "
-            f"a bare {type(model).__name__}; wrap it with cnnviz.load_model(module)."
-        )
-    raise ArgumentTypeError(
-        f"The {what} must come from cnnviz.load_model, not {describe(model)}; "
-        "load it first, e.g. cnnviz.load_model('default')."
-    )
-
-
 def check_layer_name(layer: Any) -> str:
     """A layer name: a string as in ``named_modules()`` or the table (``"layer1.0.conv1"``)."""
     if not isinstance(layer, str):
@@ -332,10 +315,18 @@ __all__ = [
     "check_layer_name",
     "check_layer_names",
     "check_load_model_arguments",
-    "check_loaded_model",
     "check_module",
     "check_shape",
     "check_summarize_arguments",
     "check_unit",
     "describe",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # check_loaded_model lives with LoadedModel now; imported lazily, as models sits above this module
+    if name == "check_loaded_model":
+        from cnnviz.core.models.loaded import check_loaded_model
+
+        return check_loaded_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -126,10 +126,3 @@ def test_zoo_dialog_lists_models_and_weights(qtbot, hub):
     dialog.filter.setText("squeeze")
     assert [dialog.list.item(i).isHidden() for i in range(3)] == [True, True, False]
 
-
-def test_zoo_lists_torchvision_classification_models():
-    from cnnviz.gui import zoo
-
-    names = zoo.model_names()
-    assert names == sorted(torchvision.models.list_models(module=torchvision.models))
-    assert "resnet18" in names and "fasterrcnn_resnet50_fpn" not in names

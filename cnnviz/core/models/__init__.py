@@ -5,11 +5,17 @@ each (``torchvision``, ``files`` for torch files and archives, ``checkpoint``), 
 archives (``safety``) and the loaded-model type (``loaded``).
 """
 
-from cnnviz.core.models.load import DEFAULT_MODEL, load_model
+from cnnviz.core.models.load import DEFAULT_MODEL, MODEL_FILE_SUFFIXES, load_model
 from cnnviz.core.models.loaded import LoadedModel
 from cnnviz.core.models.torchvision import torchvision_model_names
 
-__all__ = ["DEFAULT_MODEL", "LoadedModel", "load_model", "torchvision_model_names"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODEL_FILE_SUFFIXES",
+    "LoadedModel",
+    "load_model",
+    "torchvision_model_names",
+]
 
 # Private names that modules outside this package still import from the package.
 from cnnviz.core.models.spec.io import spec_preprocess as _spec_preprocess  # noqa: E402, F401, I001

@@ -31,6 +31,15 @@ from cnnviz.core.resources import resource_path
 
 DEFAULT_MODEL = "default"
 
+MODEL_FILE_SUFFIXES: tuple[str, ...] = (
+    ".json", ".pt", ".pth", ".ckpt", ".pt2", ".ts", ".torchscript", ".bin",
+)  # fmt: skip
+"""File suffixes that name a model (``.bin`` is a state_dict, as torch hubs name them)."""
+
+_FALLBACK_NOTE = (
+    "the trained digits model is not installed; using its architecture with random weights"
+)
+
 
 def _from_spec(spec: dict[str, Any], name: str, source: str) -> LoadedModel:
     module = build_model(spec).eval()
@@ -100,10 +109,7 @@ def load_model(
         return _generic(module, Path(type(spec).__name__), "module", input_shape)
     text = str(spec)
     if text == DEFAULT_MODEL:
-        path = resource_path("models", "digits.pt")
-        if not path.is_file():
-            raise ModelLoadError(f"the bundled default model is missing ({path}); reinstall cnnviz")
-        loaded = _from_checkpoint(path, "default (digits)", "bundled")
+        loaded = _default_model()
         _apply_weights_file(loaded, weights, trust)
         return _with_shape(loaded, input_shape)
     path = Path(text).expanduser()
@@ -143,6 +149,19 @@ def load_model(
             f"--model resnet18 --weights {path.name} or --model arch.json --weights {path.name}"
         )
     raise ModelLoadError(f"{path} holds a {type(obj).__name__}, not a model")
+
+
+def _default_model() -> LoadedModel:
+    """The bundled digits model; its architecture with random weights (and a note) if the weights are missing."""
+    path = resource_path("models", "digits.pt")
+    if path.is_file():
+        return _from_checkpoint(path, "default (digits)", "bundled")
+    arch = resource_path("models", "digits_arch.json")
+    if not arch.is_file():
+        raise ModelLoadError(f"the bundled default model is missing ({path}); reinstall cnnviz")
+    loaded = _from_spec(load_spec(arch), "default (digits)", "bundled")
+    loaded.note = _FALLBACK_NOTE
+    return loaded
 
 
 def _apply_weights_file(loaded: LoadedModel, weights: Any, trust: bool) -> None:

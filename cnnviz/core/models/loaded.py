@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnviz.core.errors import ArgumentTypeError
 from cnnviz.core.images import Preprocess
+from cnnviz.core.validate import describe
 
 
 @dataclass
@@ -18,7 +20,8 @@ class LoadedModel:
     ``module`` is in eval mode. ``preprocess`` turns pictures into inputs of ``input_shape`` (C, H, W).
     ``labels`` names the output classes (None when unknown). ``spec`` is the architecture spec for models that are a
     sequence of layers (editable), else None. ``source`` says where it came from ("bundled", "torchvision", "spec",
-    "checkpoint", "torchscript", "export", "state_dict").
+    "checkpoint", "torchscript", "export", "state_dict"). ``note`` is a sentence the user should see about how
+    the model was loaded (a fallback taken), else None.
     """
 
     module: nn.Module
@@ -29,6 +32,7 @@ class LoadedModel:
     spec: dict[str, Any] | None = None
     source: str = "module"
     metadata: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
 
     def example_input(self, device: str | torch.device = "cpu") -> torch.Tensor:
         """A zero tensor of the model's input shape with a batch of one."""
@@ -38,3 +42,18 @@ class LoadedModel:
 def _shape3(shape: Any) -> tuple[int, int, int]:
     c, h, w = (int(v) for v in shape)
     return (c, h, w)
+
+
+def check_loaded_model(model: Any, what: str = "model") -> LoadedModel:
+    """``model`` if it is a loaded model (module, preprocessing, labels), else a sentence saying how."""
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, nn.Module):
+        raise ArgumentTypeError(
+            f"The {what} must come from cnnviz.load_model, which knows its input size and labels, not "
+            f"a bare {type(model).__name__}; wrap it with cnnviz.load_model(module)."
+        )
+    raise ArgumentTypeError(
+        f"The {what} must come from cnnviz.load_model, not {describe(model)}; "
+        "load it first, e.g. cnnviz.load_model('default')."
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +43,16 @@ def _quiet_build(name: str, **kwargs: Any) -> nn.Module:
         return torchvision.models.get_model(name, **extra, **kwargs)
 
 
+def _hub_checkpoints() -> Path:
+    """The torch hub's folder of downloaded weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
 def _hub_file(weights: Any) -> Path:
+    """Where the torch hub keeps the file of a torchvision weights enum member."""
     from urllib.parse import urlparse
 
-    filename = os.path.basename(urlparse(weights.url).path)
-    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+    return _hub_checkpoints() / os.path.basename(urlparse(weights.url).path)
 
 
 def _download_state_dict(name: str, weights: Any, progress: Any = None) -> dict[str, torch.Tensor]:
@@ -152,3 +158,70 @@ def _guess_num_classes(state: dict[str, torch.Tensor]) -> int | None:
         if key in state and state[key].dim() >= 2:
             return int(state[key].shape[0])
     return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What the model zoo lists (torchvision's registry and weight metadata only: nothing is built or downloaded)
+
+
+@dataclass(frozen=True)
+class ZooWeights:
+    """One pretrained weight set: ``name`` is the enum member (``IMAGENET1K_V1``), ``full`` the qualified name."""
+
+    name: str
+    full: str
+    is_default: bool
+    acc1: float | None
+    params: int | None
+    size_mb: float | None
+    cached: bool
+    path: str
+
+    def describe(self) -> str:
+        """``IMAGENET1K_V1 (default) · top-1 69.8 % · 45 MB · cached``."""
+        parts = [self.name + (" (default)" if self.is_default else "")]
+        if self.acc1 is not None:
+            parts.append(f"top-1 {self.acc1:.1f} %")
+        if self.size_mb is not None:
+            parts.append(f"{self.size_mb:.0f} MB")
+        parts.append("cached" if self.cached else "download")
+        return " · ".join(parts)
+
+
+model_names = torchvision_model_names
+
+
+def weights_for(name: str) -> list[ZooWeights]:
+    """The pretrained weights torchvision offers for model ``name``, the default first."""
+    import torchvision
+
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return []
+    default = getattr(enum, "DEFAULT", None)
+    out = []
+    for member in enum:
+        meta = member.meta
+        metrics = meta.get("_metrics", {})
+        acc1 = None
+        for values in metrics.values():
+            if isinstance(values, dict) and "acc@1" in values:
+                acc1 = float(values["acc@1"])
+                break
+        path = _hub_file(member)
+        size = meta.get("_file_size")
+        out.append(
+            ZooWeights(
+                name=member.name,
+                full=str(member),
+                is_default=member is default,
+                acc1=acc1,
+                params=meta.get("num_params"),
+                size_mb=float(size) if size is not None else None,
+                cached=path.is_file(),
+                path=str(path),
+            )
+        )
+    out.sort(key=lambda w: not w.is_default)
+    return out

@@ -15,7 +15,8 @@ from torch import nn
 
 from cnnviz.cli import main as cli_main
 from cnnviz.core.errors import ModelLoadError
-from cnnviz.core.models import _network_reason, load_model
+from cnnviz.core.models import load_model
+from cnnviz.core.models.torchvision import _network_reason
 
 
 def _load_within(path: str, seconds: float = 20.0) -> BaseException | None:

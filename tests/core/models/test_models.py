@@ -21,10 +21,10 @@ import torch
 import torchvision
 from torch import nn
 
-from cnnviz.core.checkpoint import save_checkpoint
 from cnnviz.core.errors import CnnvizError, ModelLoadError, UntrustedFileError
 from cnnviz.core.images import Preprocess
 from cnnviz.core.models import LoadedModel, load_model
+from cnnviz.core.models.checkpoint import save_checkpoint
 from cnnviz.core.resources import resource_path
 
 SPEC = {
@@ -496,6 +496,30 @@ def test_bundled_default_model():
     with torch.no_grad():
         out = loaded.module(loaded.example_input())
     assert out.shape == (1, 10)
+    assert loaded.note is None
+
+
+def test_default_model_without_its_weights_falls_back_to_its_architecture(monkeypatch):
+    from cnnviz.core.models import load
+
+    def without_weights(*parts: str) -> Path:
+        if parts[-1] == "digits.pt":
+            return resource_path("models", "digits_missing.pt")
+        return resource_path(*parts)
+
+    monkeypatch.setattr(load, "resource_path", without_weights)
+    loaded = load_model("default")
+    assert loaded.source == "bundled" and loaded.input_shape == (1, 28, 28)
+    assert loaded.note is not None and "random weights" in loaded.note
+    with torch.no_grad():
+        assert loaded.module(loaded.example_input()).shape == (1, 10)
+
+
+def test_model_file_suffixes_include_state_dicts():
+    from cnnviz.core.models import MODEL_FILE_SUFFIXES
+
+    assert ".bin" in MODEL_FILE_SUFFIXES and ".json" in MODEL_FILE_SUFFIXES
+    assert all(s.startswith(".") and s == s.lower() for s in MODEL_FILE_SUFFIXES)
 
 
 # ---------------------------------------------------------------------------------------------------------------
