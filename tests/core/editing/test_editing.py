@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 import torchvision
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracles import gradient_rf
 from torch import nn
 
 from cnnviz.cli import main
@@ -18,13 +18,13 @@ from cnnviz.core.editing import (
     INSERTABLE,
     EditSession,
     NotEditableError,
-    _ChainGraph,
     architecture_from_spec,
     delta_text,
     editable_architecture,
     live_table,
     new_layer,
 )
+from cnnviz.core.editing.live import _ChainGraph
 from cnnviz.core.errors import CnnvizError, SpecError
 from cnnviz.core.graph import layer_graph
 from cnnviz.core.images import Preprocess
@@ -63,29 +63,6 @@ def forward_shapes(model: nn.Sequential, input_shape: list[int]) -> list[tuple[i
             x = module(x)
             shapes.append(tuple(x.shape[1:]))
     return shapes
-
-
-def gradient_rf(model: nn.Sequential, input_shape: list[int], layer: int) -> tuple[int, int]:
-    """Receptive-field size of the centre unit of ``layer`` from the support of the input gradient.
-
-    All weights positive, inputs positive and max pooling replaced by average pooling, so no path is
-    cancelled or cut: the support is the whole field (Luo et al.; the project's RF test oracle).
-    """
-    m = copy.deepcopy(model).double().eval()
-    for i, module in enumerate(m):
-        if isinstance(module, nn.MaxPool2d):
-            m[i] = nn.AvgPool2d(module.kernel_size, module.stride, module.padding, module.ceil_mode)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(p.abs() + 0.1)
-    x = (torch.rand(1, *input_shape, dtype=torch.float64) + 0.5).requires_grad_(True)
-    out = m[: layer + 1](x)
-    y, xx = out.shape[2] // 2, out.shape[3] // 2
-    out[0, :, y, xx].sum().backward()
-    support = x.grad[0].abs().sum(0) > 0
-    rows = torch.nonzero(support.any(1)).flatten()
-    cols = torch.nonzero(support.any(0)).flatten()
-    return (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
 
 
 def params_of(module: nn.Module) -> int:
@@ -156,7 +133,7 @@ def test_live_table_equals_the_summary_of_the_built_model(spec: dict) -> None:
 
 def test_bundled_architectures_too() -> None:
     for name in ("digits_arch.json", "tiny_cnn.json"):
-        spec = load_spec(Path(__file__).resolve().parents[2] / "resources" / "models" / name)
+        spec = load_spec(Path(__file__).resolve().parents[3] / "resources" / "models" / name)
         assert_same_as_summary(spec)
 
 
