@@ -26,24 +26,24 @@ __all__ = [
     "predict",
 ]
 
-# Imported on first use so that `import cnnviz` (and `cnnviz --version`) stay fast.
+# Imported on first use so that `import cnnviz` (and `cnnviz --version`) load no torch.
 _LAZY = {
     "load_model": "cnnviz.core.models",
     "load_image": "cnnviz.core.images",
-    "capture": "cnnviz.core.capture",
-    "summarize": "cnnviz.core.summary",
-    "receptive_field": "cnnviz.core.receptive",
-    "effective_receptive_field": "cnnviz.core.receptive",
-    "predict": "cnnviz.core.predict",
+    "capture": "cnnviz.core.analysis.capture",
+    "summarize": "cnnviz.core.analysis.summary",
+    "receptive_field": "cnnviz.core.analysis.receptive",
+    "effective_receptive_field": "cnnviz.core.analysis.receptive",
+    "predict": "cnnviz.core.analysis.predict",
 }
 
 if TYPE_CHECKING:
-    from cnnviz.core.capture import capture
+    from cnnviz.core.analysis.capture import capture
+    from cnnviz.core.analysis.predict import predict
+    from cnnviz.core.analysis.receptive import effective_receptive_field, receptive_field
+    from cnnviz.core.analysis.summary import summarize
     from cnnviz.core.images import load_image
     from cnnviz.core.models import load_model
-    from cnnviz.core.predict import predict
-    from cnnviz.core.receptive import effective_receptive_field, receptive_field
-    from cnnviz.core.summary import summarize
 
 
 def __getattr__(name: str) -> Any:
@@ -55,3 +55,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

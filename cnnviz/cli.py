@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cnnviz._version import __version__
-from cnnviz.core.errors import CnnvizError, is_out_of_memory
+from cnnviz.core.errors import CnnvizError, is_out_of_memory, one_line
 
 COMMAND_MODULES = (
     "gui",
@@ -26,7 +26,6 @@ COMMAND_MODULES = (
     "export",
     "train",
     "convolve",
-    "bench",
 )
 
 
@@ -52,12 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"cnnviz.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"cnnviz.commands.{name}":
-                continue  # command not shipped in this build
-            raise
+        module = importlib.import_module(f"cnnviz.commands.{name}")
         command = module.register(sub)
         # Also accepted after the sub-command; SUPPRESS keeps the sub-parser from resetting a
         # `cnnviz --verbose COMMAND` back to False with its own default.
@@ -73,11 +67,6 @@ def _print_details(exc: BaseException) -> None:
 
     print("cnnviz: details follow (traceback, most recent call last):", file=sys.stderr)
     traceback.print_exception(exc, file=sys.stderr)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 500 else text[:497] + "..."
 
 
 def _report(exc: BaseException, verbose: bool) -> int:
@@ -96,7 +85,8 @@ def _report(exc: BaseException, verbose: bool) -> int:
         # A bug, not a user error: show it, briefly, and say how to see all of it.
         hint = "" if verbose else " (run with --verbose for the details)"
         print(
-            f"cnnviz: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr
+            f"cnnviz: internal error: {type(exc).__name__}: {one_line(exc, 500, whole=True)}{hint}",
+            file=sys.stderr,
         )
         code = 1
     if verbose:
@@ -113,14 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        if "gui" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
-            verbose = args.verbose
-            args = parser.parse_args(["gui", *[a for a in (argv or []) if a != "--verbose"]])
-            args.verbose = verbose
-        else:
-            parser.print_help()
-            return 0
+    if args.command is None:  # plain `cnnviz` opens the app
+        verbose = args.verbose
+        args = parser.parse_args(["gui", *[a for a in (argv or []) if a != "--verbose"]])
+        args.verbose = verbose
     verbose = bool(getattr(args, "verbose", False))
     try:
         with warnings.catch_warnings():

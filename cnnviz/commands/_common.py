@@ -110,15 +110,15 @@ def load_from_args(args: argparse.Namespace) -> Any:
     apply_budget(args)
     if args.input_size is not None:
         check_input(args.input_size)  # before a picture is resized to it
-    return load_model(
+    model = load_model(
         args.model, weights=args.weights, trust=args.trust, input_shape=args.input_size
     )
+    note = getattr(model, "note", None)
+    if note:
+        print(f"cnnviz: note: {note}", file=sys.stderr)
+    return model
 
 
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
-
-
-def fail(message: str) -> CnnvizError:
-    return CnnvizError(message)

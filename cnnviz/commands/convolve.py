@@ -21,14 +21,71 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, overload
 
 from cnnviz.commands._common import add_budget_argument, apply_budget
-from cnnviz.core import lab
 from cnnviz.core.errors import CnnvizError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy and the lab (torch) load only when the command runs or its help is shown, so that building
+# the parser for `cnnviz --version` stays light.
+
+
+def _lab() -> Any:
+    from cnnviz.core import lab
+
+    return lab
+
+
+class _Choices(Sequence[str]):
+    """A list of choices read from the lab on first use."""
+
+    def __init__(self, load: Callable[[], Iterable[str]]) -> None:
+        self._load = load
+        self._items: tuple[str, ...] | None = None
+
+    def _all(self) -> tuple[str, ...]:
+        if self._items is None:
+            self._items = tuple(self._load())
+        return self._items
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._all()
+
+
+def _epilog() -> str:
+    return (
+        "Presets: "
+        + ", ".join(_lab().KERNEL_PRESETS)
+        + ". A kernel file is JSON holding a list of rows, e.g. [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]. "
+        "Results become 0..255 by --scale: auto = abs for kernels whose weights sum to 0 (edge detectors), "
+        "clip otherwise."
+    )
+
+
+class _HelpWithPresets(argparse._HelpAction):
+    """--help that lists the preset kernels (read from the lab only when help is asked for)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.epilog = _epilog()
+        super().__call__(parser, *args, **kwargs)
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -41,14 +98,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
             "layers compute; --flip gives true convolution), print the output-size formula with the numbers "
             "filled in, and save the result as a PNG."
         ),
-        epilog=(
-            "Presets: "
-            + ", ".join(lab.KERNEL_PRESETS)
-            + ". A kernel file is JSON holding a list of rows, e.g. [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]. "
-            "Results become 0..255 by --scale: auto = abs for kernels whose weights sum to 0 (edge detectors), "
-            "clip otherwise."
-        ),
+        add_help=False,
     )
+    p.add_argument("-h", "--help", action=_HelpWithPresets, help="show this help message and exit")
     p.add_argument("--image", metavar="PATH", help="the picture to filter (PNG, JPEG, ...)")
     p.add_argument("--kernel", metavar="NAME|FILE.json", help="a preset name or a JSON kernel file")
     p.add_argument(
@@ -68,15 +120,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--padding-mode",
-        choices=lab.PADDING_MODES,
+        choices=_Choices(lambda: _lab().PADDING_MODES),
+        metavar="MODE",
         default="zeros",
-        help="what the padding holds (default zeros, as Conv2d)",
+        help="what the padding holds: %(choices)s (default zeros, as Conv2d)",
     )
     p.add_argument(
         "--scale",
-        choices=lab.DISPLAY_RULES,
+        choices=_Choices(lambda: _lab().DISPLAY_RULES),
+        metavar="RULE",
         default="auto",
-        help="how results become 0..255 (default auto)",
+        help="how results become 0..255: %(choices)s (default auto)",
     )
     p.add_argument(
         "--gray", action="store_true", help="convert the picture to one grey channel first"
@@ -124,6 +178,7 @@ def _pair(v: int | tuple[int, int]) -> list[int]:
 
 
 def _list_kernels(fmt: str) -> int:
+    lab = _lab()
     if fmt == "json":
         data = [
             {
@@ -145,6 +200,8 @@ def _list_kernels(fmt: str) -> int:
 
 def _load_picture(path: str, gray: bool) -> tuple[np.ndarray, str, tuple[int, int] | None]:
     """The picture as float32 0..255 (H x W or H x W x 3), its mode, and its original size if it was reduced."""
+    import numpy as np
+
     from cnnviz.core.images import ORIGINAL_SIZE_KEY, open_image
 
     image = open_image(path, "L" if gray else None)
@@ -174,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
     """Convolve the picture, print the formula, write the PNG when ``--out`` is given."""
     if args.list_kernels:
         return _list_kernels(args.format)
+    lab = _lab()
     apply_budget(args)
     if not args.image or not args.kernel:
         missing = " and ".join(f"--{n}" for n in ("image", "kernel") if not getattr(args, n))
@@ -207,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     rule = lab.display_rule(kernel, args.scale)
     shown = lab.to_uint8(result, rule, full_scale=255.0)
     if out_path is not None:
-        from cnnviz.core.export import write_png
+        from cnnviz.core.present.export import write_png
 
         write_png(out_path, shown)
 

@@ -12,7 +12,7 @@ from cnnviz.core.errors import CnnvizError
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from cnnviz.core import render
+    from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS
 
     parser = sub.add_parser(
         "export",
@@ -41,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="also export this unit's receptive field",
     )
     parser.add_argument(
-        "--cmap", default="viridis", choices=render.COLORMAPS, help="colormap (default: viridis)"
+        "--cmap", default="viridis", choices=COLORMAPS, help="colormap (default: viridis)"
     )
-    parser.add_argument("--norm", default="channel", choices=render.NORMALIZATIONS,
+    parser.add_argument("--norm", default="channel", choices=NORMALIZATIONS,
                         help="normalise each channel or the whole layer (default: channel)")  # fmt: skip
     parser.add_argument(
         "--sort", action="store_true", help="order the maps by mean activation, highest first"
@@ -94,8 +94,8 @@ def _checked_output_folder(value: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnviz.core.export import export_layers
     from cnnviz.core.images import load_image
+    from cnnviz.core.present.export import export_layers
 
     out = _checked_output_folder(args.out)
     model = load_from_args(args)

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnviz.core.predict import predict
+    from cnnviz.core.analysis.predict import predict
 
     if args.top < 1:
         raise CnnvizError(f"--top {args.top} shows nothing: use 1 or more.")

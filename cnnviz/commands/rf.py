@@ -30,15 +30,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
-def _box(b: object) -> str:
-    if b is None:
-        return "none"
-    t, left, bottom, right = b  # type: ignore[misc]
-    return f"rows {t}..{bottom}, cols {left}..{right}"
-
-
 def run(args: argparse.Namespace) -> int:
-    from cnnviz.core.receptive import receptive_field
+    from cnnviz.core.analysis.receptive import receptive_field
+    from cnnviz.core.present.captions import box_text, unit_notes
 
     model = load_from_args(args)
     geometry = None
@@ -58,14 +52,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"size r = {data['size'][0]}×{data['size'][1]}, stride S = {data['stride'][0]}×{data['stride'][1]}, "
               f"padding P = {data['padding'][0]}×{data['padding'][1]}")  # fmt: skip
-        print(f"box:          {_box(box.box)}  (top, left = y·S − P, x·S − P)")
-        print(f"clipped box:  {_box(box.clipped_box)}")
-        print(f"support:      {_box(box.support_box)}  (input pixels the unit can depend on)")
+        print(f"box:          {box_text(box.box)}  (top, left = y·S − P, x·S − P)")
+        print(f"clipped box:  {box_text(box.clipped_box)}")
+        print(f"support:      {box_text(box.support_box)}  (input pixels the unit can depend on)")
         print(f"in padding:   {box.padding_fraction:.1%} of the box")
-        if box.gated:
-            print(
-                "gated:        a squeeze-and-excitation gate also feeds it the whole input (see support)"
-            )
     if box.image_box is not None:
-        print(f"in the image: {_box(box.image_box)}  (original pixels)")
+        print(f"in the image: {box_text(box.image_box)}  (original pixels)")
+    elif geometry is not None:
+        print("in the image: none (the box lies entirely in the padding)")
+    for note in unit_notes(box):
+        print(f"note:         {note}")
     return 0

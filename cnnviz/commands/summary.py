@@ -22,17 +22,17 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnnviz.core import formatting
-    from cnnviz.core.summary import summarize
+    from cnnviz.core.analysis.summary import summarize
+    from cnnviz.core.present import tables
 
     model = load_from_args(args)
     summary = summarize(model, args.input_size or model.input_shape, name=str(args.model))
     if args.format == "json":
         print_json(summary.to_json())
     elif args.format == "csv":
-        sys.stdout.write(formatting.to_csv(summary))
+        sys.stdout.write(tables.to_csv(summary))
     elif args.format == "markdown":
-        sys.stdout.write(formatting.to_markdown(summary))
+        sys.stdout.write(tables.to_markdown(summary))
     else:
-        sys.stdout.write(formatting.to_text(summary))
+        sys.stdout.write(tables.to_text(summary))
     return 0

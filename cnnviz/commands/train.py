@@ -175,10 +175,10 @@ class _Progress:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from cnnviz.core.checkpoint import save_checkpoint
-    from cnnviz.core.datasets import open_dataset
-    from cnnviz.core.spec import build_model, load_spec, validate_spec
+    from cnnviz.core.models.checkpoint import save_checkpoint
+    from cnnviz.core.models.spec import build_model, load_spec, validate_spec
     from cnnviz.core.training import check_classes, train
+    from cnnviz.core.training.datasets import open_dataset
 
     apply_budget(args)
 

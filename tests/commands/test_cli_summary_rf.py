@@ -406,7 +406,7 @@ def test_rf_text_output(capsys, spec_path):
         list(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)))
     )
     assert f"size r = {r}×{r}, stride S = {s}×{s}, padding P = {p}×{p}" in out
-    assert f"box:          rows {-p}..{r - 1 - p}, cols {-p}..{r - 1 - p}" in out
+    assert f"box:          rows {-p}–{r - 1 - p}, columns {-p}–{r - 1 - p}" in out
 
 
 def test_rf_unknown_layer_lists_close_names(capsys):

@@ -38,9 +38,9 @@ def cli_files(tmp_path):
 
 
 def test_export_layers_with_unit(cli_files, tmp_path, capsys):
+    from cnnviz.core.analysis.receptive import receptive_field
     from cnnviz.core.images import load_image
     from cnnviz.core.models import load_model
-    from cnnviz.core.receptive import receptive_field
 
     spec, picture = cli_files
     out = tmp_path / "out"
