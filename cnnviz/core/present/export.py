@@ -167,9 +167,9 @@ def export_layers(
     the files this run wrote; ``complete`` is true only for a finished run, and a failed one records ``error``.
     """
     from cnnviz._version import __version__
-    from cnnviz.core.capture import capture
-    from cnnviz.core.receptive import ReceptiveFieldIndex, effective_receptive_field
-    from cnnviz.core.summary import summarize
+    from cnnviz.core.analysis.capture import capture
+    from cnnviz.core.analysis.receptive import ReceptiveFieldIndex, effective_receptive_field
+    from cnnviz.core.analysis.summary import summarize
 
     colormap_lut(cmap)  # unknown names fail before any work
     if norm not in NORMALIZATIONS:

@@ -16,13 +16,13 @@ from PIL import Image
 from torch import nn
 
 from cnnviz.core import fileio
+from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.errors import CnnvizError, LayerError
 from cnnviz.core.images import Preprocess, load_image
 from cnnviz.core.models import LoadedModel
 from cnnviz.core.present import export, tables
 from cnnviz.core.present.figures import Figure
 from cnnviz.core.present.view import ViewState
-from cnnviz.core.summary import summarize
 
 
 def _net() -> nn.Module:
@@ -159,7 +159,7 @@ def test_layer_file_stem():
 
 
 def test_export_named_layers_with_unit(tiny, tmp_path):
-    from cnnviz.core.receptive import receptive_field
+    from cnnviz.core.analysis.receptive import receptive_field
 
     model, image = tiny
     out = tmp_path / "out"
@@ -185,7 +185,7 @@ def test_export_named_layers_with_unit(tiny, tmp_path):
 
 
 def test_export_all_layers_skips_rf_where_there_is_no_map(tiny, tmp_path):
-    from cnnviz.core.capture import capture
+    from cnnviz.core.analysis.capture import capture
 
     model, image = tiny
     seen = []
@@ -233,7 +233,7 @@ def _present(folder) -> set[str]:
 
 
 def test_cancel_part_way_leaves_a_manifest_of_exactly_the_files_written(tiny, tmp_path):
-    from cnnviz.core.capture import capture
+    from cnnviz.core.analysis.capture import capture
 
     model, image = tiny
     keys = list(capture(model, image).keys())
@@ -252,7 +252,7 @@ def test_cancel_part_way_leaves_a_manifest_of_exactly_the_files_written(tiny, tm
 
 
 def test_failure_part_way_leaves_a_manifest_of_exactly_the_files_written(tiny, tmp_path):
-    from cnnviz.core.capture import capture
+    from cnnviz.core.analysis.capture import capture
 
     model, image = tiny
     keys = list(capture(model, image).keys())
@@ -322,8 +322,8 @@ def test_atomic_write_refuses_devices_and_fifos(tmp_path):
 
 
 def _snapshot(tiny, *, unit=None, **view):
-    from cnnviz.core.capture import capture
-    from cnnviz.core.receptive import receptive_field
+    from cnnviz.core.analysis.capture import capture
+    from cnnviz.core.analysis.receptive import receptive_field
 
     model, image = tiny
     act = capture(model, image, layers=["3"])["3"]

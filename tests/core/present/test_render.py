@@ -254,8 +254,8 @@ def test_feature_grid_figure_upscales_whole_and_marks_the_unit():
 
 
 def test_rf_overlay_geometry(tmp_path):
+    from cnnviz.core.analysis.receptive import receptive_field
     from cnnviz.core.images import Preprocess, load_image
-    from cnnviz.core.receptive import receptive_field
 
     # A 60x80 picture, resized (shorter side 40) and centre-cropped to 32x32 as torchvision does.
     rng = np.random.default_rng(3)
