@@ -76,7 +76,9 @@ def _generic(module: nn.Module, path: Path, source: str, input_shape: Any) -> Lo
     if c == 3 and h == w and h >= 64:
         preprocess = Preprocess.imagenet(size=h, resize_size=int(round(h * 256 / 224)))
     else:
-        preprocess = Preprocess(c, (h, w), "resize", None, (0.5,) * c, (0.5,) * c)
+        preprocess = spec_preprocess(
+            {"input_shape": shape}
+        )  # what a spec without "preprocess" gets
     with contextlib.suppress(NotImplementedError):  # exported programs fix their mode at export
         module.eval()
     return LoadedModel(

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.errors import ModelLoadError, one_line
 from cnnviz.core.fileio import atomic_writer
 from cnnviz.core.images import Preprocess
 from cnnviz.core.models.files import (
@@ -110,12 +110,7 @@ def _network_reason(exc: BaseException) -> str:
         return f"the download failed: {reason.strerror or type(reason).__name__}"
     if isinstance(reason, OSError):
         return f"no connection: {reason.strerror or type(reason).__name__}"
-    return _one_line(exc)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return (text[:200] + "…") if len(text) > 200 else (text or type(exc).__name__)
+    return one_line(exc, 200, whole=True)
 
 
 def _torchvision(name: str, weights: Any, progress: Any) -> LoadedModel:

@@ -7,9 +7,9 @@ from typing import Any
 
 from torch import nn
 
-from cnnviz.core.errors import SpecBudgetError, SpecError
+from cnnviz.core.errors import SpecBudgetError, SpecError, one_line
 from cnnviz.core.models.spec.check import _BudgetReason, validate_spec
-from cnnviz.core.models.spec.schema import Shape, SpecReport, _layer_name, _one_line, _type_info
+from cnnviz.core.models.spec.schema import Shape, SpecReport, _layer_name, _type_info
 
 _WARM_UP_SPEC = {
     "input_shape": [2, 9, 9],
@@ -60,7 +60,7 @@ def build_model(spec: Any) -> nn.Sequential:
                 modules.append(_type_info(check.type).cls(**check.module_kwargs))
         except Exception as exc:
             raise SpecError(
-                f"{_layer_name(check.index, check.type)}: {_one_line(str(exc))}",
+                f"{_layer_name(check.index, check.type)}: {one_line(exc)}",
                 check.index,
                 check.type,
             ) from None

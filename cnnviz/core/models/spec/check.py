@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from cnnviz.core.errors import one_line
 from cnnviz.core.jsonio import structure_problem
 from cnnviz.core.models.layertypes import SHAPE_KEEPING as _SHAPE_KEEPING
 from cnnviz.core.models.layertypes import SUPPORTED_TYPES
@@ -29,7 +30,6 @@ from cnnviz.core.models.spec.schema import (
     _fmt_shape,
     _freeze,
     _matches,
-    _one_line,
     _show,
     _type_info,
     _unknown_type_reason,
@@ -129,7 +129,7 @@ def _shape_check(layer_type: str, kwargs: tuple[tuple[str, Any], ...], shape: Sh
                 )
             out = tuple(result.shape[1:])
     except Exception as exc:  # torch's own refusal, for the cases not worded above
-        text = _one_line(str(exc)) or type(exc).__name__
+        text = one_line(exc)
         return _Outcome(text, None, frozen, None)
     if len(out) == 0 or min(out) < 1:
         return _Outcome(

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.core.errors import SpecError
+from cnnviz.core.errors import SpecError, one_line
 from cnnviz.core.fileio import atomic_writer
 from cnnviz.core.images import Preprocess
 from cnnviz.core.models.layertypes import INFERRED as _INFERRED
@@ -25,7 +25,6 @@ from cnnviz.core.models.spec.schema import (
     _closest_first,
     _fmt_shape,
     _layer_name,
-    _one_line,
     _show,
     _to_json,
     _type_info,
@@ -90,7 +89,7 @@ def save_spec(spec: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     try:
         text = _dumps(spec)
     except (TypeError, ValueError) as exc:
-        raise SpecError(f"the spec cannot be saved as JSON: {_one_line(str(exc))}") from None
+        raise SpecError(f"the spec cannot be saved as JSON: {one_line(exc)}") from None
     p = Path(path)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():

@@ -298,11 +298,6 @@ def _fmt_pair(pair: tuple[Any, Any]) -> str:
     return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
 
 
-def _one_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    return lines[0] if lines else ""
-
-
 def _closest_first(word: str, choices: list[str] | tuple[str, ...]) -> tuple[list[str], list[str]]:
     """Close matches (difflib, case-insensitive) and all choices with those first."""
     lowered = {c.lower(): c for c in choices}
