@@ -155,7 +155,7 @@ class LiveTable:
     def totals_text(self) -> str:
         """One line with totals and their change against the original model."""
         c, h, w = self.input_shape
-        out = "×".join(str(v) for v in self.output_shape) if self.output_shape else "?"
+        out = text.dims(self.output_shape) if self.output_shape else "?"
         params = f"{self.total_params:,}"
         macs = f"{self.total_macs:,}"
         if self.ok and self.base_params is not None and self.base_macs is not None:
@@ -174,9 +174,9 @@ def delta_text(new: int, old: int) -> str:
     if diff == 0:
         return "unchanged"
     sign = "+" if diff > 0 else "−"
-    text = f"{sign}{abs(diff):,}"
+    change = f"{sign}{abs(diff):,}"
     if not old:
-        return text
+        return change
     pct = abs(100.0 * diff / old)
     if pct >= 10:
         share = f"{pct:.0f}%"
@@ -186,7 +186,7 @@ def delta_text(new: int, old: int) -> str:
         share = f"{pct:.2f}%"
     else:
         share = "<0.01%"
-    return f"{text}, {sign}{share}"
+    return f"{change}, {sign}{share}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -403,8 +403,8 @@ def dense_row_text(row: LiveRow) -> str | None:
     if row.dense_params is None or row.params is None:
         return None
     assert row.input_shape is not None and row.output_shape is not None
-    shape_in = "×".join(map(str, row.input_shape))
-    shape_out = "×".join(map(str, row.output_shape))
+    shape_in = text.dims(row.input_shape)
+    shape_out = text.dims(row.output_shape)
     ratio = f" ({text.ratio(row.dense_params / row.params)} more)" if row.params else ""
     return (
         f"{row.name} maps {shape_in} to {shape_out} with {row.params:,} parameters; a fully-connected layer "

@@ -9,6 +9,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from cnnviz.core import text
 from cnnviz.core.editing.apply import ApplyResult, _signatures, apply_architecture
 from cnnviz.core.editing.architecture import (
     Architecture,
@@ -124,8 +125,8 @@ class EditSession:
         arch = architecture_from_spec(spec)
         current = self.current
         if arch.input_shape != current.input_shape:
-            shape = "×".join(map(str, arch.input_shape))
-            ours = "×".join(map(str, current.input_shape))
+            shape = text.dims(arch.input_shape)
+            ours = text.dims(current.input_shape)
             raise SpecError(
                 f"this architecture takes {shape} inputs but the model being edited takes {ours}; "
                 "open it as a model instead (File → Open model)"

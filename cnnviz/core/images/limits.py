@@ -9,8 +9,9 @@ import os
 
 from PIL import Image
 
-from cnnviz.core.budget import format_bytes, parse_size
+from cnnviz.core.budget import parse_size
 from cnnviz.core.errors import ImageLoadError, InvalidArgumentError
+from cnnviz.core.text import nbytes
 
 MAX_SIDE = 4096
 """Longest side, in pixels, that a picture is decoded at; larger ones are reduced while loading."""
@@ -53,7 +54,7 @@ def decode_budget() -> int:
         raise InvalidArgumentError(
             f"The environment variable {MAX_IMAGE_BYTES_ENV} is {text!r}; set it to a number "
             "of bytes such as 1000000000 or 1G, or unset it for the default "
-            f"({format_bytes(MAX_DECODE_BYTES)})."
+            f"({nbytes(MAX_DECODE_BYTES)})."
         )
     return value
 
@@ -61,8 +62,8 @@ def decode_budget() -> int:
 def _over_budget(name: str, what: str, needed: int, advice: str) -> ImageLoadError:
     budget = decode_budget()
     return ImageLoadError(
-        f"{name} {what} would need {format_bytes(needed)} of memory to decode, more than the "
-        f"{format_bytes(budget)} budget; {advice}, or raise the budget with the environment variable "
+        f"{name} {what} would need {nbytes(needed)} of memory to decode, more than the "
+        f"{nbytes(budget)} budget; {advice}, or raise the budget with the environment variable "
         f"{MAX_IMAGE_BYTES_ENV} (e.g. {MAX_IMAGE_BYTES_ENV}=2G)."
     )
 

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps
 
-from cnnviz.core.budget import format_bytes
 from cnnviz.core.errors import ArgumentTypeError, ImageLoadError
 from cnnviz.core.images.decode import ImageSource, open_image
 from cnnviz.core.images.geometry import ORIGINAL_SIZE_KEY, ImageGeometry, _geometry_of
 from cnnviz.core.images.limits import MAX_IMAGE_BYTES_ENV, MAX_SIDE, _pixel_bytes, decode_budget
 from cnnviz.core.images.preprocess import _INTERPOLATIONS, Preprocess
+from cnnviz.core.text import nbytes
 
 if TYPE_CHECKING:
     import torch
@@ -80,7 +80,7 @@ def _check_resized(height: int, width: int, mode: str, path: str | None) -> None
         what = f"'{path}'" if path else "The picture"
         raise ImageLoadError(
             f"{what} would be resized to {height}x{width} for this model, which needs "
-            f"{format_bytes(needed)}, more than the {format_bytes(decode_budget())} budget; crop it to a less "
+            f"{nbytes(needed)}, more than the {nbytes(decode_budget())} budget; crop it to a less "
             f"elongated shape or raise the budget with the environment variable "
             f"{MAX_IMAGE_BYTES_ENV}."
         )

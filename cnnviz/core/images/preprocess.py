@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cnnviz.core.budget import format_bytes
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.images.limits import MAX_IMAGE_BYTES_ENV, _pixel_bytes, decode_budget
+from cnnviz.core.text import nbytes
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,7 +58,7 @@ def _check_input_budget(channels: int, size: tuple[int, int], resize_size: int |
     if tensor_bytes > budget:
         raise CnnvizError(
             f"Preprocess size {height}x{width} with {channels} channel(s) would need "
-            f"{format_bytes(tensor_bytes)} for one float32 input, more than the {format_bytes(budget)} budget; "
+            f"{nbytes(tensor_bytes)} for one float32 input, more than the {nbytes(budget)} budget; "
             f"use a smaller input size or raise the budget with the environment variable "
             f"{MAX_IMAGE_BYTES_ENV}."
         )
@@ -67,8 +67,8 @@ def _check_input_budget(channels: int, size: tuple[int, int], resize_size: int |
         picture_bytes = _pixel_bytes("L" if channels == 1 else "RGB") * resize_size**2
         if picture_bytes > budget:
             raise CnnvizError(
-                f"Preprocess resize_size {resize_size} would need {format_bytes(picture_bytes)} for "
-                f"the resized picture, more than the {format_bytes(budget)} budget; use a smaller "
+                f"Preprocess resize_size {resize_size} would need {nbytes(picture_bytes)} for "
+                f"the resized picture, more than the {nbytes(budget)} budget; use a smaller "
                 f"resize_size or raise the budget with the environment variable "
                 f"{MAX_IMAGE_BYTES_ENV}."
             )
