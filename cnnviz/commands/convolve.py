@@ -167,7 +167,7 @@ def _padding(text: str, kernel: np.ndarray) -> int | tuple[int, int]:
         kh, kw = kernel.shape
         if kh % 2 == 0 or kw % 2 == 0:
             raise CnnvizError(
-                f"Padding 'same' needs an odd kernel size, but this kernel is {kh}x{kw}; give the padding as a number."
+                f"Padding 'same' needs an odd kernel size, but this kernel is {kh}×{kw}; give the padding as a number."
             )
         return (kh // 2, kw // 2)
     return _ints(text, "padding")
@@ -194,7 +194,7 @@ def _list_kernels(fmt: str) -> int:
     width = max(len(n) for n in lab.KERNEL_PRESETS)
     for p in lab.KERNEL_PRESETS.values():
         h, w = p.kernel.shape
-        print(f"{p.name:<{width}}  {h}x{w}  {p.description}")
+        print(f"{p.name:<{width}}  {h}×{w}  {p.description}")
     return 0
 
 
@@ -294,17 +294,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     op = "true convolution (kernel flipped)" if args.flip else "cross-correlation, as Conv2d"
-    print(f"{args.image}: {mode} {w}x{h} with kernel {name} {kh}x{kw}, {op}")
+    print(f"{args.image}: {mode} {w}×{h} with kernel {name} {kh}×{kw}, {op}")
     if reduced:
         print(
-            f"(the picture is {reduced[1]}x{reduced[0]}; it was read reduced to {w}x{h} to bound memory)"
+            f"(the picture is {reduced[1]}×{reduced[0]}; it was read reduced to {w}×{h} to bound memory)"
         )
     print(formula)
     print(
         f"values {lo:.6g} .. {hi:.6g}; shown as {_RULE_TEXT[rule]} ({_rule_reason(rule, args.scale)})"
     )
     if out_path is not None:
-        print(f"wrote {out_path} ({wo}x{ho} {mode})")
+        print(f"wrote {out_path} ({wo}×{ho} {mode})")
     else:
         print("nothing written; add --out FILE.png to save the result", file=sys.stderr)
     return 0

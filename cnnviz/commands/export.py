@@ -96,6 +96,7 @@ def _checked_output_folder(value: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     from cnnviz.core.images import load_image
     from cnnviz.core.present.export import export_layers
+    from cnnviz.core.text import dims
 
     out = _checked_output_folder(args.out)
     model = load_from_args(args)
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{model.name} on {image.path}: {len(layers)} layer(s) written to {result.out_dir}")
     for entry in layers:
         files = ", ".join(entry["files"].values())
-        shape = "x".join(str(v) for v in entry["shape"])
+        shape = dims(entry["shape"])
         line = f"  {entry['layer']} ({entry.get('type') or '?'}, {shape}): {files}"
         if "rf_skipped" in entry:
             line += f"  [no receptive field: {entry['rf_skipped']}]"

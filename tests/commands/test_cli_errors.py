@@ -87,3 +87,20 @@ def test_usage_errors_are_one_line_and_exit_2(capsys, argv):
     err = _lines(captured.err)
     assert len(err) == 1 and err[0].startswith("cnnviz: error:") and "--help" in err[0]
     assert captured.out == ""
+
+
+def test_the_models_note_goes_to_stderr(capsys, monkeypatch):
+    import dataclasses
+
+    from cnnviz.core import models
+
+    real = models.load_model
+
+    def with_note(*args, **kwargs):
+        return dataclasses.replace(real("default"), note="the bundled weights are missing")
+
+    monkeypatch.setattr(models, "load_model", with_note)
+    assert cli.main(["summary", "--model", "default", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert _lines(captured.err) == ["cnnviz: note: the bundled weights are missing"]
+    assert captured.out.startswith("{")
