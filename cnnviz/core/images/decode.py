@@ -261,10 +261,10 @@ def _decode_error(name: str, exc: BaseException) -> ImageLoadError:
 def _decode(im: Image.Image, name: str, mode: str | None, max_side: int) -> _Decoded:
     width, height = im.size
     if width < 1 or height < 1:
-        raise ImageLoadError(f"{name} has no pixels ({width}x{height}); choose another picture.")
+        raise ImageLoadError(f"{name} has no pixels ({width}×{height}); choose another picture.")
     if width * height > MAX_PIXELS:
         raise ImageLoadError(
-            f"{name} is {width}x{height} = {width * height:,} pixels, more than the "
+            f"{name} is {width}×{height} = {width * height:,} pixels, more than the "
             f"{MAX_PIXELS:,} cnnviz reads; scale it down first."
         )
     needed = math.ceil(max(width, height) / max_side)
@@ -294,7 +294,7 @@ def _decode(im: Image.Image, name: str, mode: str | None, max_side: int) -> _Dec
         ) from None
     except MemoryError:
         raise ImageLoadError(
-            f"{name} ({width}x{height}) is too large to decode with the memory available; "
+            f"{name} ({width}×{height}) is too large to decode with the memory available; "
             "scale it down first."
         ) from None
     except Exception as exc:  # noqa: BLE001 - PIL plugins raise many kinds on damaged bytes

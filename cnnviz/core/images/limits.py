@@ -90,7 +90,7 @@ def _check_budget(name: str, fmt: str, width: int, height: int, per_pixel: float
             if fmt in ("PNG", "JPEG", "MPO")
             else "scale it down or convert it to PNG (which is read in strips)"
         )
-        raise _over_budget(name, f"({fmt}, {width}x{height})", needed, advice)
+        raise _over_budget(name, f"({fmt}, {width}×{height})", needed, advice)
 
 
 def _tiff_buffer_bytes(im: Image.Image, width: int, height: int) -> int:
@@ -137,4 +137,4 @@ def _budget_whole_decode(im: Image.Image, name: str, full: tuple[int, int]) -> N
             if fmt == "PNG"
             else "scale it down or convert it to PNG (which is read in strips)"
         )
-        raise _over_budget(name, f"({fmt}, {full[0]}x{full[1]})", needed, advice)
+        raise _over_budget(name, f"({fmt}, {full[0]}×{full[1]})", needed, advice)

@@ -79,7 +79,7 @@ def _check_resized(height: int, width: int, mode: str, path: str | None) -> None
     if needed > decode_budget():
         what = f"'{path}'" if path else "The picture"
         raise ImageLoadError(
-            f"{what} would be resized to {height}x{width} for this model, which needs "
+            f"{what} would be resized to {height}×{width} for this model, which needs "
             f"{nbytes(needed)}, more than the {nbytes(decode_budget())} budget; crop it to a less "
             f"elongated shape or raise the budget with the environment variable "
             f"{MAX_IMAGE_BYTES_ENV}."

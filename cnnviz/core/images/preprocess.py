@@ -57,7 +57,7 @@ def _check_input_budget(channels: int, size: tuple[int, int], resize_size: int |
     tensor_bytes = 4 * channels * height * width  # float32
     if tensor_bytes > budget:
         raise CnnvizError(
-            f"Preprocess size {height}x{width} with {channels} channel(s) would need "
+            f"Preprocess size {height}×{width} with {channels} channel(s) would need "
             f"{nbytes(tensor_bytes)} for one float32 input, more than the {nbytes(budget)} budget; "
             f"use a smaller input size or raise the budget with the environment variable "
             f"{MAX_IMAGE_BYTES_ENV}."
@@ -110,7 +110,7 @@ class Preprocess:
             )
         size = (_as_int(size[0], "height"), _as_int(size[1], "width"))
         if min(size) < 1:
-            raise CnnvizError(f"Preprocess size must be at least 1x1 pixels, not {size}.")
+            raise CnnvizError(f"Preprocess size must be at least 1×1 pixels, not {size}.")
         if self.mode not in _MODES:
             raise CnnvizError(
                 f"Preprocess mode {self.mode!r} is unknown; use one of {', '.join(_MODES)}."

@@ -225,8 +225,8 @@ def _check_convolution_memory(
     columns = (c // groups) * kernel[0] * kernel[1] * ho * wo * item
     check_fits(
         padded + 2 * out + columns,
-        f"a convolution of the {w}x{h} picture with padding {text.pair(padding)} "
-        f"(a {wo}x{ho} output of {c_out} channel{'s' if c_out != 1 else ''})",
+        f"a convolution of the {w}×{h} picture with padding {text.pair(padding)} "
+        f"(a {wo}×{ho} output of {c_out} channel{'s' if c_out != 1 else ''})",
         advice="use less padding, a larger stride or a smaller picture",
     )
 
@@ -240,7 +240,7 @@ def pad_image(image: np.ndarray, padding: IntPair) -> np.ndarray:
     channels = 1 if img.ndim == 2 else img.shape[2]
     check_fits(
         (img.shape[0] + 2 * ph) * (img.shape[1] + 2 * pw) * channels * img.itemsize,
-        f"padding the {img.shape[1]}x{img.shape[0]} picture by {text.pair((ph, pw))}",
+        f"padding the {img.shape[1]}×{img.shape[0]} picture by {text.pair((ph, pw))}",
         advice="use less padding or a smaller picture",
     )
     widths = [(ph, ph), (pw, pw)] + ([(0, 0)] if img.ndim == 3 else [])

@@ -41,7 +41,7 @@ def conv_param_count(
     """Parameters of a Conv2d: ``K_h × K_w × C_in/groups × C_out (+ C_out bias)``."""
     _check_groups(c_in, c_out, groups)
     if k_h < 1 or k_w < 1:
-        raise CnnvizError(f"The kernel size must be at least 1, not {k_h}x{k_w}.")
+        raise CnnvizError(f"The kernel size must be at least 1, not {k_h}×{k_w}.")
     value = k_h * k_w * (c_in // groups) * c_out + (c_out if bias else 0)
     return Count(value, text.conv_param_formula((k_h, k_w), c_in, c_out, groups=groups, bias=bias))
 

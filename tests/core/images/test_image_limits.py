@@ -296,7 +296,7 @@ def test_budget_message_names_size_budget_and_remedy(tmp_path):
     needed = 30000 * 30000 * (4 + 3)
     assert format_bytes(needed) in message
     assert f"{images_mod.MAX_DECODE_BYTES >> 20} MiB budget" in message
-    assert "30000x30000" in message and MAX_IMAGE_BYTES_ENV in message and "PNG" in message
+    assert "30000×30000" in message and MAX_IMAGE_BYTES_ENV in message and "PNG" in message
 
 
 def test_real_deflate_tiff_bomb_is_refused_from_its_header(tmp_path):
@@ -351,7 +351,7 @@ def test_budget_environment_variable(monkeypatch, tmp_path):
     assert images_mod.decode_budget() == 1 << 20
     needed = re.escape(format_bytes(4 * 1000 * 1000))  # RGB is kept in 4 bytes a pixel
     with pytest.raises(
-        ImageLoadError, match=rf"pic\.bmp' \(BMP, 1000x1000\).*{needed}.*1 MiB budget"
+        ImageLoadError, match=rf"pic\.bmp' \(BMP, 1000×1000\).*{needed}.*1 MiB budget"
     ):
         open_image(path)
     monkeypatch.setenv(MAX_IMAGE_BYTES_ENV, "8M")
@@ -583,9 +583,9 @@ def test_model_input_sizes_that_cannot_fit_are_refused():
         Preprocess(3, (60000, 60000), "resize_crop", None, (0.5,), (0.5,))
     message = str(info.value)
     needed = 4 * 3 * 60000 * 60000  # float32 x channels x H x W
-    assert "60000x60000" in message and format_bytes(needed) in message
+    assert "60000×60000" in message and format_bytes(needed) in message
     assert f"{budget >> 20} MiB budget" in message
-    with pytest.raises(CnnvizError, match="60000x60000"):
+    with pytest.raises(CnnvizError, match="60000×60000"):
         Preprocess.from_dict(
             {"channels": 1, "size": [60000, 60000], "mode": "resize", "mean": [0], "std": [1]}
         )
@@ -598,5 +598,5 @@ def test_model_input_sizes_that_cannot_fit_are_refused():
 
 def test_elongated_picture_resized_by_its_short_side_is_refused():
     strip = Image.new("RGB", (8000, 2), (200, 100, 50))  # resized to 256 x 1024000
-    with pytest.raises(ImageLoadError, match=r"256x1024000.*budget"):
+    with pytest.raises(ImageLoadError, match=r"256×1024000.*budget"):
         load_image(strip, Preprocess.imagenet())
