@@ -83,6 +83,30 @@ def unit_status(selection: UnitSelection | None) -> str:
     return text
 
 
+def _pasted_image_problem(image: QImage) -> str | None:
+    """Why a pasted or dropped picture is refused (it would not fit the decode budget), or None.
+
+    Files are checked by the decoder; a clipboard picture arrives decoded already, so its RGB copy is
+    checked here before it is made.
+    """
+    from cnnviz.core.budget import format_bytes
+    from cnnviz.core.errors import CnnvizError
+    from cnnviz.core.images import decode_budget
+
+    try:
+        budget = decode_budget()
+    except CnnvizError as exc:
+        return str(exc)
+    need = image.width() * image.height() * 3
+    if need <= budget:
+        return None
+    return (
+        f"the picture is {image.width()}×{image.height()} pixels, which needs {format_bytes(need)}, "
+        f"over the {format_bytes(budget)} budget for pictures; use a smaller one or raise the budget "
+        "with the environment variable CNNVIZ_MAX_IMAGE_BYTES"
+    )
+
+
 class MainWindow(QMainWindow):
     """cnnviz's window. Everything it shows lives in ``self.session``; views only draw."""
 
@@ -451,9 +475,10 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         p = self.prefs
         geometry = p.get("geometry")
-        if isinstance(geometry, (QByteArray, bytes)):
-            self.restoreGeometry(QByteArray(geometry))
-        else:
+        # restoreGeometry refuses (False) bytes that are not a saved geometry: then start as on a first run.
+        if not (
+            isinstance(geometry, (QByteArray, bytes)) and self.restoreGeometry(QByteArray(geometry))
+        ):
             # first start: a generous window that still fits small screens
             screen = QGuiApplication.primaryScreen()
             room = screen.availableGeometry() if screen is not None else None
@@ -730,6 +755,10 @@ class MainWindow(QMainWindow):
         if mime.hasImage():
             image = mime.imageData()
             if isinstance(image, QImage) and not image.isNull():
+                problem = _pasted_image_problem(image)
+                if problem is not None:
+                    self.show_error(f"Could not use the {name}", problem)
+                    return True
                 self.session.set_image_array(qimage_to_array(image), name)
                 return True
         self.message("The clipboard holds no picture.", 5000)

@@ -70,6 +70,9 @@ class Preferences:
             if isinstance(value, str):
                 return [value]
             return [str(v) for v in value] if isinstance(value, (list, tuple)) else default
+        if kind is str:
+            # A hand-edited file can hold a list or a number where a folder name belongs.
+            return value if isinstance(value, str) and "\0" not in value else default
         if kind is not None:
             try:
                 return kind(value)
@@ -98,9 +101,9 @@ class Preferences:
 
     def recent(self, key: str) -> list[str]:
         """The remembered paths, newest first; entries a damaged settings file may hold (empty,
-        with a NUL byte) are left out."""
+        with a NUL byte, not an absolute path such as a bare number) are left out."""
         items = self.get(key, [], list) or []
-        return [v for v in items if isinstance(v, str) and v and "\0" not in v]
+        return [v for v in items if isinstance(v, str) and "\0" not in v and os.path.isabs(v)]
 
     def add_recent(self, key: str, value: str) -> list[str]:
         items = [v for v in self.recent(key) if v != value]

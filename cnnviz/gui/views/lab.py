@@ -1829,6 +1829,7 @@ class ConvolutionLab(QtWidgets.QWidget):
         self._image = core.sample_image(96)
         self._pictures: dict[int, np.ndarray] = {}
         self.summary: Summary | None = None
+        self.last_error: str | None = None  # the last export failure, as shown to the user
 
         self.nav = QtWidgets.QListWidget()
         self.nav.setFixedWidth(210)
@@ -1939,5 +1940,8 @@ class ConvolutionLab(QtWidgets.QWidget):
             path += ".png"
         try:
             self.export_png(path)
-        except CnnvizError as exc:
-            QtWidgets.QMessageBox.warning(self, "Export failed", str(exc))
+        except (CnnvizError, OSError) as exc:
+            self.last_error = str(exc)
+            # Tests (and scripts) run without modal boxes, which would wait for a click forever.
+            if not os.environ.get("CNNVIZ_NO_DIALOGS"):
+                QtWidgets.QMessageBox.warning(self, "Export failed", self.last_error)
