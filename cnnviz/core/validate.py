@@ -31,7 +31,10 @@ MAX_NAME_LENGTH = 1000
 def describe(value: Any) -> str:
     """A short, safe description of ``value`` for a message (type name, or a clipped repr)."""
     if value is None or isinstance(value, (bool, int, float, str)):
-        text = repr(value)
+        try:
+            text = repr(value)
+        except ValueError:  # Python refuses to print integers of more than 4,300 digits
+            return "an integer too long to print"
         return text if len(text) <= 40 else text[:37] + "..."
     name = type(value).__name__
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"

@@ -648,3 +648,8 @@ def test_validation_does_not_change_the_spec():
     validate_spec(spec)
     build_model(spec)
     assert json.dumps(spec) == before
+
+
+def test_an_integer_too_long_to_print_is_refused_in_words():
+    report = validate_spec({"input_shape": [1, 16, 16], "layers": [], "labels": [10**5000]})
+    assert not report.ok and "too large to print" in report.message

@@ -273,7 +273,10 @@ def _show(value: Any) -> str:
     try:
         text = json.dumps(_to_json(value), ensure_ascii=False)
     except (TypeError, ValueError):
-        text = repr(value)
+        try:
+            text = repr(value)
+        except ValueError:  # Python refuses to print integers of more than 4,300 digits
+            text = "a value too large to print"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
