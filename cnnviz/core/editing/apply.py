@@ -14,7 +14,7 @@ from cnnviz.core.editing.architecture import Architecture, _parts, _tail_modules
 from cnnviz.core.editing.live import _has_state, _message, _module_of, _signature
 from cnnviz.core.errors import SpecError
 from cnnviz.core.models import LoadedModel
-from cnnviz.core.spec import build_model, validate_spec
+from cnnviz.core.models.spec import build_model, validate_spec
 
 
 @dataclass
@@ -143,9 +143,9 @@ def apply_architecture(
         labels = source.labels if features else (new_arch.meta.get("labels") or source.labels)
         metadata = dict(source.metadata)
     else:
-        from cnnviz.core.models import _spec_preprocess
+        from cnnviz.core.models.spec import spec_preprocess
 
-        preprocess = _spec_preprocess(new_arch.spec())
+        preprocess = spec_preprocess(new_arch.spec())
         labels = new_arch.meta.get("labels")
         metadata = {}
     metadata["edited"] = {

@@ -44,7 +44,7 @@ from cnnviz.core.models.layertypes import (
     POOLING_TYPES,
     SUPPORTED_TYPES,
 )
-from cnnviz.core.spec import validate_spec
+from cnnviz.core.models.spec import validate_spec
 
 Shape = tuple[int, ...]
 
@@ -415,7 +415,7 @@ def _tail_modules(module: nn.Module) -> list[nn.Module | None]:
 
 def editable_architecture(model: LoadedModel) -> Architecture:
     """The editable snapshot of a loaded model; raises :class:`NotEditableError` saying why it is read-only."""
-    from cnnviz.core.spec import spec_from_sequential
+    from cnnviz.core.models.spec import spec_from_sequential
 
     if model.spec is not None:
         return architecture_from_spec(model.spec, input_shape=model.input_shape)

@@ -1,13 +1,15 @@
 """The live table of a snapshot: shapes, parameters, MACs and receptive fields without running anything.
 
-:func:`live_table` computes, without running anything, what :func:`cnnviz.core.summary.summarize` computes for
-the built model: shapes, parameters with their formula, MACs and receptive fields. Shapes come from
-:func:`cnnviz.core.spec.validate_spec` (torch's own shape rules on meta tensors, cached per layer and input
-shape); parameters, MACs and formulas from the summary's own per-module functions applied to meta modules
-(cached per configuration); receptive fields from :func:`cnnviz.core.receptive.analyse` on the chain's layer
-graph. A fresh ``summarize`` of a meta-built model gives the same numbers but spends most of its time in meta
-kernels (about 0.2 s for 30 layers); this path takes a few milliseconds and the tests hold both to the same
-figures. Rows after the first invalid layer are *not checked*; the ones before it stay valid.
+:func:`live_table` computes, without running anything, what
+:func:`cnnviz.core.analysis.summary.summarize` computes for the built model: shapes, parameters with
+their formula, MACs and receptive fields. Shapes come from :func:`cnnviz.core.models.spec.validate_spec`
+(torch's own shape rules on meta tensors, cached per layer and input shape); parameters, MACs and
+formulas from the per-module functions of :mod:`cnnviz.core.models.layertypes`, which the summary uses
+too, applied to meta modules (cached per configuration); receptive fields from
+:func:`cnnviz.core.analysis.receptive.analyse` on the chain's layer graph. A fresh ``summarize`` of a
+meta-built model gives the same numbers but spends most of its time in meta kernels (about 0.2 s for 30
+layers); this path takes a few milliseconds and the tests hold both to the same figures. Rows after the
+first invalid layer are *not checked*; the ones before it stay valid.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from torch import nn
 
 from cnnviz.core import text
 from cnnviz.core.analysis.graph import GraphNode, LayerGraph
+from cnnviz.core.analysis.receptive import analyse, to_receptive_field
 from cnnviz.core.analysis.types import LayerRow, ReceptiveField, Summary
 from cnnviz.core.editing.architecture import Architecture, Shape
 from cnnviz.core.models.layertypes import (
+    geometry,
+    module_macs,
+    module_params,
     settings_text,
 )
-from cnnviz.core.receptive import analyse, to_receptive_field
-from cnnviz.core.spec import SpecReport, validate_spec
-from cnnviz.core.summary import fill_layer_geometry, module_macs, module_params
+from cnnviz.core.models.spec import SpecReport, validate_spec
 
 
 @dataclass
@@ -333,7 +337,8 @@ def live_table(
         layer_row = LayerRow(row.name, row.type, "module", 0, tuple(out.shape))
         layer_row.params, layer_row.trainable_params = module_params(module)
         layer_row.macs = module_macs(module, inp, out)
-        fill_layer_geometry(layer_row, module)
+        for key, value in geometry(module).items():
+            setattr(layer_row, key, value)
         layer_row.rf = to_receptive_field(info.get(str(i)))
         layer_row.inputs = [rows[i - 1].name if i else "input"]
         summary_rows.append(layer_row)
