@@ -42,30 +42,14 @@ def create_app(argv: Sequence[str] | None = None) -> Any:
     app.setApplicationName("cnnviz")
     app.setOrganizationName("cnnviz")
     app.setDesktopFileName("cnnviz")
+    from cnnviz.gui.icons import app_icon
+
     icon = app_icon()
     if icon is not None:
         app.setWindowIcon(
             icon
         )  # every window and dialog, from the same source as the desktop entry
     return app
-
-
-def app_icon() -> Any:
-    """The cnnviz icon (a QIcon with every shipped PNG size), or None if the icons are missing."""
-    from PySide6.QtGui import QIcon
-
-    from cnnviz.core.resources import resource_path
-
-    folder = resource_path("icons")
-    if not folder.is_dir():
-        return None
-    icon = QIcon()
-    for png in sorted(folder.glob("cnnviz-*.png")):
-        icon.addFile(str(png))
-    svg = folder / "cnnviz.svg"
-    if icon.isNull() and svg.is_file():
-        icon.addFile(str(svg))
-    return None if icon.isNull() else icon
 
 
 def configure_threads() -> int:

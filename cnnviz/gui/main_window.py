@@ -31,7 +31,9 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.core import render
+from cnnviz.core.errors import describe_error
 from cnnviz.gui import dialogs
+from cnnviz.gui.icons import app_icon
 from cnnviz.gui.session import Session, UnitSelection
 from cnnviz.gui.settings import Preferences, recent_path, recent_problem
 from cnnviz.gui.views.draw_canvas import DrawPanel, qimage_to_array
@@ -39,7 +41,7 @@ from cnnviz.gui.views.feature_maps import FeatureMapView
 from cnnviz.gui.views.input_view import InputView
 from cnnviz.gui.views.layer_table import LayerListView, LayerTableView
 from cnnviz.gui.views.predictions import PredictionPanel
-from cnnviz.gui.workers import CancelToken, JobRunner, describe_error
+from cnnviz.gui.workers import CancelToken, JobRunner
 
 __all__ = ["MainWindow", "unit_status"]
 
@@ -127,8 +129,6 @@ class MainWindow(QMainWindow):
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks
         )
-        from cnnviz.gui.app import app_icon
-
         icon = app_icon()
         if icon is not None:
             self.setWindowIcon(icon)
@@ -604,7 +604,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         if busy:
-            labels = [max(r._active.values(), key=lambda j: j.id).label for r in jobs]
+            labels = [r.label for r in jobs]
             self.busy_label.setText(labels[-1] + "…")
             self.progress.setRange(0, 0)
         else:

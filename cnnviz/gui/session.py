@@ -20,8 +20,14 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from cnnviz.core.errors import CnnvizError, LayerError, ModelLoadError, UntrustedFileError
-from cnnviz.gui.workers import CancelToken, JobRunner, describe_error
+from cnnviz.core.errors import (
+    CnnvizError,
+    LayerError,
+    ModelLoadError,
+    UntrustedFileError,
+    describe_error,
+)
+from cnnviz.gui.workers import CancelToken, JobRunner
 
 __all__ = ["RunResult", "Session", "UnitSelection", "default_sample"]
 

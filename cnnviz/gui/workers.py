@@ -22,7 +22,9 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, QRunnable, QThreadPool, Signal
 
-__all__ = ["Cancelled", "CancelToken", "Job", "JobRunner"]
+from cnnviz.core.errors import CnnvizError, describe_error
+
+__all__ = ["Cancelled", "CancelToken", "Job", "JobRunner", "describe_error"]
 
 
 class Cancelled(BaseException):  # noqa: N818 - reads as "the job was cancelled"
@@ -188,6 +190,13 @@ class JobRunner(QObject):
     def busy(self) -> bool:
         return bool(self._active)
 
+    @property
+    def label(self) -> str:
+        """The label of the newest job queued or running; "" when idle."""
+        if not self._active:
+            return ""
+        return max(self._active.values(), key=lambda j: j.id).label
+
     def wait(self, timeout_ms: int = 30000) -> bool:
         """Block until every job has finished and its result was delivered (for tests and shutdown)."""
         deadline = QDeadlineTimer(timeout_ms)
@@ -227,8 +236,6 @@ class JobRunner(QObject):
     def _failed(self, job: Job, exc: BaseException, tb: str) -> None:
         if not self._retire(job):
             return
-        from cnnviz.core.errors import CnnvizError
-
         if not isinstance(exc, CnnvizError):
             # A bug, not a user error: keep the traceback where a developer will look for it.
             print(f"cnnviz: {job.label} failed:\n{tb}", file=sys.stderr)
@@ -252,19 +259,6 @@ class JobRunner(QObject):
 
     def _update_busy(self) -> None:
         busy = bool(self._active)
-        label = ""
-        if busy:
-            label = max(self._active.values(), key=lambda j: j.id).label
         if busy != self._busy or busy:
             self._busy = busy
-            self.busyChanged.emit(busy, label)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for the user: the message of a CnnvizError, or the kind and message of anything else."""
-    from cnnviz.core.errors import CnnvizError
-
-    if isinstance(exc, CnnvizError):
-        return str(exc)
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"unexpected {type(exc).__name__}: {text}"
+            self.busyChanged.emit(busy, self.label)

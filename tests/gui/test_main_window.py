@@ -64,7 +64,7 @@ def test_layer_list_lists_every_captured_layer(loaded_window):
     assert item.text(1) == "Conv2d"
     with torch.no_grad():
         out = session.model.module[:4](session.image.tensor)
-    assert item.text(2) == "x".join(str(d) for d in out.shape[1:])
+    assert item.text(2) == "×".join(str(d) for d in out.shape[1:])
 
 
 def test_select_layer_click_unit_draws_the_receptive_field(

@@ -17,9 +17,7 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
-    QRunnable,
     Qt,
-    QThreadPool,
     Signal,
 )
 from PySide6.QtGui import QAction, QBrush, QColor, QFont, QKeySequence, QUndoCommand, QUndoStack
@@ -67,10 +65,11 @@ from cnnviz.core.editing import (
     delta_text,
     dense_row_text,
 )
-from cnnviz.core.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError, describe_error
 from cnnviz.core.formatting import rf_cells, shape_text
+from cnnviz.gui.workers import JobRunner
 
-__all__ = ["BackgroundTask", "LayerEditorDock", "LiveTableModel", "PairEdit"]
+__all__ = ["LayerEditorDock", "LiveTableModel", "PairEdit"]
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -82,42 +81,6 @@ LOCKED_BG = QColor("#ececec")
 DIM_FG = QColor("#7d7d7d")
 INK = QColor("#1a1a1a")
 REINIT_FG = QColor("#a04a00")
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Background work
-
-
-class _TaskSignals(QObject):
-    done = Signal(object)
-    failed = Signal(object)
-
-
-class BackgroundTask(QRunnable):
-    """Runs ``fn()`` on a pool thread; ``signals.done(result)`` / ``signals.failed(exc)`` arrive on the GUI thread.
-
-    The signals object is created on the GUI thread, so Qt queues its emissions there.
-    """
-
-    def __init__(self, fn: Any):
-        super().__init__()
-        self.fn = fn
-        self.signals = _TaskSignals()
-
-    def run(self) -> None:
-        try:
-            result = self.fn()
-        except BaseException as exc:  # noqa: BLE001 - every failure is reported on the GUI thread
-            self.signals.failed.emit(exc)
-        else:
-            self.signals.done.emit(result)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, CnnvizError):
-        return str(exc)
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return f"unexpected {type(exc).__name__}: {text}"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -540,9 +503,7 @@ class LayerEditorDock(QDockWidget):
         self._selected_uid: int | None = None
         self._form_key: tuple[Any, ...] | None = None
         self.editors: dict[str, QWidget] = {}
-        self._tasks: set[BackgroundTask] = set()
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self.runner = JobRunner(self)
         self._last_dir = str(Path.home())
         self.undo_stack = QUndoStack(self)
 
@@ -960,15 +921,17 @@ class LayerEditorDock(QDockWidget):
             return False
         self.apply_action.setEnabled(False)
         self._say("Building the edited model…")
-        task = BackgroundTask(session.builder())  # what is shown now, even if editing goes on
-        task.signals.done.connect(lambda result: self._applied(task, session, result))
-        task.signals.failed.connect(lambda exc: self._apply_failed(task, exc))
-        self._tasks.add(task)
-        self._pool.start(task)
+        build = session.builder()  # what is shown now, even if editing goes on
+        self.runner.submit(
+            "apply",
+            lambda _token: build(),
+            on_done=lambda result: self._applied(session, result),
+            on_error=self._apply_failed,
+            label="Building the edited model",
+        )
         return True
 
-    def _applied(self, task: BackgroundTask, session: EditSession, result: ApplyResult) -> None:
-        self._tasks.discard(task)
+    def _applied(self, session: EditSession, result: ApplyResult) -> None:
         if session is not self.session:
             return  # another model was loaded meanwhile
         session.commit(result)
@@ -987,25 +950,16 @@ class LayerEditorDock(QDockWidget):
         self._say(text)
         self.applied.emit(result.model)
 
-    def _apply_failed(self, task: BackgroundTask, exc: BaseException) -> None:
-        self._tasks.discard(task)
-        self._say(f"Could not apply: {_describe(exc)}", error=True)
+    def _apply_failed(self, exc: BaseException) -> None:
+        self._say(f"Could not apply: {describe_error(exc)}", error=True)
         self._update_actions()
 
     def wait(self, timeout_ms: int = 30000) -> bool:
         """Wait for background work (tests, shutdown)."""
-        from PySide6.QtCore import QCoreApplication, QDeadlineTimer
-
-        deadline = QDeadlineTimer(timeout_ms)
-        while self._tasks:
-            if deadline.hasExpired():
-                return False
-            self._pool.waitForDone(20)
-            QCoreApplication.processEvents()
-        return True
+        return self.runner.wait(timeout_ms)
 
     def shutdown(self) -> None:
-        self._pool.waitForDone(30000)
+        self.runner.shutdown(30000)
 
     # ----------------------------------------------------------------------------------------------------------
     # Showing
@@ -1119,7 +1073,7 @@ class LayerEditorDock(QDockWidget):
             editable and arch is not None and session is not None and arch != session.original
         )
         table = self.table
-        self.apply_action.setEnabled(bool(table is not None and table.ok and not self._tasks))
+        self.apply_action.setEnabled(bool(table is not None and table.ok and not self.runner.busy))
         if table is not None and not table.ok:
             self.apply_action.setToolTip(f"Fix the red layer first: {table.error}")
         else:

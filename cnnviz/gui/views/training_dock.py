@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import copy
 import math
-import threading
 from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, QThreadPool, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -37,7 +36,7 @@ from PySide6.QtWidgets import (
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.models import LoadedModel
 from cnnviz.core.training import Callbacks, TrainResult
-from cnnviz.gui.views.layer_editor import BackgroundTask
+from cnnviz.gui.workers import Cancelled, CancelToken, Job, JobRunner
 
 __all__ = ["DATA_CHOICES", "TrainingDock"]
 
@@ -103,11 +102,10 @@ class TrainingDock(QDockWidget):
         self.model: LoadedModel | None = None
         self.result: TrainResult | None = None
         self.trained_model: LoadedModel | None = None
-        self._task: BackgroundTask | None = None
-        self._cancel: threading.Event | None = None
+        self._task: Job | None = None
+        self._cancel: CancelToken | None = None
         self._progress: _Progress | None = None
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(1)
+        self.runner = JobRunner(self)
         self._loss: list[tuple[float, float]] = []
         self._acc: list[tuple[float, float]] = []
         self._val: list[tuple[float, float]] = []
@@ -313,17 +311,18 @@ class TrainingDock(QDockWidget):
         lr = float(self.lr_spin.value())
         # The worker trains its own copy: the app keeps using (and capturing with) the current model meanwhile.
         start_from = copy.deepcopy(model.module) if self.keep_check.isChecked() else None
-        cancel = threading.Event()
+        # A token of its own, not the job's: a user's cancel ends the loop early and its result (epochs done)
+        # must still arrive, whereas cancelling the job's token would drop it.
+        cancel = CancelToken()
         progress = _Progress()
         progress.batch.connect(self._batch)
         progress.epoch.connect(self._epoch)
         progress.phase.connect(self.phase.setText)
 
-        def job() -> TrainResult:
+        def job(_token: CancelToken) -> TrainResult:
             progress.phase.emit("Preparing the data…")
             data = _open_data(choice, folder, shape, samples, seed=0)
-            if cancel.is_set():
-                raise _Cancelled
+            cancel.check()
             return train(
                 spec,
                 data,
@@ -341,19 +340,23 @@ class TrainingDock(QDockWidget):
         self.result = None
         self.progress.setRange(0, 0)  # busy until the first batch reports
         self.message.setText("")
-        task = BackgroundTask(job)
-        task.signals.done.connect(lambda result: self._finished(task, model, result))
-        task.signals.failed.connect(lambda exc: self._failed(task, exc))
-        self._task, self._cancel, self._progress = task, cancel, progress
+        self._cancel, self._progress = cancel, progress
+        self._task = self.runner.submit(
+            "train",
+            job,
+            on_done=lambda result: self._finished(model, result),
+            on_error=self._failed,
+            on_cancel=lambda: self._failed(Cancelled()),
+            label=f"Training {model.name}",
+        )
         self._update_controls()
         self.status.emit(f"Training {model.name}…")
-        self._pool.start(task)
         return True
 
     def cancel(self) -> None:
         """Stop after the current batch; the current model stays as it was."""
         if self._cancel is not None:
-            self._cancel.set()
+            self._cancel.cancel()
             self.phase.setText("Cancelling after this batch…")
 
     def _batch(self, epoch: int, batch: int, n_batches: int, loss: float, acc: float) -> None:
@@ -385,9 +388,7 @@ class TrainingDock(QDockWidget):
         self.val_loss.setData(*xy(self._val))
         self.val_acc.setData(*xy(self._val_acc))
 
-    def _finished(self, task: BackgroundTask, base: LoadedModel, result: TrainResult) -> None:
-        if task is not self._task:
-            return
+    def _finished(self, base: LoadedModel, result: TrainResult) -> None:
         self._task = self._cancel = self._progress = None
         self.progress.setRange(0, 1)
         if result.cancelled:
@@ -430,13 +431,11 @@ class TrainingDock(QDockWidget):
         parts.append(f"{result.seconds:.1f} s on {result.device}")
         return ", ".join(parts) + ". The trained model is now the current model."
 
-    def _failed(self, task: BackgroundTask, exc: BaseException) -> None:
-        if task is not self._task:
-            return
+    def _failed(self, exc: BaseException) -> None:
         self._task = self._cancel = self._progress = None
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        if isinstance(exc, _Cancelled):
+        if isinstance(exc, Cancelled):
             text = "Training was cancelled; the current model is unchanged."
         elif isinstance(exc, CnnvizError):
             text = f"Cannot train: {exc}"
@@ -488,21 +487,9 @@ class TrainingDock(QDockWidget):
 
     def wait(self, timeout_ms: int = 120_000) -> bool:
         """Wait until training has finished and its result was delivered (tests, shutdown)."""
-        from PySide6.QtCore import QCoreApplication, QDeadlineTimer
-
-        deadline = QDeadlineTimer(timeout_ms)
-        while self._task is not None:
-            if deadline.hasExpired():
-                return False
-            self._pool.waitForDone(20)
-            QCoreApplication.processEvents()
-        return True
+        return self.runner.wait(timeout_ms)
 
     def shutdown(self) -> None:
         """Cancel training and wait for the worker (call before the window closes)."""
         self.cancel()
-        self._pool.waitForDone(30_000)
-
-
-class _Cancelled(Exception):  # noqa: N818 - reads as "training was cancelled"
-    """Cancelled while the data was being prepared (before the loop could report it)."""
+        self.runner.shutdown(30_000)
