@@ -11,7 +11,7 @@ import pytest
 from shape_folders import SHAPES, TINY_SPEC, make_folder
 
 from cnnviz.cli import main
-from cnnviz.core.checkpoint import read_checkpoint
+from cnnviz.core.models.checkpoint import read_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.core import text
+from cnnviz.core.analysis.types import LayerRow, Summary
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.lab.convolution import IntPair, _as_image, _from_nchw, _pair, _to_nchw, output_size
-from cnnviz.core.summary_types import LayerRow, Summary
 
 
 class Count(NamedTuple):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from cnnviz.core.summary_types import Summary
+from cnnviz.core.analysis.types import Summary
 
 
 @dataclass(frozen=True)

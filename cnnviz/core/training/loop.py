@@ -219,7 +219,7 @@ def train(
     decay (``schedule="constant"`` keeps ``lr``). Deterministic for a given ``seed`` on one machine.
     Returns the trained model even when cancelled (``result.cancelled``).
     """
-    from cnnviz.core.spec import build_model
+    from cnnviz.core.models.spec import build_model
 
     if int(epochs) < 1:
         raise CnnvizError(f"Cannot train for {epochs} epochs: use 1 or more.")

@@ -14,6 +14,8 @@ from oracles import gradient_rf
 from torch import nn
 
 from cnnviz.cli import main
+from cnnviz.core.analysis.graph import layer_graph
+from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.editing import (
     INSERTABLE,
     EditSession,
@@ -26,11 +28,9 @@ from cnnviz.core.editing import (
 )
 from cnnviz.core.editing.live import _ChainGraph
 from cnnviz.core.errors import CnnvizError, SpecError
-from cnnviz.core.graph import layer_graph
 from cnnviz.core.images import Preprocess
 from cnnviz.core.models import LoadedModel, load_model
-from cnnviz.core.spec import build_model, load_spec, save_spec
-from cnnviz.core.summary import summarize
+from cnnviz.core.models.spec import build_model, load_spec, save_spec
 
 SPEC = {
     "name": "edit me",

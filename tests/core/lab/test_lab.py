@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from cnnviz.core import lab
+from cnnviz.core.analysis.types import LayerRow, ReceptiveField, Summary
 from cnnviz.core.errors import CnnvizError
-from cnnviz.core.summary_types import LayerRow, ReceptiveField, Summary
 
 RNG = np.random.default_rng(7)
 

@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 from shape_folders import SHAPES, TINY_SPEC, make_folder
 
-from cnnviz.core.checkpoint import VERSION, is_checkpoint, read_checkpoint, save_checkpoint
 from cnnviz.core.errors import CnnvizError, ModelLoadError
 from cnnviz.core.images import Preprocess
-from cnnviz.core.spec import build_model
+from cnnviz.core.models.checkpoint import VERSION, is_checkpoint, read_checkpoint, save_checkpoint
+from cnnviz.core.models.spec import build_model
 from cnnviz.core.training import Callbacks, evaluate, train
 from cnnviz.core.training.datasets import image_folder, open_dataset
 
