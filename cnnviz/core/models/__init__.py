@@ -16,7 +16,3 @@ __all__ = [
     "load_model",
     "torchvision_model_names",
 ]
-
-# Private names that modules outside this package still import from the package.
-from cnnviz.core.models.spec.io import spec_preprocess as _spec_preprocess  # noqa: E402, F401, I001
-from cnnviz.core.models.torchvision import _network_reason as _network_reason  # noqa: E402
