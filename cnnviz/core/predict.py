@@ -1,3 +1,8 @@
 """Temporary: the old path of class predictions; imports move to cnnviz.core.analysis.predict."""
 
-from cnnviz.core.analysis.predict import Prediction, predict, probabilities  # noqa: F401
+from cnnviz.core.analysis.predict import (  # noqa: F401
+    Prediction,
+    predict,
+    probabilities,
+    rank_output,
+)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.fx as fx
 from torch import nn
@@ -54,6 +55,18 @@ class CaptureResult(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.activations)
+
+
+def as_numpy(value: Any) -> np.ndarray | None:
+    """A layer output as a float32 NumPy array on the CPU (the first of a tuple), or None if not a tensor."""
+    if isinstance(value, (tuple, list)):
+        value = value[0] if value else None
+    if value is None or not hasattr(value, "detach"):
+        return None
+    t = value.detach()
+    if not t.is_floating_point():
+        t = t.float()
+    return t.float().cpu().numpy()
 
 
 _HEAP_TUNED = False

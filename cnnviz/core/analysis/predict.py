@@ -165,6 +165,16 @@ def predict(model: LoadedModel, image: Any, top: int = 5) -> list[Prediction]:
             out = module(x)
     except Exception as exc:
         raise _forward_failure(model, x, exc) from exc
+    return rank_output(model, out, k)
+
+
+def rank_output(model: LoadedModel, output: Any, top: int = 5) -> list[Prediction]:
+    """The ``top`` most likely classes in a forward pass's ``output``, best first.
+
+    The first tensor of a tuple output is taken; an N x K x 1 x 1 head counts as N x K. Raises
+    :class:`ForwardError` for an output that is not one score per class.
+    """
+    out = output
     if isinstance(out, (tuple, list)) and out:
         out = out[0]
     if not isinstance(out, torch.Tensor):
@@ -181,8 +191,8 @@ def predict(model: LoadedModel, image: Any, top: int = 5) -> list[Prediction]:
             f"The model {model.name} outputs shape {list(out.shape)}, not one score per class, "
             "so it has no classes to rank."
         )
-    probs = probabilities(module, out)[0]
-    k = min(k, probs.shape[0])
+    probs = probabilities(model.module, out)[0]
+    k = min(top, probs.shape[0])
     values, indices = torch.topk(probs, k)
     labels = model.labels
     result = []

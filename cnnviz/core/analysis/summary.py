@@ -8,6 +8,7 @@ batch of one (the convention of torchinfo and most papers); element-wise layers 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -16,7 +17,6 @@ from torch import nn
 from cnnviz.core.analysis import forward_budget
 from cnnviz.core.analysis.graph import (
     OUTPUT_KEY,
-    GraphNode,
     LayerGraph,
     layer_graph,
     model_device,
@@ -24,131 +24,16 @@ from cnnviz.core.analysis.graph import (
 )
 from cnnviz.core.analysis.receptive import attach_receptive_fields
 from cnnviz.core.analysis.shapes import run_on_meta
-from cnnviz.core.analysis.types import LayerRow, Pair, Summary
+from cnnviz.core.analysis.types import LayerRow, Summary
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.models.layertypes import (
+    CONV_MODULES,
+    function_macs,
+    geometry,
+    module_macs,
+    module_params,
+)
 from cnnviz.core.validate import check_summarize_arguments
-
-_CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_CONVT_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_POOL_TYPES = (nn.MaxPool2d, nn.AvgPool2d, nn.MaxPool1d, nn.AvgPool1d, nn.LPPool2d)
-
-
-def _pair(value: Any) -> Pair | None:
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, (tuple, list)):
-        if len(value) == 1:
-            return (int(value[0]), int(value[0]))
-        if len(value) >= 2:
-            return (int(value[-2]), int(value[-1]))
-    return None
-
-
-def conv_padding(module: nn.Module) -> Pair | None:
-    """Leading (top, left) padding of a convolution, resolving ``'same'`` and ``'valid'`` as torch does."""
-    padding = getattr(module, "padding", None)
-    if isinstance(padding, str):
-        if padding == "valid":
-            return (0, 0)
-        kernel = _pair(module.kernel_size)
-        dilation = _pair(module.dilation)
-        assert kernel is not None and dilation is not None
-        # torch pads 'same' with total d*(k-1), the smaller half first
-        return (dilation[0] * (kernel[0] - 1) // 2, dilation[1] * (kernel[1] - 1) // 2)
-    return _pair(padding)
-
-
-def _numel(shape: Any) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
-
-
-def _fmt(n: int) -> str:
-    return f"{n:,}"
-
-
-def conv_formula(module: nn.Module) -> str:
-    """The parameter count of a convolution spelled out with its numbers."""
-    weight = module.weight
-    assert isinstance(weight, torch.Tensor)  # a convolution's weight is a Parameter
-    k = list(weight.shape[2:])
-    c_out = module.out_channels
-    c_in = module.in_channels
-    groups = module.groups
-    kernel = " × ".join(str(v) for v in k)
-    cin = f"{c_in}/{groups}" if groups != 1 else f"{c_in}"
-    if isinstance(module, _CONVT_TYPES):
-        cin, cout = f"{c_in}", f"{c_out}/{groups}" if groups != 1 else f"{c_out}"
-        core = f"{kernel} × {cin} × {cout}"
-    else:
-        core = f"{kernel} × {cin} × {c_out}"
-    bias = module.bias is not None
-    total = sum(p.numel() for p in module.parameters(recurse=False))
-    names = "K_h × K_w × C_in" + ("/groups" if groups != 1 else "") + " × C_out"
-    if bias:
-        return f"{names} + bias = {core} + {c_out} = {_fmt(total)}"
-    return f"{names} = {core} = {_fmt(total)}"
-
-
-def module_macs(module: nn.Module, inp: Any, out: Any) -> int:
-    if isinstance(module, _CONV_TYPES) and isinstance(out, torch.Tensor):
-        return module.weight.numel() * _numel(out.shape[2:])
-    if isinstance(module, _CONVT_TYPES) and isinstance(inp, torch.Tensor):
-        # every input pixel is multiplied by the whole kernel
-        return module.weight.numel() * _numel(inp.shape[2:])
-    if isinstance(module, nn.Linear) and isinstance(out, torch.Tensor):
-        positions = _numel(out.shape[1:-1]) if out.dim() > 2 else 1
-        return module.in_features * module.out_features * positions
-    return 0
-
-
-def _function_macs(node: GraphNode, args: list[Any], out: Any) -> int:
-    name = node.type.split(".")[-1]
-    if not isinstance(out, torch.Tensor):
-        return 0
-    if (
-        name in ("conv1d", "conv2d", "conv3d")
-        and len(args) >= 2
-        and isinstance(args[1], torch.Tensor)
-    ):
-        return args[1].numel() * _numel(out.shape[2:])
-    if name == "linear" and len(args) >= 2 and isinstance(args[1], torch.Tensor):
-        return args[1].numel() * (_numel(out.shape[1:-1]) if out.dim() > 2 else 1)
-    if name in ("matmul", "mm", "bmm", "matmul_") and len(args) >= 2:
-        a = args[0]
-        if isinstance(a, torch.Tensor) and a.dim() >= 1:
-            batch_one = out.shape[1:] if out.dim() > 2 else out.shape
-            return _numel(batch_one) * int(a.shape[-1])
-    return 0
-
-
-def fill_layer_geometry(row: LayerRow, module: nn.Module) -> None:
-    if isinstance(module, _CONV_TYPES + _CONVT_TYPES):
-        row.kernel_size = _pair(module.kernel_size)
-        row.stride = _pair(module.stride)
-        row.padding = conv_padding(module)
-        row.dilation = _pair(module.dilation)
-        row.groups = int(module.groups)
-        row.in_channels = int(module.in_channels)
-        row.out_channels = int(module.out_channels)
-        row.param_formula = conv_formula(module)
-    elif isinstance(module, _POOL_TYPES):
-        row.kernel_size = _pair(module.kernel_size)
-        row.stride = _pair(module.stride if module.stride is not None else module.kernel_size)
-        row.padding = _pair(getattr(module, "padding", 0))
-        row.dilation = _pair(getattr(module, "dilation", 1))
-    elif isinstance(module, nn.Linear):
-        row.in_channels = int(module.in_features)
-        row.out_channels = int(module.out_features)
-        total = sum(p.numel() for p in module.parameters(recurse=False))
-        bias = " + bias" if module.bias is not None else ""
-        core = f"{module.in_features} × {module.out_features}"
-        extra = f" + {module.out_features}" if module.bias is not None else ""
-        row.param_formula = f"D_in × D_out{bias} = {core}{extra} = {_fmt(total)}"
 
 
 def _shape(value: Any) -> tuple[int, ...] | list[tuple[int, ...]] | None:
@@ -163,17 +48,9 @@ def _shape(value: Any) -> tuple[int, ...] | list[tuple[int, ...]] | None:
     return None
 
 
-def module_params(module: nn.Module) -> tuple[int, int]:
-    total = trainable = 0
-    seen: set[int] = set()
-    for p in module.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        if p.requires_grad:
-            trainable += p.numel()
-    return total, trainable
+def _fill_geometry(row: LayerRow, module: nn.Module) -> None:
+    for name, value in geometry(module).items():
+        setattr(row, name, value)
 
 
 def _layer_values(
@@ -247,9 +124,9 @@ def summarize(
             if gnode.module is not None:
                 row.params, row.trainable_params = module_params(gnode.module)
                 row.macs = module_macs(gnode.module, args[0] if args else None, value)
-                fill_layer_geometry(row, gnode.module)
+                _fill_geometry(row, gnode.module)
             else:
-                row.macs = _function_macs(gnode, args, value)
+                row.macs = function_macs(gnode.type, args, value)
             rows.append(row)
         # containers sum the MACs of what runs inside them
         by_key = {r.name: r for r in rows}
@@ -277,7 +154,7 @@ def summarize(
             row.params, row.trainable_params = module_params(sub)
             if kind == "module":
                 row.macs = module_macs(sub, received.get(key), value)
-                fill_layer_geometry(row, sub)
+                _fill_geometry(row, sub)
             rows.append(row)
     total, trainable = module_params(module)
     total_macs = sum(r.macs for r in rows if r.kind != "container")
@@ -294,3 +171,23 @@ def summarize(
     if receptive_fields and graph.traced:
         attach_receptive_fields(summary, graph, values)
     return summary
+
+
+_CONV_NAMES = frozenset(cls.__name__ for cls in CONV_MODULES)
+
+
+def default_layer(shapes: Mapping[str, Sequence[int]], types: Mapping[str, str]) -> str | None:
+    """The layer to show first: the first convolution with a spatial map, else the first spatial map, else the
+    first layer.
+
+    ``shapes`` are the captured outputs' shapes (batch included) in execution order; ``types`` the table's layer
+    types by name (a layer missing there is not taken for a convolution).
+    """
+    names = list(shapes)
+    for name in names:
+        if types.get(name) in _CONV_NAMES and len(shapes[name]) == 4:
+            return name
+    for name in names:
+        if len(shapes[name]) == 4:
+            return name
+    return names[0] if names else None

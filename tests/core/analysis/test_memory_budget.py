@@ -303,7 +303,7 @@ def test_convolve_padding_refused_from_the_output_size(tmp_path, capsys):
     )
     out_h, out_w = 20 + 2 * 100000 - 2, 30 + 2 * 100000 - 2
     assert code == 2
-    assert_one_line_error(err, f"{out_w}x{out_h} output", "memory budget")
+    assert_one_line_error(err, f"{out_w}×{out_h} output", "memory budget")
 
 
 def test_circular_padding_larger_than_the_picture(tmp_path, capsys):

@@ -11,7 +11,8 @@ from PIL import Image
 from torch import nn
 
 from cnnviz.cli import main
-from cnnviz.core.analysis.predict import Prediction, predict
+from cnnviz.core.analysis.capture import ForwardError
+from cnnviz.core.analysis.predict import Prediction, predict, rank_output
 from cnnviz.core.checkpoint import save_checkpoint
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.images import Preprocess, load_image
@@ -100,6 +101,20 @@ def test_without_labels_indices_name_classes(model):
     preds = predict(m, torch.zeros(1, 1, 12, 12), top=4)
     assert sorted(p.label for p in preds) == ["0", "1", "2", "3"]
     assert all(p.label == str(p.index) for p in preds)
+
+
+def test_rank_output_ranks_a_captured_output_like_predict(model):
+    x = torch.randn(1, 1, 12, 12)
+    with torch.no_grad():
+        out = model.module(x)
+    assert rank_output(model, (out,), top=3) == predict(model, x, top=3)
+    assert [p.label for p in rank_output(loaded(model.module, labels=None), out, 2)] == [
+        str(p.index) for p in predict(model, x, top=2)
+    ]
+    with pytest.raises(ForwardError, match="does not return a tensor"):
+        rank_output(model, {"logits": out})
+    with pytest.raises(ForwardError, match="not one score per class"):
+        rank_output(model, torch.zeros(1, 0))
 
 
 def test_prediction_to_dict():

@@ -20,7 +20,7 @@ marked non-uniform and ``box`` comes from the exact index sets).
 
 The package: ``analytic`` (the per-layer fields on the graph), ``boxes`` (one unit's box and its exact support),
 ``effective`` (the gradient-based field), ``measured`` (untraceable models), ``index`` (one analysis answering
-many units).
+many units) and ``mapping`` (moving a unit between layers and picking one from an input pixel).
 """
 
 from cnnviz.core.analysis.receptive.analytic import (
@@ -31,6 +31,7 @@ from cnnviz.core.analysis.receptive.analytic import (
 from cnnviz.core.analysis.receptive.boxes import Box, UnitBox, support_box, unit_box_from_analysis
 from cnnviz.core.analysis.receptive.effective import EffectiveRF, effective_receptive_field
 from cnnviz.core.analysis.receptive.index import ReceptiveFieldIndex, receptive_field
+from cnnviz.core.analysis.receptive.mapping import carry_unit, unit_at_input
 from cnnviz.core.analysis.receptive.measured import measured_unit_box, structural_copy
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "effective_receptive_field",
     "attach_receptive_fields",
     "Box",
+    "carry_unit",
+    "unit_at_input",
     "analyse",
     "measured_unit_box",
     "structural_copy",

@@ -18,40 +18,18 @@ from torch import nn
 
 from cnnviz.core.analysis.graph import GraphNode, LayerGraph
 from cnnviz.core.analysis.types import ReceptiveField, Summary
+from cnnviz.core.models.layertypes import (
+    ADAPTIVE_MODULES,
+    DIM_MIXERS,
+    DIM_REDUCTIONS,
+    POINTWISE_FUNCTIONS,
+    POINTWISE_MODULES,
+    SPATIAL_GLOBAL_MODULES,
+    window_geometry,
+)
 
 # Maps a boolean mask over one axis of a layer's output to the mask over that axis of one of its inputs.
 IndexMap = Callable[[np.ndarray], np.ndarray]
-
-_POINTWISE_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.Softsign, nn.Tanhshrink,
-    nn.Threshold, nn.LogSigmoid, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
-    nn.Identity, nn.LocalResponseNorm, nn.ChannelShuffle, nn.Softmax2d,
-)  # fmt: skip
-_SPATIAL_GLOBAL_MODULES = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.GroupNorm)
-_POINTWISE_FUNCTIONS = {
-    "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid",
-    "hardtanh", "sigmoid", "tanh", "softplus", "dropout", "dropout1d", "dropout2d", "alpha_dropout",
-    "batch_norm", "add", "sub", "mul", "truediv", "div", "neg", "pow", "exp", "log", "sqrt", "rsqrt", "abs",
-    "clamp", "clip", "contiguous", "clone", "float", "half", "double", "to", "type", "type_as", "detach",
-    "stochastic_depth", "where", "maximum", "minimum", "floordiv", "mul_", "add_", "sign", "square",
-    "channel_shuffle", "local_response_norm", "addcmul", "lerp", "masked_fill", "expand_as", "sigmoid_",
-}  # fmt: skip
-_DIM_REDUCTIONS = {
-    "mean",
-    "sum",
-    "amax",
-    "amin",
-    "max",
-    "min",
-    "std",
-    "var",
-    "logsumexp",
-    "prod",
-    "norm",
-}
-_DIM_MIXERS = {"softmax", "log_softmax", "cumsum", "cumprod", "normalize", "layer_norm"}
 
 
 @dataclass
@@ -261,7 +239,7 @@ class _Analyzer:
         geometry = self._window_geometry(node, module, name)
         if geometry is not None:
             return self._window(node, first_key, first, out_shape, *geometry)
-        if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) or name in (
+        if isinstance(module, ADAPTIVE_MODULES) or name in (
             "adaptive_avg_pool2d",
             "adaptive_max_pool2d",
         ):
@@ -282,11 +260,11 @@ class _Analyzer:
             module, (nn.Flatten, nn.Linear, nn.Bilinear, nn.LayerNorm, nn.Softmax, nn.LogSoftmax)
         ) or (
             name in ("flatten", "linear", "view", "reshape")
-            or name in _DIM_REDUCTIONS
-            or name in _DIM_MIXERS
+            or name in DIM_REDUCTIONS
+            or name in DIM_MIXERS
         ):
             return self._reduce_or_keep(node, module, name, first_key, first, out_shape, spatial)
-        if isinstance(module, _SPATIAL_GLOBAL_MODULES) or name in ("instance_norm", "group_norm"):
+        if isinstance(module, SPATIAL_GLOBAL_MODULES) or name in ("instance_norm", "group_norm"):
             return _NodeRF(first.axes, first.sizes, None, global_=True)
         if name in ("permute", "transpose", "movedim"):
             return self._permute(node, name, first_key, first, out_shape)
@@ -294,8 +272,8 @@ class _Analyzer:
             return self._index(node, name, first_key, first, out_shape)
         if name == "cat":
             return self._cat(node, spatial, out_shape)
-        if isinstance(module, _POINTWISE_MODULES) or (
-            module is None and name in _POINTWISE_FUNCTIONS
+        if isinstance(module, POINTWISE_MODULES) or (
+            module is None and name in POINTWISE_FUNCTIONS
         ):
             return self._pointwise(spatial, out_shape)
         return _NodeRF(None, None, None)
@@ -305,30 +283,8 @@ class _Analyzer:
         self, node: GraphNode, module: nn.Module | None, name: str
     ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int], bool] | None:
         """(kernel, stride, padding, dilation, transposed) of a convolution or pooling layer, else None."""
-        from cnnviz.core.analysis.summary import conv_padding
-
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-            padding = conv_padding(module)
-            assert padding is not None
-            return (
-                _pair(module.kernel_size),
-                _pair(module.stride),
-                padding,
-                _pair(module.dilation),
-                isinstance(module, nn.ConvTranspose2d),
-            )
-        if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.LPPool2d)):
-            k = _pair(module.kernel_size)
-            s = _pair(module.stride if module.stride is not None else module.kernel_size)
-            return (
-                k,
-                s,
-                _pair(getattr(module, "padding", 0)),
-                _pair(getattr(module, "dilation", 1)),
-                False,
-            )
         if module is not None:
-            return None
+            return window_geometry(module)
         if name in ("conv2d", "conv_transpose2d"):
             assert node.fx_node is not None
             weight_arg = node.fx_node.args[1]
@@ -590,7 +546,7 @@ class _Analyzer:
             return _NodeRF(None, None, None, global_=True)
         # position-wise over the spatial axes; for reductions without keepdim the axes shift down
         axes = first.axes
-        if name in _DIM_REDUCTIONS and not _arg(node, 2, "keepdim", False):
+        if name in DIM_REDUCTIONS and not _arg(node, 2, "keepdim", False):
             axes = (
                 axes[0] - sum(1 for t in touched if t < axes[0]),
                 axes[1] - sum(1 for t in touched if t < axes[1]),

@@ -12,9 +12,7 @@ from cnnviz.core.analysis.graph import LayerGraph, resolve_layer
 from cnnviz.core.analysis.receptive.boxes import UnitBox
 from cnnviz.core.analysis.receptive.effective import forward_until
 from cnnviz.core.errors import LayerError
-
-_GATES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-          nn.Hardswish, nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Dropout, nn.Dropout2d)  # fmt: skip
+from cnnviz.core.models.layertypes import GATES
 
 
 def structural_copy(model: nn.Module) -> nn.Module:
@@ -36,7 +34,7 @@ def structural_copy(model: nn.Module) -> nn.Module:
                 setattr(parent, name, pool)
             elif isinstance(child, nn.AdaptiveMaxPool2d):
                 setattr(parent, name, nn.AdaptiveAvgPool2d(child.output_size))
-            elif isinstance(child, _GATES):
+            elif isinstance(child, GATES):
                 setattr(parent, name, nn.Identity())
             else:
                 replace(child)
