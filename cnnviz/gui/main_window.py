@@ -221,7 +221,7 @@ class MainWindow(QMainWindow):
 
     def _build_tool_docks(self) -> None:
         """The layer editor, training and convolution-lab docks, tabbed with the table (hidden until asked for)."""
-        from cnnviz.gui.views.lab import ConvolutionLab
+        from cnnviz.gui.lab import ConvolutionLab
         from cnnviz.gui.views.layer_editor import LayerEditorDock
         from cnnviz.gui.views.training_dock import TrainingDock
 

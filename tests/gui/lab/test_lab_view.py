@@ -19,7 +19,7 @@ from torch import nn  # noqa: E402
 
 from cnnviz.core.errors import CnnvizError  # noqa: E402
 from cnnviz.core.summary_types import LayerRow, ReceptiveField, Summary  # noqa: E402
-from cnnviz.gui.views.lab import DEFAULT_GRID, ConvolutionLab  # noqa: E402
+from cnnviz.gui.lab import DEFAULT_GRID, ConvolutionLab  # noqa: E402
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -278,7 +278,7 @@ def test_pooling_marks_the_chosen_cells(lab):
     lesson.channel_combo.setCurrentIndex(1)
     _, idx = F.max_pool2d(torch.tensor(lesson.fmap).permute(2, 0, 1)[None], 2, return_indices=True)
     chosen = {divmod(int(i), 8) for i in idx[0, 1].flatten()}
-    from cnnviz.gui.views.lab import C_CHOSEN
+    from cnnviz.gui.lab import C_CHOSEN
 
     painted = {
         (i, j)
