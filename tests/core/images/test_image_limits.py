@@ -22,9 +22,9 @@ import pytest
 from PIL import Image
 
 from cnnviz.core import images as images_mod
-from cnnviz.core.budget import format_bytes
 from cnnviz.core.errors import ArgumentTypeError, CnnvizError, ImageLoadError, InvalidArgumentError
 from cnnviz.core.images import MAX_IMAGE_BYTES_ENV, Preprocess, load_image, open_image
+from cnnviz.core.text import nbytes
 
 # --------------------------------------------------------------------------------------------
 # helpers
@@ -294,7 +294,7 @@ def test_budget_message_names_size_budget_and_remedy(tmp_path):
     message = str(info.value)
     # Pixels are kept in 4 bytes each, plus the one strip of 3 bytes a pixel the decoder reads.
     needed = 30000 * 30000 * (4 + 3)
-    assert format_bytes(needed) in message
+    assert nbytes(needed) in message
     assert f"{images_mod.MAX_DECODE_BYTES >> 20} MiB budget" in message
     assert "30000×30000" in message and MAX_IMAGE_BYTES_ENV in message and "PNG" in message
 
@@ -349,7 +349,7 @@ def test_budget_environment_variable(monkeypatch, tmp_path):
     assert open_image(path).size == (1000, 1000)
     monkeypatch.setenv(MAX_IMAGE_BYTES_ENV, "1M")
     assert images_mod.decode_budget() == 1 << 20
-    needed = re.escape(format_bytes(4 * 1000 * 1000))  # RGB is kept in 4 bytes a pixel
+    needed = re.escape(nbytes(4 * 1000 * 1000))  # RGB is kept in 4 bytes a pixel
     with pytest.raises(
         ImageLoadError, match=rf"pic\.bmp' \(BMP, 1000×1000\).*{needed}.*1 MiB budget"
     ):
@@ -583,7 +583,7 @@ def test_model_input_sizes_that_cannot_fit_are_refused():
         Preprocess(3, (60000, 60000), "resize_crop", None, (0.5,), (0.5,))
     message = str(info.value)
     needed = 4 * 3 * 60000 * 60000  # float32 x channels x H x W
-    assert "60000×60000" in message and format_bytes(needed) in message
+    assert "60000×60000" in message and nbytes(needed) in message
     assert f"{budget >> 20} MiB budget" in message
     with pytest.raises(CnnvizError, match="60000×60000"):
         Preprocess.from_dict(
