@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from cnnviz.core import text
 from cnnviz.core.errors import InvalidArgumentError, MemoryBudgetError
 
 KiB = 1 << 10
@@ -129,24 +130,9 @@ def memory_budget(budget: str | int | float | None = None) -> int | None:
     return DEFAULT_BUDGET
 
 
-def format_bytes(n: float) -> str:
-    """``20070400000000`` -> ``'18.3 TiB'``: three significant digits, binary units."""
-    n = float(n)
-    if n < KiB:
-        return f"{int(n)} bytes"
-    for unit, size in (("KiB", KiB), ("MiB", MiB), ("GiB", GiB), ("TiB", TiB)):
-        value = n / size
-        if value < 1000 or unit == "TiB":
-            break
-    if value >= 1000:  # beyond TiB: keep the unit, grow the number
-        return f"{value:,.0f} {unit}"
-    text = f"{value:.3g}" if value < 100 else f"{value:.0f}"
-    return f"{text} {unit}"
-
-
-def shape_text(shape: Sequence[int]) -> str:
-    """``(1, 64, 280000, 280000)`` -> ``'1×64×280000×280000'``."""
-    return "×".join(str(int(s)) for s in shape)
+# The one notation lives in core.text; these names stay for the callers that know them.
+format_bytes = text.nbytes
+shape_text = text.dims
 
 
 def check_fits(
@@ -161,7 +147,7 @@ def check_fits(
     if limit is None or nbytes <= limit:
         return
     raise MemoryBudgetError(
-        f"{what} would take {format_bytes(nbytes)}, over the {format_bytes(limit)} memory budget; "
+        f"{what} would take {text.nbytes(nbytes)}, over the {text.nbytes(limit)} memory budget; "
         f"{advice + ', or ' if advice else ''}{ADVICE}."
     )
 
@@ -184,7 +170,7 @@ def check_input(shape: Sequence[int], budget: str | int | float | None = None) -
     """Refuse an input (C, H, W) whose float32 tensor at batch 1 would not fit."""
     check_fits(
         tensor_bytes(shape),
-        f"an input of {shape_text(shape)}",
+        f"an input of {text.dims(shape)}",
         budget,
         advice="use a smaller input size or picture",
     )

@@ -15,15 +15,14 @@ from typing import Any
 
 import torch
 
+from cnnviz.core import text
 from cnnviz.core.analysis.failures import ForwardError
 from cnnviz.core.analysis.graph import layer_graph, unwrap_module
 from cnnviz.core.analysis.shapes import run_hooks, run_on_meta
 from cnnviz.core.budget import (
     ADVICE,
-    format_bytes,
     memory_budget,
     model_param_bytes,
-    shape_text,
     tensor_bytes,
 )
 from cnnviz.core.errors import MemoryBudgetError
@@ -209,29 +208,29 @@ def check_estimate(
     params, n = estimate.params, max(1, int(batch))
     if limit is None or params + n * (estimate.peak - params) <= limit:
         return
-    over = f"over the {format_bytes(limit)} memory budget"
+    over = f"over the {text.nbytes(limit)} memory budget"
     if params > limit:
         raise MemoryBudgetError(
-            f"the model's parameters would take {format_bytes(params)}, {over}; "
+            f"the model's parameters would take {text.nbytes(params)}, {over}; "
             f"use a smaller model, or {ADVICE}."
         )
     if params + n * estimate.input > limit:
-        shape = shape_text((n, *estimate.input_shape))
+        shape = text.dims((n, *estimate.input_shape))
         raise MemoryBudgetError(
-            f"an input of {shape} would take {format_bytes(n * estimate.input)} next to "
-            f"{format_bytes(params)} of parameters, {over}; use a smaller input size or picture, "
+            f"an input of {shape} would take {text.nbytes(n * estimate.input)} next to "
+            f"{text.nbytes(params)} of parameters, {over}; use a smaller input size or picture, "
             f"or {ADVICE}."
         )
     step = next(s for s in estimate.steps if params + n * (s.total - params) > limit)
     total, nbytes = params + n * (step.total - params), n * step.nbytes
     dims = (n, *step.shape[1:]) if step.shape else None
-    shape = f" {shape_text(dims)}" if dims else ""
+    shape = f" {text.dims(dims)}" if dims else ""
     if nbytes > limit / 2:
-        what = f"would produce a{shape} output of {format_bytes(nbytes)}"
+        what = f"would produce a{shape} output of {text.nbytes(nbytes)}"
     else:
         what = (
-            f"would bring the forward pass to {format_bytes(total)} (its{shape} output "
-            f"{format_bytes(nbytes)}, the parameters {format_bytes(params)})"
+            f"would bring the forward pass to {text.nbytes(total)} (its{shape} output "
+            f"{text.nbytes(nbytes)}, the parameters {text.nbytes(params)})"
         )
     raise MemoryBudgetError(
         f"layer '{step.key}' ({step.type}) {what}, {over}; use a smaller input or layer, or {ADVICE}."
