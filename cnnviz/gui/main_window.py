@@ -222,8 +222,8 @@ class MainWindow(QMainWindow):
     def _build_tool_docks(self) -> None:
         """The layer editor, training and convolution-lab docks, tabbed with the table (hidden until asked for)."""
         from cnnviz.gui.lab import ConvolutionLab
-        from cnnviz.gui.views.layer_editor import LayerEditorDock
-        from cnnviz.gui.views.training_dock import TrainingDock
+        from cnnviz.gui.tools.editor import LayerEditorDock
+        from cnnviz.gui.tools.training import TrainingDock
 
         self.editor_dock = LayerEditorDock(self)
         self.training_dock = TrainingDock(self)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -13,13 +12,14 @@ import pyqtgraph as pg  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
+from oracles import gradient_rf  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 from torch import nn  # noqa: E402
 
 from cnnviz.core.images import Preprocess  # noqa: E402
 from cnnviz.core.models import LoadedModel, load_model  # noqa: E402
 from cnnviz.core.spec import build_model, save_spec  # noqa: E402
-from cnnviz.gui.views.layer_editor import ERROR_BG, NEW_BG, LayerEditorDock  # noqa: E402
+from cnnviz.gui.tools.editor import ERROR_BG, NEW_BG, LayerEditorDock  # noqa: E402
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -56,24 +56,6 @@ def real_shapes(model: nn.Sequential, input_shape: list[int]) -> list[tuple[int,
             x = module(x)
             shapes.append(tuple(x.shape[1:]))
     return shapes
-
-
-def gradient_rf(model: nn.Sequential, input_shape: list[int], layer: int) -> tuple[int, int]:
-    """RF size of the centre unit from the input gradient's support (positive weights, max- as avg-pool)."""
-    m = copy.deepcopy(model).double().eval()
-    for i, module in enumerate(m):
-        if isinstance(module, nn.MaxPool2d):
-            m[i] = nn.AvgPool2d(module.kernel_size, module.stride, module.padding)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(p.abs() + 0.1)
-    x = (torch.rand(1, *input_shape, dtype=torch.float64) + 0.5).requires_grad_(True)
-    out = m[: layer + 1](x)
-    out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
-    support = x.grad[0].abs().sum(0) > 0
-    rows = torch.nonzero(support.any(1)).flatten()
-    cols = torch.nonzero(support.any(0)).flatten()
-    return (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
 
 
 @pytest.fixture
