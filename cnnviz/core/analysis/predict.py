@@ -19,7 +19,8 @@ from cnnviz.core.errors import (
     first_line,
     is_out_of_memory,
 )
-from cnnviz.core.validate import as_whole_number, check_loaded_model, describe
+from cnnviz.core.models.loaded import check_loaded_model
+from cnnviz.core.validate import as_whole_number, describe
 
 if TYPE_CHECKING:
     from cnnviz.core.models import LoadedModel

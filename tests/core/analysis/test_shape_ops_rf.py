@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from cnnviz.core import export, formatting
+from cnnviz.core.analysis.receptive import ReceptiveFieldIndex
 from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.errors import LayerError
-from cnnviz.core.receptive import ReceptiveFieldIndex
 
 
 class _SqueezeNet(nn.Module):
