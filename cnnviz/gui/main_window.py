@@ -34,8 +34,8 @@ from cnnviz.core import render
 from cnnviz.core.errors import describe_error
 from cnnviz.gui import dialogs
 from cnnviz.gui.icons import app_icon
-from cnnviz.gui.session import Session, UnitSelection
 from cnnviz.gui.settings import Preferences, recent_path, recent_problem
+from cnnviz.gui.state import Session, UnitSelection
 from cnnviz.gui.views.draw_canvas import DrawPanel, qimage_to_array
 from cnnviz.gui.views.feature_maps import FeatureMapView
 from cnnviz.gui.views.input_view import InputView
@@ -569,7 +569,7 @@ class MainWindow(QMainWindow):
             self, "_layers_signature", None
         ):  # a new picture alone changes nothing here
             self._layers_signature = signature
-            self.layer_list.set_layers(list(s.activations), s._rows, shapes)
+            self.layer_list.set_layers(list(s.activations), s.rows, shapes)
         self._show_layer()
 
     def _layer_changed(self, name: str) -> None:
@@ -672,9 +672,7 @@ class MainWindow(QMainWindow):
     ) -> None:
         """Load the start-up model (the bundled default unless given) and picture (a sample unless given)."""
         if image:
-            self.session.image_source = str(image)
-            self.session.image_name = Path(image).name
-            self.session.image_is_default = False
+            self.session.queue_image(str(image))
             self.prefs.add_recent("recentImages", recent_path(image))
         self.load_model(model or "default", weights, trust)
 

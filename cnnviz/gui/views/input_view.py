@@ -47,7 +47,7 @@ def _rect(edges: tuple[float, float, float, float]) -> QRectF:
 
 
 class InputView(QWidget):
-    """Shows a :class:`~cnnviz.core.images.LoadedImage` and a :class:`~cnnviz.gui.session.UnitSelection`.
+    """Shows a :class:`~cnnviz.core.images.LoadedImage` and a :class:`~cnnviz.gui.state.UnitSelection`.
 
     ``pointClicked(y, x)`` reports a click on the picture in model-input pixel coordinates.
     """

@@ -1,0 +1,466 @@
+"""The app's state: the current model, picture, activations, layer, unit and effective receptive field.
+
+Views never compute: they read the session and listen to its signals. The session never draws: it submits work
+to a :class:`~cnnviz.gui.workers.JobRunner` and publishes results when they arrive on the GUI thread.
+
+Flow: ``load_model`` -> (worker) load, table, receptive-field index -> ``modelChanged`` -> ``run`` the current
+picture -> (worker) preprocess, capture every layer, predictions -> ``activationsChanged`` -> views redraw the
+selected layer. ``select_unit`` computes the unit's box on the GUI thread (well under a millisecond) and, when
+enabled, queues the effective receptive field.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from cnnviz.core.errors import (
+    CnnvizError,
+    LayerError,
+    ModelLoadError,
+    UntrustedFileError,
+    describe_error,
+)
+from cnnviz.gui.workers import CancelToken, JobRunner
+
+__all__ = ["ModelBundle", "RunResult", "Session", "UnitSelection"]
+
+
+@dataclass
+class UnitSelection:
+    """The selected unit: ``unit`` (y, x) of ``layer``, the clicked ``channel`` (or None), and its receptive
+    field ``box`` (a :class:`cnnviz.core.analysis.receptive.UnitBox`; None where it cannot be derived, ``note`` says why)."""
+
+    layer: str
+    unit: tuple[int, int]
+    channel: int | None
+    box: Any = None
+    note: str | None = None
+
+
+@dataclass
+class RunResult:
+    """One forward pass: the preprocessed picture, every layer's output (NumPy, batch axis kept), predictions."""
+
+    image: Any
+    activations: dict[str, np.ndarray]
+    predictions: list[Any] | None
+    prediction_note: str | None
+    method: str
+    note: str | None
+
+
+@dataclass
+class ModelBundle:
+    """What loading a model prepares off the GUI thread: the model, its table and its receptive-field index."""
+
+    model: Any
+    summary: Any
+    rf_index: Any
+    rf_note: str | None
+
+
+class Session(QObject):
+    """State of one window; see the module docstring."""
+
+    modelLoading = Signal(str)
+    modelChanged = Signal(object)
+    summaryChanged = Signal(object)
+    imageChanged = Signal(object)
+    activationsChanged = Signal()
+    predictionsChanged = Signal(object, object)  # predictions | None, note | None
+    layerChanged = Signal(str)
+    unitChanged = Signal(object)  # UnitSelection | None
+    erfChanged = Signal(object)  # EffectiveRF | None
+    erfEnabledChanged = Signal(bool)
+    errorOccurred = Signal(str, str)  # title, message
+    statusMessage = Signal(str)
+    trustRequested = Signal(str, object, str)  # spec, weights, message
+    architectureNeeded = Signal(
+        str, str
+    )  # weights file, message: a state_dict alone names no architecture
+
+    def __init__(self, runner: JobRunner | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.runner = runner or JobRunner(self)
+        self.model: Any = None
+        self.summary: Any = None
+        self.rf_index: Any = None
+        self.rf_note: str | None = None
+        self.image: Any = None
+        self.image_source: Any = None
+        self.image_name: str | None = None
+        self.image_is_default = False
+        self.activations: dict[str, np.ndarray] = {}
+        self.predictions: list[Any] | None = None
+        self.layer: str | None = None
+        self.selection: UnitSelection | None = None
+        self.erf: Any = None
+        self.erf_enabled = False
+        self.rows: dict[str, Any] = {}  # the table's rows by layer name
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Models
+
+    def load_model(
+        self,
+        spec: str,
+        weights: Any = "default",
+        trust: bool = False,
+        *,
+        input_shape: tuple[int, int, int] | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Load a model in the background (a torchvision name, "default" or a file); supersedes earlier loads."""
+        from cnnviz.core.models import load_model
+
+        self.runner.cancel("run")
+        self.runner.cancel("erf")
+        name = label or (Path(spec).name if os.sep in str(spec) else str(spec))
+        self.modelLoading.emit(name)
+
+        def job(token: CancelToken) -> ModelBundle:
+            def progress(done: int, total: int) -> None:
+                token.progress(done, total, f"downloading weights for {name}")
+
+            model = load_model(
+                spec, weights=weights, trust=trust, input_shape=input_shape, progress=progress
+            )
+            token.check()
+            return self._prepare(model, token)
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, UntrustedFileError):
+                self.trustRequested.emit(str(spec), weights, str(exc))
+                return
+            if isinstance(exc, ModelLoadError) and "holds only weights" in str(exc):
+                self.architectureNeeded.emit(str(spec), str(exc))
+                return
+            self.errorOccurred.emit("Could not load the model", describe_error(exc))
+
+        def done(bundle: ModelBundle) -> None:
+            self._install(bundle)
+
+        self.runner.submit(
+            "model",
+            job,
+            on_done=done,
+            on_error=failed,
+            on_cancel=lambda: self.statusMessage.emit(f"Loading {name} was cancelled."),
+            label=f"Loading {name}",
+        )
+
+    def set_model(self, model: Any) -> None:
+        """Use an already loaded model (a LoadedModel); the table and index are built in the background."""
+        self.runner.cancel("run")
+        self.runner.cancel("erf")
+        self.modelLoading.emit(model.name)
+        self.runner.submit(
+            "model",
+            lambda token: self._prepare(model, token),
+            on_done=self._install,
+            on_error=lambda exc: self.errorOccurred.emit(
+                "Could not use the model", describe_error(exc)
+            ),
+            label=f"Preparing {model.name}",
+        )
+
+    @staticmethod
+    def _prepare(model: Any, token: CancelToken) -> ModelBundle:
+        from cnnviz.core.receptive import ReceptiveFieldIndex
+        from cnnviz.core.summary import summarize
+
+        summary = summarize(model)
+        token.check()
+        rf_index, rf_note = None, None
+        try:
+            rf_index = ReceptiveFieldIndex(model)
+        except CnnvizError as exc:
+            rf_note = str(exc)
+        return ModelBundle(model, summary, rf_index, rf_note)
+
+    def _install(self, bundle: ModelBundle) -> None:
+        self.model = bundle.model
+        self.summary = bundle.summary
+        self.rf_index = bundle.rf_index
+        self.rf_note = bundle.rf_note
+        self.rows = {r.name: r for r in bundle.summary.rows}
+        self.activations = {}
+        self.predictions = None
+        self._clear_unit()
+        self.modelChanged.emit(bundle.model)
+        self.summaryChanged.emit(bundle.summary)
+        if bundle.summary.note:
+            self.statusMessage.emit(bundle.summary.note)
+        if self.image_source is None or self.image_is_default:
+            self.open_default_image()
+        else:
+            self.run()
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Pictures
+
+    def open_default_image(self) -> None:
+        """Show the sample picture that suits the model (a digit or a photo)."""
+        channels = self.model.input_shape[0] if self.model is not None else 1
+        from cnnviz.core.images.samples import default_sample, fallback_picture
+
+        path = default_sample(channels)
+        if path is not None:
+            self.open_image(str(path), default=True)
+        else:
+            self.open_image(fallback_picture(channels), name="built-in example", default=True)
+
+    def queue_image(self, source: Any, *, name: str | None = None, default: bool = False) -> None:
+        """Make ``source`` (a path, bytes or a PIL image) the current picture without running the model yet.
+
+        The next :meth:`run` (for one, when a model finishes loading) uses it.
+        """
+        if isinstance(source, os.PathLike):
+            source = os.fspath(source)
+        self.image_source = source
+        self.image_is_default = default
+        if name is None:
+            name = Path(source).name if isinstance(source, str) else "pasted picture"
+        self.image_name = name
+
+    def open_image(self, source: Any, *, name: str | None = None, default: bool = False) -> None:
+        """Show ``source`` (a path, bytes or a PIL image) and run the model on it (in the background)."""
+        self.queue_image(source, name=name, default=default)
+        self.run()
+
+    def set_image_array(self, array: np.ndarray, name: str = "drawing") -> None:
+        """Use a uint8 array (HxW gray or HxWx3 RGB), e.g. from the drawing canvas."""
+        from PIL import Image
+
+        self.open_image(Image.fromarray(np.ascontiguousarray(array)), name=name)
+
+    def run(self) -> None:
+        """Preprocess the current picture for the current model and capture every layer (in the background)."""
+        if self.model is None or self.image_source is None:
+            return
+        model, source, name = self.model, self.image_source, self.image_name
+
+        def job(token: CancelToken) -> RunResult:
+            from cnnviz.core.analysis.capture import as_numpy, capture
+            from cnnviz.core.analysis.failures import ForwardError
+            from cnnviz.core.analysis.predict import rank_output
+            from cnnviz.core.images import load_image, open_image, preprocess_pil
+
+            if isinstance(source, str):
+                image = load_image(source, model.preprocess)
+            else:
+                image = preprocess_pil(open_image(source), model.preprocess, path=None)
+            token.check()
+            result = capture(model, image)
+            token.check()
+            activations = {}
+            for key, value in result.items():
+                arr = as_numpy(value)
+                if arr is not None:
+                    activations[key] = arr
+            predictions: list[Any] | None = None
+            note: str | None = None
+            try:
+                predictions = rank_output(model, result.output)
+            except ForwardError as exc:
+                note = str(exc)  # a model without class scores still shows its maps
+            return RunResult(image, activations, predictions, note, result.method, result.note)
+
+        self.runner.cancel("erf")
+        self.runner.submit(
+            "run",
+            job,
+            on_done=self._ran,
+            on_error=lambda exc: self.errorOccurred.emit(
+                f"Could not use {name}", describe_error(exc)
+            ),
+            label=f"Running {model.name} on {name}",
+        )
+
+    def _ran(self, result: RunResult) -> None:
+        self.image = result.image
+        self.activations = result.activations
+        self.predictions = result.predictions
+        self.imageChanged.emit(result.image)
+        if self.layer not in self.activations:
+            self.layer = self.default_layer()
+            self._clear_unit()
+            self.layerChanged.emit(self.layer or "")
+        self.activationsChanged.emit()
+        self.predictionsChanged.emit(result.predictions, result.prediction_note)
+        if self.selection is not None:
+            self.select_unit(*self.selection.unit, channel=self.selection.channel)
+        if result.note:
+            self.statusMessage.emit(result.note)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Layers and units
+
+    def row(self, name: str | None) -> Any:
+        """The table row of a layer (None when unknown)."""
+        return self.rows.get(name) if name is not None else None
+
+    def activation(self, name: str | None = None) -> np.ndarray | None:
+        """The output of ``name`` (default: the selected layer) as a NumPy array, or None."""
+        key = self.layer if name is None else name
+        return self.activations.get(key) if key is not None else None
+
+    def default_layer(self) -> str | None:
+        """The first convolution's output, else the first layer with a spatial map, else the first layer."""
+        from cnnviz.core.analysis.summary import default_layer
+
+        shapes = {name: arr.shape for name, arr in self.activations.items()}
+        return default_layer(shapes, {name: row.type for name, row in self.rows.items()})
+
+    def select_layer(self, name: str) -> None:
+        """Show ``name``'s maps; a selected unit moves to the unit of the new layer that looks at the same spot."""
+        if name == self.layer or name not in self.activations:
+            return
+        previous, old = self.selection, self.layer
+        self.layer = name
+        self._clear_unit(emit=False)
+        self.layerChanged.emit(name)
+        if previous is not None and old is not None:
+            unit = self._carry_unit(old, previous.unit, name)
+            if unit is not None:
+                self.select_unit(*unit, channel=None)
+                return
+        self.unitChanged.emit(None)
+
+    def _carry_unit(self, old: str, unit: tuple[int, int], new: str) -> tuple[int, int] | None:
+        """The unit of ``new`` whose receptive-field centre is nearest that of ``unit`` in ``old``."""
+        from cnnviz.core.analysis.receptive.mapping import carry_unit
+
+        a, b = self.row(old), self.row(new)
+        if a is None or b is None:
+            return None
+        return carry_unit(a.rf, unit, b.rf, self.map_size(new))
+
+    def map_size(self, name: str | None = None) -> tuple[int, int] | None:
+        """(H, W) of a layer with a spatial map (batch, channels, H, W), else None."""
+        arr = self.activation(name)
+        if arr is None or arr.ndim != 4:
+            return None
+        return (int(arr.shape[2]), int(arr.shape[3]))
+
+    def channels(self, name: str | None = None) -> int:
+        arr = self.activation(name)
+        if arr is None:
+            return 0
+        return int(arr.shape[1]) if arr.ndim >= 2 else 1
+
+    def select_unit(self, y: int, x: int, channel: int | None = None) -> None:
+        """Select unit (y, x) of the current layer (``channel``: the feature map it was picked in)."""
+        if self.layer is None or self.activation() is None:
+            return
+        size = self.map_size()
+        layer = self.layer
+        if size is None:
+            selection = UnitSelection(layer, (int(y), int(x)), channel, None, "this layer has no spatial map: each "
+                                      "of its units depends on the whole input")  # fmt: skip
+        else:
+            y = min(max(int(y), 0), size[0] - 1)
+            x = min(max(int(x), 0), size[1] - 1)
+            selection = UnitSelection(layer, (y, x), channel)
+            if self.rf_index is None:
+                selection.note = self.rf_note or "receptive fields are not available for this model"
+            else:
+                geometry = self.image.geometry if self.image is not None else None
+                try:
+                    selection.box = self.rf_index.box(layer, (y, x), geometry)
+                except LayerError as exc:
+                    selection.note = str(exc)
+        self.selection = selection
+        self.unitChanged.emit(selection)
+        self._request_erf()
+
+    def select_unit_at_input(self, y: float, x: float) -> None:
+        """Select the unit of the current layer whose receptive field is centred nearest model-input point (y, x)."""
+        from cnnviz.core.analysis.receptive.mapping import unit_at_input
+
+        row = self.row(self.layer)
+        unit = unit_at_input(row.rf if row is not None else None, (y, x), self.map_size())
+        if unit is None:
+            return
+        channel = self.selection.channel if self.selection is not None else None
+        self.select_unit(unit[0], unit[1], channel=channel)
+
+    def move_unit(self, dy: int, dx: int) -> None:
+        """Move the selected unit by (dy, dx), staying inside the map (the arrow keys)."""
+        if self.selection is None:
+            size = self.map_size()
+            if size is None:
+                return
+            self.select_unit(size[0] // 2, size[1] // 2)
+            return
+        y, x = self.selection.unit
+        self.select_unit(y + dy, x + dx, channel=self.selection.channel)
+
+    def _clear_unit(self, emit: bool = True) -> None:
+        self.runner.cancel("erf")
+        changed = self.selection is not None or self.erf is not None
+        self.selection = None
+        self.erf = None
+        if emit and changed:
+            self.unitChanged.emit(None)
+            self.erfChanged.emit(None)
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Effective receptive field
+
+    def set_erf_enabled(self, enabled: bool) -> None:
+        if enabled == self.erf_enabled:
+            return
+        self.erf_enabled = enabled
+        self.erfEnabledChanged.emit(enabled)
+        if enabled:
+            self._request_erf()
+        else:
+            self.runner.cancel("erf")
+            self.erf = None
+            self.erfChanged.emit(None)
+
+    def _request_erf(self) -> None:
+        self.erf = None
+        self.erfChanged.emit(None)
+        sel = self.selection
+        if not self.erf_enabled or sel is None or self.model is None or self.image is None:
+            self.runner.cancel("erf")
+            return
+        if self.map_size(sel.layer) is None:
+            self.runner.cancel("erf")
+            return
+        model, image = self.model, self.image
+
+        def job(token: CancelToken) -> Any:
+            from cnnviz.core.analysis.receptive import effective_receptive_field
+
+            return effective_receptive_field(model, image, sel.layer, sel.unit, channel=sel.channel)
+
+        def done(erf: Any) -> None:
+            self.erf = erf
+            self.erfChanged.emit(erf)
+            if erf.support_box is None:
+                self.statusMessage.emit(
+                    "The gradient of this unit is zero everywhere: it is inactive for this picture."
+                )
+
+        self.runner.submit(
+            "erf",
+            job,
+            on_done=done,
+            on_error=lambda exc: self.statusMessage.emit(
+                f"Effective receptive field: {describe_error(exc)}"
+            ),
+            label="Effective receptive field",
+        )
+
+    # ------------------------------------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        self.runner.shutdown()

@@ -1,0 +1,104 @@
+"""The app's state without a window: load a spec, run a picture, pick units and move between layers.
+
+Every box is checked against the core's own ``receptive_field``; the unit carried between layers against the
+formula ``y*S - P + (r - 1)/2`` for the field centre.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from cnnviz.core.analysis.receptive import receptive_field  # noqa: E402
+from cnnviz.gui.state import Session, UnitSelection  # noqa: E402
+from cnnviz.gui.workers import JobRunner  # noqa: E402
+
+SPEC = {
+    "name": "state test net",
+    "input_shape": [1, 24, 24],
+    "labels": ["a", "b", "c"],
+    "layers": [
+        {"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+        {"type": "ReLU"},
+        {"type": "MaxPool2d", "kernel_size": 2},
+        {"type": "Conv2d", "out_channels": 6, "kernel_size": 3, "stride": 2},
+        {"type": "ReLU"},
+        {"type": "Flatten"},
+        {"type": "Linear", "out_features": 3},
+    ],
+}
+
+
+@pytest.fixture
+def session(qtbot, tmp_path: Path):
+    spec = tmp_path / "net.json"
+    spec.write_text(json.dumps(SPEC))
+    picture = tmp_path / "digit.png"
+    y, x = np.mgrid[0:24, 0:24]
+    Image.fromarray(((x * 7 + y * 3) % 256).astype(np.uint8)).save(picture)
+    state = Session(JobRunner())
+    state.queue_image(str(picture))
+    state.load_model(str(spec))
+    assert state.runner.wait(60_000), "loading and running did not finish"
+    assert state.activations, "the model did not run"
+    yield state
+    state.shutdown()
+
+
+def _centre(rf, unit: tuple[int, int], axis: int) -> float:
+    return unit[axis] * rf.stride[axis] - rf.padding[axis] + (rf.size[axis] - 1) / 2
+
+
+def test_load_spec_runs_the_queued_picture(session: Session) -> None:
+    assert session.image_name == "digit.png"
+    assert list(session.rows) == list(session.activations)
+    assert session.layer == "0"  # the first convolution
+    assert session.predictions is not None and len(session.predictions) == 3
+
+
+def test_select_unit_box_equals_receptive_field(session: Session, qtbot) -> None:
+    session.select_layer("3")
+    seen: list[UnitSelection | None] = []
+    session.unitChanged.connect(seen.append)
+    session.select_unit(2, 3)
+    selection = session.selection
+    assert selection is not None and seen[-1] is selection
+    truth = receptive_field(session.model, "3", (2, 3), input_shape=tuple(SPEC["input_shape"]))
+    assert selection.box.box == truth.box
+    assert selection.box.size == truth.size
+
+
+def test_select_layer_carries_the_unit(session: Session) -> None:
+    session.select_layer("3")
+    session.select_unit(1, 4)
+    old = session.rows["3"].rf
+    session.select_layer("0")
+    selection = session.selection
+    assert selection is not None and selection.layer == "0"
+    new = session.rows["0"].rf
+    for axis in (0, 1):
+        # the new unit's field centre is the one nearest the old unit's
+        assert (
+            abs(_centre(new, selection.unit, axis) - _centre(old, (1, 4), axis))
+            <= new.stride[axis] / 2
+        )
+    truth = receptive_field(
+        session.model, "0", selection.unit, input_shape=tuple(SPEC["input_shape"])
+    )
+    assert selection.box.box == truth.box
+
+
+def test_select_unit_at_input_picks_the_unit_centred_there(session: Session) -> None:
+    session.select_layer("3")
+    rf = session.rows["3"].rf
+    target = (2, 1)
+    session.select_unit_at_input(_centre(rf, target, 0), _centre(rf, target, 1))
+    assert session.selection is not None and session.selection.unit == target
