@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -24,11 +25,33 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnviz.gui import zoo
+__all__ = [
+    "OpenModelDialog",
+    "ZooDialog",
+    "about_text",
+    "confirm_trust",
+    "image_filter",
+    "model_filter",
+]
 
-__all__ = ["OpenModelDialog", "ZooDialog", "about_text", "confirm_trust", "MODEL_FILTER"]
 
-MODEL_FILTER = "Models (*.json *.pt *.pth *.ckpt *.pt2 *.ts *.torchscript *.bin);;All files (*)"
+def _file_filter(title: str, suffixes: Any) -> str:
+    patterns = " ".join(f"*{suffix}" for suffix in suffixes)
+    return f"{title} ({patterns});;All files (*)"
+
+
+def image_filter() -> str:
+    """The open-picture filter: every extension the decoder opens."""
+    from cnnviz.core.images import IMAGE_FILE_EXTENSIONS
+
+    return _file_filter("Images", IMAGE_FILE_EXTENSIONS)
+
+
+def model_filter() -> str:
+    """The open-model filter: every suffix the model loader takes."""
+    from cnnviz.core.models import MODEL_FILE_SUFFIXES
+
+    return _file_filter("Models", MODEL_FILE_SUFFIXES)
 
 
 class ZooDialog(QDialog):
@@ -38,7 +61,11 @@ class ZooDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Model zoo")
         self.resize(560, 520)
-        self.names = names if names is not None else zoo.model_names()
+        if names is None:
+            from cnnviz.core.models import torchvision_model_names
+
+            names = torchvision_model_names()
+        self.names = names
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter, e.g. resnet, mobilenet, vgg")
         self.filter.setClearButtonEnabled(True)
@@ -72,7 +99,7 @@ class ZooDialog(QDialog):
         layout.addWidget(self.random)
         layout.addWidget(self.info)
         layout.addWidget(buttons)
-        self._entries: list[zoo.ZooWeights] = []
+        self._entries: list[Any] = []
         self.pretrained.setChecked(True)
         if "resnet18" in self.names:
             self.list.setCurrentRow(self.names.index("resnet18"))
@@ -86,7 +113,9 @@ class ZooDialog(QDialog):
             item.setHidden(bool(needle) and needle not in item.text().lower())
 
     def _model_changed(self, name: str) -> None:
-        self._entries = zoo.weights_for(name) if name else []
+        from cnnviz.core.models.torchvision import weights_for
+
+        self._entries = weights_for(name) if name else []
         self.weights.clear()
         for w in self._entries:
             self.weights.addItem(w.describe(), w.name)
@@ -162,7 +191,7 @@ class OpenModelDialog(QDialog):
         layout.addWidget(buttons)
 
     def _browse_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", MODEL_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", model_filter())
         if path:
             self.model.setText(path)
 
@@ -207,17 +236,28 @@ def confirm_trust(parent: QWidget | None, spec: str, message: str) -> bool:
 
 def versions() -> dict[str, str]:
     """Versions of cnnviz and what it runs on."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import pyqtgraph
     import PySide6
-    import torch
-    import torchvision
 
     from cnnviz._version import __version__
 
+    def installed(name: str) -> str:
+        # A loaded module knows its full build tag (e.g. +cu130); otherwise the installed metadata answers,
+        # so the About box never imports torch just to learn its version.
+        module = sys.modules.get(name)
+        if module is not None and isinstance(getattr(module, "__version__", None), str):
+            return str(module.__version__)
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
     return {
         "cnnviz": __version__,
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torch": installed("torch"),
+        "torchvision": installed("torchvision"),
         "PySide6": PySide6.__version__,
         "Qt": PySide6.QtCore.qVersion(),
         "pyqtgraph": pyqtgraph.__version__,

@@ -45,44 +45,23 @@ from cnnviz.gui.workers import CancelToken, JobRunner
 
 __all__ = ["MainWindow", "unit_status"]
 
-IMAGE_FILTER = (
-    "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.pgm *.tga);;All files (*)"
-)
 POPULAR_MODELS = ("resnet18", "resnet50", "vgg16", "alexnet", "googlenet", "mobilenet_v3_small",
                   "efficientnet_b0", "densenet121", "convnext_tiny")  # fmt: skip
-MODEL_SUFFIXES = {".json", ".pt", ".pth", ".ckpt", ".pt2", ".ts", ".torchscript"}
-
-
-def _fmt_pair(p: Any) -> str:
-    a, b = (render._fmt_num(v) for v in p)
-    return a if a == b else f"{a}×{b}"
 
 
 def unit_status(selection: UnitSelection | None) -> str:
     """The status-bar line for a selected unit: layer, unit, r, S, P and the box in original-image pixels."""
+    from cnnviz.core.present.captions import unit_status as status_line
+
     if selection is None:
         return ""
-    y, x = selection.unit
-    channel = f", channel {selection.channel}" if selection.channel is not None else ""
-    head = f"{selection.layer}   unit (y {y}, x {x}{channel})"
-    box = selection.box
-    if box is None:
-        return f"{head}   {selection.note or ''}".rstrip()
-    if box.global_:
-        return f"{head}   sees the whole input (global)"
-    text = f"{head}   r = {_fmt_pair(box.size)}   S = {_fmt_pair(box.stride)}   P = {_fmt_pair(box.padding)}"
-    if box.image_box is not None:
-        t, left, b, r = box.image_box
-        text += f"   box in picture: rows {t}–{b}, columns {left}–{r}"
-    else:
-        text += "   box entirely in padding"
-    if box.padding_fraction > 0:
-        text += f"   ({box.padding_fraction:.0%} in padding)"
-    if box.gated:
-        text += "   +gate: also sees the whole picture"
-    if box.measured:
-        text += "   (measured by gradient)"
-    return text
+    return status_line(
+        selection.layer,
+        selection.unit,
+        selection.box,
+        channel=selection.channel,
+        note=selection.note,
+    )
 
 
 def _pasted_image_problem(image: QImage) -> str | None:
@@ -283,7 +262,10 @@ class MainWindow(QMainWindow):
         self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_quit.setShortcut(QKeySequence("Ctrl+Q"))
         self.act_default_model = a(
-            "&Default Digits Model", self.load_default_model, None, "The bundled digits model"
+            "&Default Digits Model",
+            lambda: self.load_model("default"),
+            None,
+            "The bundled digits model",
         )
         self.act_zoo = a(
             "Model &Zoo…", self.choose_zoo_model, "Ctrl+M", "torchvision classification models"
@@ -678,25 +660,12 @@ class MainWindow(QMainWindow):
 
     def load_model(self, spec: str, weights: Any = "default", trust: bool = False) -> None:
         if spec == "default":
-            self.load_default_model()
+            # The core falls back to the architecture with fresh weights and says so in the model's note.
+            self.session.load_model("default", weights, trust, label="the digits model")
             return
         if os.sep in spec or Path(spec).suffix:
             self.prefs.add_recent("recentModels", recent_path(spec))
         self.session.load_model(spec, weights, trust)
-
-    def load_default_model(self) -> None:
-        """The bundled digits model (its architecture with random weights if the trained file is missing)."""
-        from cnnviz.core.resources import resource_path
-
-        if resource_path("models", "digits.pt").is_file():
-            self.session.load_model("default", "default", label="the digits model")
-            return
-        arch = resource_path("models", "digits_arch.json")
-        self.message(
-            "The trained digits model is not installed; using its architecture with random weights.",
-            10000,
-        )
-        self.session.load_model(str(arch), "none", label="digits (random weights)")
 
     def open_image_path(self, path: str) -> None:
         self.prefs.add_recent("recentImages", recent_path(path))
@@ -704,14 +673,14 @@ class MainWindow(QMainWindow):
 
     def choose_image(self) -> None:
         start = self.prefs.get("imageDir", "", str)
-        path, _ = QFileDialog.getOpenFileName(self, "Open picture", start, IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open picture", start, dialogs.image_filter())
         if path:
             self.prefs.set("imageDir", str(Path(path).parent))
             self.open_image_path(path)
 
     def choose_model(self) -> None:
         start = self.prefs.get("modelDir", "", str)
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, dialogs.MODEL_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, dialogs.model_filter())
         if path:
             self.prefs.set("modelDir", str(Path(path).parent))
             self.load_model(path)
@@ -742,10 +711,12 @@ class MainWindow(QMainWindow):
     def _open_mime(self, mime: QMimeData | None, name: str) -> bool:
         if mime is None:
             return False
+        from cnnviz.core.models import MODEL_FILE_SUFFIXES
+
         for url in mime.urls() if mime.hasUrls() else []:
             if url.isLocalFile():
                 path = url.toLocalFile()
-                if Path(path).suffix.lower() in MODEL_SUFFIXES:
+                if Path(path).suffix.lower() in MODEL_FILE_SUFFIXES:
                     self.load_model(path)
                 else:
                     self.open_image_path(path)
@@ -822,28 +793,21 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------------------
     # Export
 
-    def _default_name(self, kind: str) -> str:
-        s = self.session
-        from cnnviz.core.export import layer_file_stem
+    def _snapshot(self) -> Any:
+        """What an export of the current view needs, taken now (the export runs in the background)."""
+        from cnnviz.core.present.view import ViewState
 
-        model = layer_file_stem(s.model.name) if s.model is not None else "model"
-        layer = layer_file_stem(s.layer or "layer")
-        if kind.startswith("table"):
-            return f"{model}_table.{'csv' if kind.endswith('csv') else 'md'}"
-        if kind.startswith("rf"):
-            unit = s.selection.unit if s.selection else (0, 0)
-            return f"{model}_{layer}_rf_{unit[0]}_{unit[1]}.{kind[-3:]}"
-        if kind == "channel_png":
-            ch = self.feature_view.channel
-            if ch is None and s.selection is not None:
-                ch = s.selection.channel
-            return f"{model}_{layer}_channel{ch if ch is not None else 0}.png"
-        return f"{model}_{layer}.{kind[-3:]}"
+        fv = self.feature_view
+        view = ViewState(channel=fv.channel, cmap=fv.cmap, norm=fv.norm, sort=fv.sorted)
+        return self.session.snapshot(view)
 
     def choose_export(self, kind: str) -> None:
         """Ask where to save, then export (``kind``: grid_png, grid_svg, channel_png, rf_png, rf_svg, table_csv,
         table_md)."""
-        problem = self._export_problem(kind)
+        from cnnviz.core.present.export import default_file_name, export_problem
+
+        snapshot = self._snapshot()
+        problem = export_problem(kind, snapshot)
         if problem:
             self.show_error("Nothing to export", problem)
             return
@@ -852,91 +816,25 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(
             self,
             "Export",
-            str(Path(folder) / self._default_name(kind)),
+            str(Path(folder) / default_file_name(kind, snapshot)),
             f"{suffix.upper()} (*.{suffix})",
         )
         if path:
             self.prefs.set("exportDir", str(Path(path).parent))
             self.export(kind, path)
 
-    def _export_problem(self, kind: str) -> str | None:
-        s = self.session
-        if kind.startswith("table"):
-            return None if s.summary is not None else "no model is loaded yet"
-        if self.feature_view.mosaic is None:
-            return "no feature maps are shown yet"
-        if kind.startswith("rf") and (s.selection is None or s.selection.box is None):
-            return "select a unit first: click a pixel of a feature map"
-        if (
-            kind == "channel_png"
-            and self.feature_view.channel is None
-            and (s.selection is None or s.selection.channel is None)
-        ):
-            return "pick a channel first: click or double-click one of the feature maps"
-        return None
-
     def export(self, kind: str, path: str) -> None:
         """Write one export in the background; ``exported(path)`` fires when it is on disk."""
-        from cnnviz.core import export as ex
+        from cnnviz.core.present.export import export_problem, export_view
 
-        problem = self._export_problem(kind)
+        snapshot = self._snapshot()
+        problem = export_problem(kind, snapshot)
         if problem:
             self.show_error("Nothing to export", problem)
             return
-        s = self.session
-        fv = self.feature_view
-        model_name = s.model.name if s.model is not None else "model"
-        layer, row, act = s.layer, s.row(s.layer), s.activation()
-        selection, erf, image = s.selection, s.erf, s.image
-        summary = s.summary
-        cmap, norm, sort = fv.cmap, fv.norm, fv.sorted
-        channel = fv.channel
-        if kind == "channel_png" and channel is None and selection is not None:
-            channel = selection.channel
 
         def job(_token: CancelToken) -> str:
-            if kind.startswith("table"):
-                ex.write_summary(path, summary)
-                return path
-            layer_type = row.type if row is not None else None
-            meta = {
-                "Title": f"{model_name} {layer}",
-                "cnnviz.model": model_name,
-                "cnnviz.layer": str(layer),
-            }
-            if kind.startswith("rf"):
-                box = selection.box
-                heat = (
-                    erf.heatmap
-                    if erf is not None and erf.layer == layer and erf.unit == box.unit
-                    else None
-                )
-                mosaic = render.feature_mosaic(act, cmap=cmap, norm=norm)
-                caption = [
-                    ex.grid_caption(model_name, layer, layer_type, mosaic)[0],
-                    *render.unit_caption(box),
-                ]
-                meta.update(
-                    {
-                        "cnnviz.unit": f"{box.unit[0]},{box.unit[1]}",
-                        "cnnviz.box": str(list(box.box)),
-                    }
-                )
-                fig = render.rf_overlay_figure(image.display, image.display_geometry, image.geometry, box,
-                                               heatmap=heat, caption=caption, metadata=meta)  # fmt: skip
-            else:
-                shown = channel if kind == "channel_png" else None
-                mosaic = render.feature_mosaic(act, cmap=cmap, norm=norm, sort=sort, channel=shown)
-                unit = (
-                    selection.unit if selection is not None and selection.box is not None else None
-                )
-                caption = ex.grid_caption(model_name, layer, layer_type, mosaic)
-                if selection is not None and selection.box is not None:
-                    caption += render.unit_caption(selection.box)[:1]
-                meta["cnnviz.shape"] = "x".join(str(v) for v in mosaic.maps.shape)
-                fig = render.feature_grid_figure(mosaic, caption=caption, unit=unit,
-                                                 channel=selection.channel if selection else None, metadata=meta)  # fmt: skip
-            ex.write_figure(path, fig)
+            export_view(kind, path, snapshot)
             return path
 
         self.io_runner.submit(
@@ -964,7 +862,7 @@ class MainWindow(QMainWindow):
 
     def export_all_layers(self, folder: str) -> None:
         """Every layer's maps (and the selected unit's overlays) into ``folder``, with progress and cancel."""
-        from cnnviz.core.export import export_layers
+        from cnnviz.core.present.export import export_layers
 
         s = self.session
         model, image = s.model, s.image

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -27,6 +27,10 @@ from cnnviz.core.errors import (
     describe_error,
 )
 from cnnviz.gui.workers import CancelToken, JobRunner
+
+if TYPE_CHECKING:
+    from cnnviz.core.present.export import ExportSnapshot
+    from cnnviz.core.present.view import ViewState
 
 __all__ = ["ModelBundle", "RunResult", "Session", "UnitSelection"]
 
@@ -172,8 +176,8 @@ class Session(QObject):
 
     @staticmethod
     def _prepare(model: Any, token: CancelToken) -> ModelBundle:
-        from cnnviz.core.receptive import ReceptiveFieldIndex
-        from cnnviz.core.summary import summarize
+        from cnnviz.core.analysis.receptive import ReceptiveFieldIndex
+        from cnnviz.core.analysis.summary import summarize
 
         summary = summarize(model)
         token.check()
@@ -195,8 +199,9 @@ class Session(QObject):
         self._clear_unit()
         self.modelChanged.emit(bundle.model)
         self.summaryChanged.emit(bundle.summary)
-        if bundle.summary.note:
-            self.statusMessage.emit(bundle.summary.note)
+        for note in (getattr(bundle.model, "note", None), bundle.summary.note):
+            if note:
+                self.statusMessage.emit(note)
         if self.image_source is None or self.image_is_default:
             self.open_default_image()
         else:
@@ -207,8 +212,9 @@ class Session(QObject):
 
     def open_default_image(self) -> None:
         """Show the sample picture that suits the model (a digit or a photo)."""
-        channels = self.model.input_shape[0] if self.model is not None else 1
         from cnnviz.core.images.samples import default_sample, fallback_picture
+
+        channels = self.model.input_shape[0] if self.model is not None else 1
 
         path = default_sample(channels)
         if path is not None:
@@ -462,5 +468,32 @@ class Session(QObject):
         )
 
     # ------------------------------------------------------------------------------------------------------------
+    def snapshot(self, view: ViewState | None = None) -> ExportSnapshot:
+        """What an export of the current view needs, taken at once (``view``: colormap, order and channel of
+        the feature maps; its layer and unit are the session's)."""
+        from cnnviz.core.present.export import ExportSnapshot
+        from cnnviz.core.present.view import ViewState
+
+        sel, erf = self.selection, self.erf
+        box = sel.box if sel is not None else None
+        heatmap = None
+        if erf is not None and box is not None and erf.layer == self.layer and erf.unit == box.unit:
+            heatmap = erf.heatmap
+        row = self.row(self.layer)
+        return ExportSnapshot(
+            model_name=self.model.name if self.model is not None else "model",
+            layer=self.layer,
+            view=(view or ViewState()).replace(
+                layer=self.layer, unit=sel.unit if sel is not None else None
+            ),
+            layer_type=row.type if row is not None else None,
+            activation=self.activation(),
+            box=box,
+            unit_channel=sel.channel if sel is not None else None,
+            erf_heatmap=heatmap,
+            image=self.image,
+            summary=self.summary,
+        )
+
     def shutdown(self) -> None:
         self.runner.shutdown()

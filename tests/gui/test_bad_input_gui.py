@@ -24,6 +24,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from cnnviz.core.models import load_model
+from cnnviz.core.present.export import default_file_name
 from cnnviz.core.spec import save_spec
 
 SPEC: dict[str, Any] = {
@@ -573,7 +574,7 @@ def test_garbage_preferences_fall_back_to_defaults(qtbot, tmp_path):
         for key in ("imageDir", "modelDir", "exportDir"):
             value = prefs.get(key, "", str)
             assert isinstance(value, str)
-        assert window._default_name("grid_png").endswith(".png")
+        assert default_file_name("grid_png", window._snapshot()).endswith(".png")
         window.save_settings()
     finally:
         window.session.runner.shutdown()
