@@ -11,7 +11,7 @@ For each network at 224 px (batch of one):
 - erf_ms / erf_ratio: effective receptive field of one unit of a middle layer vs a plain forward + backward to
   that layer (both with the input requiring grad).
 Timings are medians of interleaved repetitions, so background load affects both sides alike. cnnviz asks glibc
-to keep freed memory for reuse (see cnnviz.core.capture.keep_freed_memory); set CNNVIZ_KEEP_FREED_MEMORY=0 to
+to keep freed memory for reuse (see cnnviz.core.analysis.capture.keep_freed_memory); set CNNVIZ_KEEP_FREED_MEMORY=0 to
 measure without it.
 
 Usage: python benchmarks/bench_core.py [--models resnet18,resnet50] [--repeats 7]
@@ -28,10 +28,14 @@ import warnings
 import torch
 import torchvision
 
-from cnnviz.core.capture import capture
-from cnnviz.core.graph import forget_graph, layer_graph
-from cnnviz.core.receptive import ReceptiveFieldIndex, effective_receptive_field, support_box
-from cnnviz.core.summary import summarize
+from cnnviz.core.analysis.capture import capture
+from cnnviz.core.analysis.graph import forget_graph, layer_graph
+from cnnviz.core.analysis.receptive import (
+    ReceptiveFieldIndex,
+    effective_receptive_field,
+    support_box,
+)
+from cnnviz.core.analysis.summary import summarize
 
 MIDDLE_LAYER = {"resnet18": "layer3", "resnet50": "layer3"}
 

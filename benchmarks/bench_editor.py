@@ -47,7 +47,7 @@ def make_spec(n_layers: int) -> dict:
 def bench(n_layers: int, repeats: int, app: object) -> dict:
     from cnnviz.core.editing import EditSession
     from cnnviz.core.models import load_model
-    from cnnviz.core.spec import save_spec
+    from cnnviz.core.models.spec import save_spec
     from cnnviz.gui.views.layer_editor import LayerEditorDock
 
     with tempfile.TemporaryDirectory() as folder:

@@ -76,8 +76,8 @@ def in_process(repeats: int) -> dict:
     from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
     from PySide6.QtTest import QTest
 
+    from cnnviz.core.analysis.receptive import effective_receptive_field
     from cnnviz.core.models import load_model
-    from cnnviz.core.receptive import effective_receptive_field
     from cnnviz.gui.app import create_app
     from cnnviz.gui.main_window import MainWindow
     from cnnviz.gui.session import fallback_picture

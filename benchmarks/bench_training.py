@@ -20,8 +20,8 @@ import time
 import torch
 
 from cnnviz.commands.train import default_arch_path
-from cnnviz.core.digits import generate_digits
-from cnnviz.core.spec import build_model, load_spec
+from cnnviz.core.models.spec import build_model, load_spec
+from cnnviz.core.training.digits import generate_digits
 
 REPRODUCE = [
     "train", "--arch", "default", "--data", "synthetic-digits", "--epochs", "8", "--seed", "0",

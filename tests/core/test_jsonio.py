@@ -10,7 +10,7 @@ import pytest
 from cnnviz.core import lab
 from cnnviz.core.errors import CnnvizError, SpecError
 from cnnviz.core.jsonio import MAX_JSON_BYTES, MAX_JSON_DEPTH, parse_json, read_json
-from cnnviz.core.spec import load_spec
+from cnnviz.core.models.spec import load_spec
 
 
 @pytest.mark.parametrize(

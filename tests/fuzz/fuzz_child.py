@@ -190,12 +190,12 @@ def main() -> None:
     from PIL import Image  # noqa: F401
 
     import cnnviz.cli  # noqa: F401
-    import cnnviz.core.capture  # noqa: F401
+    import cnnviz.core.analysis.capture  # noqa: F401
+    import cnnviz.core.analysis.predict  # noqa: F401
+    import cnnviz.core.analysis.receptive  # noqa: F401
+    import cnnviz.core.analysis.summary  # noqa: F401
     import cnnviz.core.images  # noqa: F401
     import cnnviz.core.models  # noqa: F401
-    import cnnviz.core.predict  # noqa: F401
-    import cnnviz.core.receptive  # noqa: F401
-    import cnnviz.core.summary  # noqa: F401
 
     torch.set_num_threads(1)
     baseline_rss = _peak_rss_kb()

@@ -15,7 +15,7 @@ from fuzz_harness import PEAKS, Worker, api_problem, check_all, cli_problem
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnviz.core.spec import SUPPORTED_TYPES, SpecReport, accepted_arguments, validate_spec
+from cnnviz.core.models.spec import SUPPORTED_TYPES, SpecReport, accepted_arguments, validate_spec
 
 
 def deep(n: int) -> Any:
@@ -163,7 +163,7 @@ def test_build_and_load_spec(spec: Any, worker: Callable[[str], Worker], spec_fi
         api_problem(
             w.run(
                 f"build_model({_short(spec)})",
-                {"kind": "api", "func": "cnnviz.core.spec.build_model", "args": [spec]},
+                {"kind": "api", "func": "cnnviz.core.models.spec.build_model", "args": [spec]},
             )
         )
     ]

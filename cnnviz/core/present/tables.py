@@ -81,7 +81,7 @@ class TableRow:
 
 
 def table_rows(summary: Any) -> list[TableRow]:
-    """The rows of ``summary`` (a :class:`cnnviz.core.summary_types.Summary`) as table rows."""
+    """The rows of ``summary`` (a :class:`cnnviz.core.analysis.types.Summary`) as table rows."""
     return [
         TableRow(
             r.name,

@@ -28,10 +28,10 @@ from cnnviz.core.analysis import forward_budget
 from cnnviz.core.analysis.capture import capture
 from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.budget import format_bytes, parse_size
-from cnnviz.core.datasets import synthetic_digits
-from cnnviz.core.digits import generate_digits
 from cnnviz.core.errors import CnnvizError, MemoryBudgetError, SpecError
-from cnnviz.core.spec import build_model, validate_spec
+from cnnviz.core.models.spec import build_model, validate_spec
+from cnnviz.core.training.datasets import synthetic_digits
+from cnnviz.core.training.digits import generate_digits
 
 
 @pytest.fixture(autouse=True)
@@ -333,9 +333,9 @@ def test_circular_padding_larger_than_the_picture(tmp_path, capsys):
 
 
 def test_synthetic_digits_refused_from_the_size(tmp_path, capsys):
-    with pytest.raises(MemoryBudgetError, match="4000x4000"):
+    with pytest.raises(MemoryBudgetError, match="4000×4000"):
         synthetic_digits((1, 4000, 4000))
-    with pytest.raises(MemoryBudgetError, match="4000x4000"):
+    with pytest.raises(MemoryBudgetError, match="4000×4000"):
         generate_digits(10, size=(4000, 4000))
     images, _labels = generate_digits(3, size=(28, 28))  # the usual size still works
     assert tuple(images.shape) == (3, 1, 28, 28)
@@ -353,7 +353,7 @@ def test_synthetic_digits_refused_from_the_size(tmp_path, capsys):
         "--out", tmp_path / "m.pt", "--format", "json",
     )  # fmt: skip
     assert code == 2 and out == ""
-    assert_one_line_error(err, "synthetic digits of 4000x4000", "memory budget")
+    assert_one_line_error(err, "synthetic digits of 4000×4000", "memory budget")
     assert not (tmp_path / "m.pt").exists()
 
 

@@ -13,11 +13,11 @@ from torch import nn
 from cnnviz.cli import main
 from cnnviz.core.analysis.capture import ForwardError
 from cnnviz.core.analysis.predict import Prediction, predict, rank_output
-from cnnviz.core.checkpoint import save_checkpoint
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.images import Preprocess, load_image
 from cnnviz.core.models import LoadedModel
-from cnnviz.core.spec import build_model
+from cnnviz.core.models.checkpoint import save_checkpoint
+from cnnviz.core.models.spec import build_model
 
 SPEC = {
     "input_shape": [1, 12, 12],
@@ -188,9 +188,9 @@ def test_default_model_reads_the_sample_digits():
 
 
 def test_default_model_on_hand_drawn_digits():
-    from cnnviz.core.digits import sketch_digit
     from cnnviz.core.models import load_model
     from cnnviz.core.resources import resource_path
+    from cnnviz.core.training.digits import sketch_digit
 
     assert resource_path("models", "digits.pt").is_file()
     model = load_model("default")

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from cnnviz.core import export, formatting
 from cnnviz.core.analysis.receptive import ReceptiveFieldIndex
 from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.errors import LayerError
+from cnnviz.core.present import tables
 
 
 class _SqueezeNet(nn.Module):
@@ -65,5 +65,5 @@ def test_tables_of_a_one_dimensional_input():
     shape = (3, 10)
     summary = summarize(nn.Sequential(nn.Conv1d(3, 4, 3)), shape)
     assert list(summary.input_shape) == list(shape)
-    assert "Input: 3×10\n" in formatting.to_text(summary)
-    assert "- input 3×10," in export.summary_to_markdown(summary)
+    assert "Input: 3×10\n" in tables.to_text(summary)
+    assert "- input 3×10," in tables.to_markdown(summary)

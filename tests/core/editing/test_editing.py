@@ -269,7 +269,7 @@ def test_invalid_edits_are_explained_and_earlier_rows_stay_valid() -> None:
     session.set_param(2, "kernel_size", 9)
     table = session.table()
     assert not table.ok and table.error_index == 2
-    assert table.rows[2].reason == "kernel 9x9 is larger than its 3x2 input plus padding 0"
+    assert table.rows[2].reason == "kernel 9×9 is larger than its 3×2 input plus padding 0"
     assert table.error == f"layer 2 (Conv2d): {table.rows[2].reason}"
     assert [r.ok for r in table.rows[:2]] == [True, True]
     assert table.rows[1].params == params_of(nn.Conv2d(1, 2, 1))
@@ -565,5 +565,5 @@ def test_cli_refuses_the_impossible_spec_in_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"cnnviz: error: {table.error}"]
     assert err[0].startswith(
-        "cnnviz: error: layer 4 (Conv2d): kernel 40x40 is larger than its 16x16"
+        "cnnviz: error: layer 4 (Conv2d): kernel 40×40 is larger than its 16×16"
     )

@@ -199,7 +199,7 @@ def test_named_wrong_arguments(call, kind, words):
 
 
 def test_a_wrong_size_picture_for_the_effective_field_names_layer_and_shape():
-    from cnnviz.core.capture import ForwardError
+    from cnnviz.core.analysis.capture import ForwardError
 
     with pytest.raises(ForwardError) as caught:
         cnnviz.effective_receptive_field(MODEL, torch.randn(1, 1, 2, 2), "0", (0, 0))

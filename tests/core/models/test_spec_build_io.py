@@ -154,7 +154,7 @@ def test_spec_from_sequential_checks_the_input_shape():
     assert caught.value.index == 0 and "in_channels 3" in str(caught.value)
     with pytest.raises(SpecError) as caught:
         spec_from_sequential(model, (3, 2, 2))
-    assert "kernel 3x3 is larger than its 2x2 input" in str(caught.value)
+    assert "kernel 3×3 is larger than its 2×2 input" in str(caught.value)
     with pytest.raises(SpecError):
         spec_from_sequential(nn.Conv2d(3, 4, 3), (3, 8, 8))
 

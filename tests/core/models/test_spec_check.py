@@ -146,7 +146,7 @@ CASES = [
         [{"type": "Conv2d", "out_channels": 4, "kernel_size": 9}],
         0,
         "Conv2d",
-        ["kernel 9x9 is larger than its 3x2 input plus padding 0"],
+        ["kernel 9×9 is larger than its 3×2 input plus padding 0"],
         True,
     ),
     (
@@ -154,7 +154,7 @@ CASES = [
         [{"type": "ReLU"}, {"type": "Conv2d", "out_channels": 2, "kernel_size": 3, "dilation": 3}],
         1,
         "Conv2d",
-        ["dilated kernel 7x7", "5x5 input plus padding 0"],
+        ["dilated kernel 7×7", "5×5 input plus padding 0"],
         True,
     ),
     (
@@ -210,7 +210,7 @@ CASES = [
         [{"type": "AvgPool2d", "kernel_size": [4, 2], "padding": [1, 2]}],
         0,
         "AvgPool2d",
-        ["padding 1x2 is more than half the kernel size 4x2", "torch refuses"],
+        ["padding 1×2 is more than half the kernel size 4×2", "torch refuses"],
         True,
     ),
     (
@@ -218,7 +218,7 @@ CASES = [
         [{"type": "MaxPool2d", "kernel_size": 3}],
         0,
         "MaxPool2d",
-        ["kernel 3x3 is larger than its 2x2 input plus padding 0"],
+        ["kernel 3×3 is larger than its 2×2 input plus padding 0"],
         True,
     ),
     (
@@ -237,7 +237,7 @@ CASES = [
         ],
         1,
         "Linear",
-        ["Linear needs a flat input of shape [N]; add a Flatten before it (input is 16x7x7)"],
+        ["Linear needs a flat input of shape [N]; add a Flatten before it (input is 16×7×7)"],
         False,
     ),
     (
@@ -354,7 +354,7 @@ CASES = [
         ],
         0,
         "Conv2d",
-        ["reflect padding 3 must be smaller than its 3x3 input"],
+        ["reflect padding 3 must be smaller than its 3×3 input"],
         True,
     ),
     (
@@ -442,7 +442,7 @@ CASES = [
         [{"type": "ZeroPad2d", "padding": -2}],
         0,
         "ZeroPad2d",
-        ["crops its 3x3 input to nothing"],
+        ["crops its 3×3 input to nothing"],
         True,
     ),
 ]
@@ -509,7 +509,7 @@ def test_upsample_mode_needs_matching_dimensions():
     }
     assert refused_by_torch(spec)
     assert validate_spec(spec).message == (
-        'layer 1 (Upsample): mode "bilinear" needs an input of shape [C, H, W] but receives 2x16'
+        'layer 1 (Upsample): mode "bilinear" needs an input of shape [C, H, W] but receives 2×16'
     )
     spec["layers"][1]["mode"] = "linear"
     assert validate_spec(spec).ok and not refused_by_torch(spec)

@@ -18,7 +18,7 @@ from cnnviz.core.present import mosaic as mosaics
 
 
 def test_render_is_qt_free():
-    code = "import sys, cnnviz.core.present.figures, cnnviz.core.export; print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))"
+    code = "import sys, cnnviz.core.present.figures, cnnviz.core.present.export; print(any(m.startswith(('PySide6', 'pyqtgraph')) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
