@@ -198,7 +198,7 @@ def synthetic_digits(
     c, h, w = _check_shape(input_shape)
     check_fits(
         synthetic_digits_bytes((c, h, w), n=n, n_eval=n_eval),
-        f"synthetic digits of {w}x{h} ({n + 2 * n_eval:,} images)",
+        f"synthetic digits of {w}×{h} ({n + 2 * n_eval:,} images)",
         advice="use a smaller input_shape in the spec (the digits model takes [1, 28, 28])",
     )
     images, labels = generate_digits(n, "train", seed=seed, size=(h, w))

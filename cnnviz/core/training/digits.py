@@ -393,11 +393,11 @@ def generate_digits(
     height, width = int(size[0]), int(size[1])
     if height < 8 or width < 8:
         raise CnnvizError(
-            f"Digit images of {height}x{width} are too small to read: use at least 8x8."
+            f"Digit images of {height}×{width} are too small to read: use at least 8×8."
         )
     check_fits(
         digits_bytes(n, (height, width)),
-        f"{n:,} synthetic digits of {width}x{height}",
+        f"{n:,} synthetic digits of {width}×{height}",
         advice="use a smaller size (the digits model takes 28x28) or fewer images",
     )
     aug = augment or DigitAugment()

@@ -56,11 +56,11 @@ def _too_large(
     kernel: tuple[int, int], dilation: tuple[int, int], size: tuple[int, int], pad: tuple[int, int]
 ) -> str:
     effective = tuple(dilation[a] * (kernel[a] - 1) + 1 for a in (0, 1))
-    what = f"kernel {effective[0]}x{effective[1]}"
+    what = f"kernel {effective[0]}×{effective[1]}"
     if dilation != (1, 1):
         what = (
-            f"dilated kernel {effective[0]}x{effective[1]} "
-            f"(kernel {kernel[0]}x{kernel[1]}, dilation {_fmt_pair(dilation)})"
+            f"dilated kernel {effective[0]}×{effective[1]} "
+            f"(kernel {kernel[0]}×{kernel[1]}, dilation {_fmt_pair(dilation)})"
         )
     return f"{what} is larger than its {_fmt_shape(size)} input plus padding {_fmt_pair(pad)}"
 

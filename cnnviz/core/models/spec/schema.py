@@ -288,7 +288,7 @@ def _layer_name(index: int | None, layer_type: str | None) -> str:
 
 
 def _fmt_shape(shape: Shape) -> str:
-    return "x".join(str(s) for s in shape)
+    return "×".join(str(s) for s in shape)
 
 
 def _pair(value: Any) -> tuple[int, int]:
@@ -298,7 +298,7 @@ def _pair(value: Any) -> tuple[int, int]:
 
 
 def _fmt_pair(pair: tuple[Any, Any]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
 
 
 def _closest_first(word: str, choices: list[str] | tuple[str, ...]) -> tuple[list[str], list[str]]:
