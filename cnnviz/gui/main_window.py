@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnviz.core import render
 from cnnviz.core.errors import describe_error
+from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS
 from cnnviz.gui import dialogs
 from cnnviz.gui.icons import app_icon
 from cnnviz.gui.settings import Preferences, recent_path, recent_problem
@@ -348,7 +348,7 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         cmap_menu = view.addMenu("&Colormap")
         self.cmap_group = QActionGroup(self)
-        for name in render.COLORMAPS:
+        for name in COLORMAPS:
             act = QAction(name, self, checkable=True)
             act.triggered.connect(partial(self.feature_view.set_cmap, name))
             self.cmap_group.addAction(act)
@@ -472,8 +472,8 @@ class MainWindow(QMainWindow):
             self.restoreState(QByteArray(state))
         cmap = p.get("cmap", "viridis", str)
         norm = p.get("norm", "channel", str)
-        self.feature_view.set_cmap(cmap if cmap in render.COLORMAPS else "viridis")
-        self.feature_view.set_norm(norm if norm in render.NORMALIZATIONS else "channel")
+        self.feature_view.set_cmap(cmap if cmap in COLORMAPS else "viridis")
+        self.feature_view.set_norm(norm if norm in NORMALIZATIONS else "channel")
         self.feature_view.set_sorted(p.get("sort", False, bool))
         self.act_erf.setChecked(p.get("erf", False, bool))
         self._view_settings_changed(save=False)

@@ -24,8 +24,8 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from cnnviz.core.models import load_model
+from cnnviz.core.models.spec import save_spec
 from cnnviz.core.present.export import default_file_name
-from cnnviz.core.spec import save_spec
 
 SPEC: dict[str, Any] = {
     "name": "bad input net",

@@ -55,7 +55,7 @@ def test_window_starts_with_default_model_and_sample(gui_window, qtbot):
 
 
 def test_layer_list_lists_every_captured_layer(loaded_window):
-    from cnnviz.core.capture import capture
+    from cnnviz.core.analysis.capture import capture
 
     session = loaded_window.session
     keys = list(capture(session.model, session.image).keys())
@@ -471,7 +471,7 @@ def test_big_layers_are_drawn_in_the_background(loaded_window, qtbot, monkeypatc
 
 
 def test_state_dict_needs_an_architecture_then_loads_with_it(gui_window, tmp_path):
-    from cnnviz.core.spec import save_spec, spec_from_sequential
+    from cnnviz.core.models.spec import save_spec, spec_from_sequential
 
     torch.manual_seed(3)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),

@@ -77,7 +77,7 @@ def test_download_with_progress_then_cached(gui_window, hub, monkeypatch, squeez
     served = torch.load(io.BytesIO(squeezenet_bytes), weights_only=True)
     assert torch.equal(model.module.state_dict()["features.0.weight"], served["features.0.weight"])
     assert gui_window.feature_view.mosaic is not None
-    from cnnviz.gui import zoo
+    from cnnviz.core.models import torchvision as zoo
 
     entry = [w for w in zoo.weights_for("squeezenet1_0") if w.name == "IMAGENET1K_V1"][0]
     assert entry.cached and "cached" in entry.describe()
@@ -125,4 +125,3 @@ def test_zoo_dialog_lists_models_and_weights(qtbot, hub):
     assert dialog.choice() == ("resnet18", "none")
     dialog.filter.setText("squeeze")
     assert [dialog.list.item(i).isHidden() for i in range(3)] == [True, True, False]
-

@@ -452,7 +452,7 @@ class TrainingDock(QDockWidget):
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
         """Save the last trained model as a cnnviz checkpoint (asks for a file when ``path`` is None)."""
-        from cnnviz.core.checkpoint import save_checkpoint
+        from cnnviz.core.models.checkpoint import save_checkpoint
 
         result = self.result
         if result is None:

@@ -1,6 +1,6 @@
 """All channels of one layer as a single mosaic texture, with a colour bar/histogram and a hover read-out.
 
-The mosaic is drawn by :func:`cnnviz.core.render.feature_mosaic` (the same code that exports PNGs) and shown as
+The mosaic is drawn by :func:`cnnviz.core.present.mosaic.feature_mosaic` (the same code that exports PNGs) and shown as
 ONE ``ImageItem``, so a layer with 2048 channels costs one texture upload, not 2048 items. Mosaic coordinates are
 pixels: unit ``(y, x)`` of a channel whose tile starts at ``(oy, ox)`` covers ``[ox + x, ox + x + 1) x
 [oy + y, oy + y + 1)``.
@@ -29,13 +29,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnviz.core import render
+from cnnviz.core.present.colormaps import apply_colormap
+from cnnviz.core.present.figures import HIGHLIGHT
+from cnnviz.core.present.mosaic import FeatureMosaic, feature_mosaic, to_maps
+from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS
+from cnnviz.core.text import shape as shape_text
 from cnnviz.gui.workers import JobRunner
 
 __all__ = ["FeatureMapView"]
 
 BACKGROUND = (38, 38, 38, 255)
-HIGHLIGHT = QColor(*render.HIGHLIGHT)
+HIGHLIGHT = QColor(*HIGHLIGHT)
 HINT = "Click a unit: its receptive field · double-click: enlarge the channel · arrow keys: move the unit"
 _NORM_LABELS = {"channel": "Per channel", "layer": "Per layer"}
 
@@ -81,7 +85,7 @@ class _Canvas(pg.GraphicsLayoutWidget):
 def _make_mosaic(
     act: np.ndarray, cmap: str, norm: str, sort: bool, channel: int | None, aspect: float
 ) -> Any:
-    return render.feature_mosaic(
+    return feature_mosaic(
         act, cmap=cmap, norm=norm, sort=sort, channel=channel, background=BACKGROUND, aspect=aspect
     )
 
@@ -104,7 +108,7 @@ class FeatureMapView(QWidget):
         self.layer: str | None = None
         self.row: Any = None
         self.activation: np.ndarray | None = None
-        self.mosaic: render.FeatureMosaic | None = None
+        self.mosaic: FeatureMosaic | None = None
         self.selection: Any = None
         self.channel: int | None = None
         self.cmap = "viridis"
@@ -127,7 +131,7 @@ class FeatureMapView(QWidget):
         self.title.setFont(font)
 
         self.cmap_box = QComboBox()
-        self.cmap_box.addItems(list(render.COLORMAPS))
+        self.cmap_box.addItems(list(COLORMAPS))
         self.cmap_box.setToolTip("Colormap (coolwarm is centred on zero)")
         self.cmap_box.currentTextChanged.connect(self.set_cmap)
         self.norm_box = QComboBox()
@@ -242,7 +246,7 @@ class FeatureMapView(QWidget):
 
     # -- settings ------------------------------------------------------------------------------------------------
     def set_cmap(self, name: str) -> None:
-        if name not in render.COLORMAPS or name == self.cmap:
+        if name not in COLORMAPS or name == self.cmap:
             return
         self.cmap = name
         self._sync_controls()
@@ -250,7 +254,7 @@ class FeatureMapView(QWidget):
         self.settingsChanged.emit()
 
     def set_norm(self, mode: str) -> None:
-        if mode not in render.NORMALIZATIONS or mode == self.norm:
+        if mode not in NORMALIZATIONS or mode == self.norm:
             return
         self.norm = mode
         self._sync_controls()
@@ -300,7 +304,7 @@ class FeatureMapView(QWidget):
     def _channels(self) -> int:
         if self.activation is None:
             return 0
-        return render.to_maps(self.activation).shape[0]
+        return to_maps(self.activation).shape[0]
 
     # -- data ----------------------------------------------------------------------------------------------------
     def set_layer(self, name: str | None, activation: np.ndarray | None, row: Any = None) -> None:
@@ -358,7 +362,7 @@ class FeatureMapView(QWidget):
         self._show_mosaic(_make_mosaic(*args), layer, keep_range, serial)
 
     def _show_mosaic(
-        self, mosaic: render.FeatureMosaic, layer: str | None, keep_range: bool, serial: int
+        self, mosaic: FeatureMosaic, layer: str | None, keep_range: bool, serial: int
     ) -> None:
         if serial != self._render_serial:
             return  # a newer request was made meanwhile
@@ -382,7 +386,7 @@ class FeatureMapView(QWidget):
         maps = self.mosaic.maps if self.mosaic is not None else None
         if maps is None:
             return
-        shape = render.shape_text(self.activation.shape if self.activation is not None else None)
+        shape = shape_text(self.activation.shape if self.activation is not None else None)
         kind = f" ({self.row.type})" if self.row is not None else ""
         c = maps.shape[0]
         if self.channel is not None:
@@ -432,7 +436,7 @@ class FeatureMapView(QWidget):
         heights = np.log1p(counts)
         self.hist_curve.setData(edges, heights)
         top = float(heights.max()) or 1.0
-        bar = render.apply_colormap(np.linspace(0, 1, 256, dtype=np.float32)[None, :], self.cmap)
+        bar = apply_colormap(np.linspace(0, 1, 256, dtype=np.float32)[None, :], self.cmap)
         self.bar_item.setImage(bar, autoLevels=False, levels=(0, 255))
         self.bar_item.setRect(QRectF(lo, -0.28 * top, max(hi - lo, 1e-12), 0.22 * top))
         self.hist.setXRange(left, right, padding=0.02)

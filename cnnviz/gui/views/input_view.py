@@ -26,9 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnviz.core import render
+from cnnviz.core.present.colormaps import heatmap_rgba
+from cnnviz.core.present.figures import RF_COLOR
 
-RF_QCOLOR = QColor(*render.RF_COLOR)
+RF_QCOLOR = QColor(*RF_COLOR)
 BACKGROUND = "#262626"
 
 __all__ = ["InputView"]
@@ -294,7 +295,7 @@ class InputView(QWidget):
         if erf is None or self._geometry is None or erf.support_box is None:
             self.erf_item.setVisible(False)
             return
-        rgba = render.heatmap_rgba(erf.heatmap, "inferno", alpha=0.85)
+        rgba = heatmap_rgba(erf.heatmap, "inferno", alpha=0.85)
         self.erf_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         self.erf_item.setRect(_rect(self._area))
         self.erf_item.setVisible(True)

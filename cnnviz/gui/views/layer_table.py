@@ -19,20 +19,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cnnviz.core import render
-from cnnviz.core.formatting import rf_cells
+from cnnviz.core.present.tables import rf_cells
+from cnnviz.core.text import pair as pair_text
+from cnnviz.core.text import shape as shape_text
 
 __all__ = ["LayerListView", "LayerTableView", "SummaryTableModel"]
 
 Index = QModelIndex | QPersistentModelIndex
 NAME_ROLE = Qt.ItemDataRole.UserRole + 1
-
-
-def _pair(p: Any) -> str:
-    if p is None:
-        return ""
-    a, b = (render._fmt_num(v) for v in p)
-    return a if a == b else f"{a}×{b}"
 
 
 def _parent_key(name: str, containers: set[str]) -> str | None:
@@ -91,7 +85,7 @@ class LayerListView(QWidget):
             parent_key = _parent_key(name, containers)
             parent = self.items.get(parent_key) if parent_key else None
             short = name[len(parent_key) + 1 :] if parent is not None and parent_key else name
-            item = QTreeWidgetItem([short, type_name, render.shape_text(shapes.get(name))])
+            item = QTreeWidgetItem([short, type_name, shape_text(shapes.get(name))])
             item.setData(0, NAME_ROLE, name)
             item.setToolTip(0, name)
             if row is not None and row.kind in ("function", "method"):
@@ -176,7 +170,7 @@ NUMERIC = {3, 4}
 
 
 class SummaryTableModel(QAbstractTableModel):
-    """A read-only table over :class:`cnnviz.core.summary_types.Summary` rows, with a totals row at the end."""
+    """A read-only table over :class:`cnnviz.core.analysis.types.Summary` rows, with a totals row at the end."""
 
     def __init__(self, parent: Any = None):
         super().__init__(parent)
@@ -232,17 +226,17 @@ class SummaryTableModel(QAbstractTableModel):
         if column == 1:
             return r.type
         if column == 2:
-            return render.shape_text(r.output_shape).replace("x", "×")
+            return shape_text(r.output_shape)
         if column == 3:
             return r.params
         if column == 4:
             return r.macs
         if column == 5:
-            return _pair(r.kernel_size)
+            return pair_text(r.kernel_size)
         if column == 6:
-            return _pair(r.stride)
+            return pair_text(r.stride)
         if column == 7:
-            return _pair(r.padding)
+            return pair_text(r.padding)
         return rf_cells(rf)[column - 8]
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

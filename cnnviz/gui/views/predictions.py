@@ -11,7 +11,7 @@ __all__ = ["PredictionPanel"]
 
 
 class PredictionPanel(QWidget):
-    """Shows a list of :class:`cnnviz.core.predict.Prediction` (label, index, probability), best first."""
+    """Shows a list of :class:`cnnviz.core.analysis.predict.Prediction` (label, index, probability), best first."""
 
     ROWS = 5
 

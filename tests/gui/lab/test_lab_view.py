@@ -17,8 +17,8 @@ from PIL import Image  # noqa: E402
 from PySide6 import QtCore  # noqa: E402
 from torch import nn  # noqa: E402
 
+from cnnviz.core.analysis.types import LayerRow, ReceptiveField, Summary  # noqa: E402
 from cnnviz.core.errors import CnnvizError  # noqa: E402
-from cnnviz.core.summary_types import LayerRow, ReceptiveField, Summary  # noqa: E402
 from cnnviz.gui.lab import DEFAULT_GRID, ConvolutionLab  # noqa: E402
 
 pg.setConfigOptions(imageAxisOrder="row-major")

@@ -18,7 +18,7 @@ from torch import nn  # noqa: E402
 
 from cnnviz.core.images import Preprocess  # noqa: E402
 from cnnviz.core.models import LoadedModel, load_model  # noqa: E402
-from cnnviz.core.spec import build_model, save_spec  # noqa: E402
+from cnnviz.core.models.spec import build_model, save_spec  # noqa: E402
 from cnnviz.gui.tools.editor import ERROR_BG, NEW_BG, LayerEditorDock  # noqa: E402
 
 pg.setConfigOptions(imageAxisOrder="row-major")
@@ -113,7 +113,7 @@ def test_impossible_edit_turns_the_row_red_and_the_app_stays_usable(
     dock.editors["kernel_size"].h.setValue(40)
     model = dock.table_model
     assert model.data(model.index(4, 4), Qt.ItemDataRole.BackgroundRole).color() == ERROR_BG
-    reason = "kernel 40x40 is larger than its 10x10 input plus padding 0"
+    reason = "kernel 40×40 is larger than its 10×10 input plus padding 0"
     assert model.texts()[4][4] == f"✗ {reason}"
     assert dock.view.columnSpan(4, 4) == len(model.COLUMNS) - 4
     assert dock.message.isVisible() and dock.message.text() == f"layer 4 (Conv2d): {reason}"

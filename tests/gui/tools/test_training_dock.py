@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from cnnviz.core.images import Preprocess  # noqa: E402
 from cnnviz.core.models import LoadedModel, load_model  # noqa: E402
-from cnnviz.core.spec import save_spec  # noqa: E402
+from cnnviz.core.models.spec import save_spec  # noqa: E402
 from cnnviz.gui.tools.training import TrainingDock  # noqa: E402
 
 pg.setConfigOptions(imageAxisOrder="row-major")

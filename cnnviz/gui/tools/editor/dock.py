@@ -465,7 +465,7 @@ class LayerEditorDock(FormMixin, QDockWidget):
 
     def save_architecture(self, path: str | Path | None = None) -> Path | None:
         """Save the current architecture as spec JSON (asks for a file when ``path`` is None)."""
-        from cnnviz.core.spec import save_spec
+        from cnnviz.core.models.spec import save_spec
 
         if self.session is None:
             return None
@@ -491,7 +491,7 @@ class LayerEditorDock(FormMixin, QDockWidget):
 
     def open_architecture(self, path: str | Path | None = None) -> bool:
         """Open a spec JSON as an undoable edit of the current model (asks for a file when ``path`` is None)."""
-        from cnnviz.core.spec import load_spec
+        from cnnviz.core.models.spec import load_spec
 
         if self.session is None:
             return False
