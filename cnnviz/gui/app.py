@@ -33,6 +33,7 @@ def check_display() -> None:
 def create_app(argv: Sequence[str] | None = None) -> Any:
     """The QApplication (created once), with cnnviz's names and pyqtgraph's row-major image order."""
     import pyqtgraph as pg
+    from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
@@ -41,14 +42,15 @@ def create_app(argv: Sequence[str] | None = None) -> Any:
         app = QApplication([sys.argv[0] if sys.argv else "cnnviz", *(argv or [])])
     app.setApplicationName("cnnviz")
     app.setOrganizationName("cnnviz")
-    app.setDesktopFileName("cnnviz")
-    from cnnviz.gui.icons import app_icon
+    if isinstance(app, QGuiApplication):
+        from cnnviz.gui.icons import app_icon
 
-    icon = app_icon()
-    if icon is not None:
-        app.setWindowIcon(
-            icon
-        )  # every window and dialog, from the same source as the desktop entry
+        app.setDesktopFileName("cnnviz")
+        icon = app_icon()
+        if icon is not None:
+            app.setWindowIcon(
+                icon
+            )  # every window and dialog, from the same source as the desktop entry
     return app
 
 

@@ -449,7 +449,9 @@ class MainWindow(QMainWindow):
         self.training_dock.trained.connect(s.set_model)
         s.summaryChanged.connect(self.lab.set_model_summary)
         s.imageChanged.connect(lambda _image: self._feed_lab())
-        self.lab_dock.visibilityChanged.connect(lambda visible: visible and self._feed_lab())
+        self.lab_dock.visibilityChanged.connect(
+            lambda visible: self._feed_lab() if visible else None
+        )
 
     # ------------------------------------------------------------------------------------------------------------
     # Settings

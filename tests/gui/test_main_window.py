@@ -167,7 +167,7 @@ def test_hover_readout_reports_channel_unit_value(loaded_window, qtbot):
     window.session.select_layer("0")
     view = window.feature_view
     scene_pos = view.vb.mapViewToScene(view.unit_center(2, 5, 7))
-    view._hover(scene_pos)
+    view.readout_at(scene_pos)
     value = window.session.activation("0")[0, 2, 5, 7]
     assert view.readout.text().startswith(f"channel 2   y 5   x 7   value {value:.5g}")
 
@@ -246,7 +246,7 @@ def test_model_input_mode_shows_what_the_network_sees(loaded_window):
     window.act_model_input.setChecked(True)
     view = window.input_view
     assert view.mode == "model"
-    assert view._shown.shape[:2] == (32, 32)
+    assert view.shown_image.shape[:2] == (32, 32)
     window.session.select_layer("0")
     window.session.select_unit(0, 0)
     assert view.rf_edges() == pytest.approx(

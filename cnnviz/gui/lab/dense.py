@@ -71,10 +71,10 @@ class DenseLesson(_Lesson):
         self.body.addWidget(self.shape_label)
         self.conv_label = QtWidgets.QLabel()
         self.dense_label = QtWidgets.QLabel()
-        for label in (self.conv_label, self.dense_label):
-            label.setFont(_mono_font())
-            label.setWordWrap(True)
-            label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        for box in (self.conv_label, self.dense_label):
+            box.setFont(_mono_font())
+            box.setWordWrap(True)
+            box.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.body.addWidget(_caption("Convolution"))
         self.body.addWidget(self.conv_label)
         self.body.addWidget(_caption("Dense (fully connected) layer between the same sizes"))

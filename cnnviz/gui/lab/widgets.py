@@ -53,6 +53,10 @@ def _spin(low: int, high: int, value: int, tip: str = "") -> QtWidgets.QSpinBox:
     return box
 
 
+def _cell_text(item: QtWidgets.QTableWidgetItem | None) -> str:
+    return item.text() if item is not None else ""
+
+
 class NumberGrid(QtWidgets.QTableWidget):
     """A small grid of numbers drawn as text, optionally editable, with per-cell highlight colours."""
 
@@ -134,7 +138,7 @@ class NumberGrid(QtWidgets.QTableWidget):
     def texts(self) -> list[list[str]]:
         """The text shown in every cell (what a student reads)."""
         return [
-            [self.item(i, j).text() for j in range(self.columnCount())]
+            [_cell_text(self.item(i, j)) for j in range(self.columnCount())]
             for i in range(self.rowCount())
         ]
 

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.core.present.colormaps import apply_colormap
-from cnnviz.core.present.figures import HIGHLIGHT
+from cnnviz.core.present.figures import HIGHLIGHT as HIGHLIGHT_RGBA
 from cnnviz.core.present.mosaic import FeatureMosaic, feature_mosaic, to_maps
 from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS
 from cnnviz.core.text import shape as shape_text
@@ -39,7 +39,7 @@ from cnnviz.gui.workers import JobRunner
 __all__ = ["FeatureMapView"]
 
 BACKGROUND = (38, 38, 38, 255)
-HIGHLIGHT = QColor(*HIGHLIGHT)
+HIGHLIGHT = QColor(*HIGHLIGHT_RGBA)
 HINT = "Click a unit: its receptive field · double-click: enlarge the channel · arrow keys: move the unit"
 _NORM_LABELS = {"channel": "Per channel", "layer": "Per layer"}
 
@@ -180,7 +180,7 @@ class FeatureMapView(QWidget):
         for item in (self.others_item, self.chosen_item, self.tile_item):
             self.vb.addItem(item)
             item.setVisible(False)
-        self.graphics.scene().sigMouseMoved.connect(self._hover)
+        self.graphics.scene().sigMouseMoved.connect(self.readout_at)
         self.graphics.scene().sigMouseClicked.connect(self._clicked)
         self.graphics.keyMove.connect(self.unitMoved)
         self.graphics.escape.connect(lambda: self.show_channel(None))
@@ -557,7 +557,8 @@ class FeatureMapView(QWidget):
         p = self.vb.mapSceneToView(scene_pos)
         return self.mosaic.layout.locate(p.y(), p.x())
 
-    def _hover(self, scene_pos: Any) -> None:
+    def readout_at(self, scene_pos: Any) -> None:
+        """Show the channel, unit and value under ``scene_pos`` (the mouse) in the read-out line."""
         hit = self._locate(scene_pos)
         if hit is None or self.mosaic is None:
             self.readout.setText(HINT)

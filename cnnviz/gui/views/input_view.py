@@ -8,6 +8,7 @@ input" mode the view shows what the network receives instead, in model-input pix
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -156,6 +157,12 @@ class InputView(QWidget):
         self.readout.setContentsMargins(6, 0, 6, 2)
 
     # -- input ---------------------------------------------------------------------------------------------------
+
+    @property
+    def shown_image(self) -> np.ndarray | None:
+        """The picture drawn now (original or model input, RGB uint8), or None before the first."""
+        return self._shown
+
     def set_image(self, loaded: Any, name: str | None = None) -> None:
         """Show a LoadedImage (keeps the unit overlay; call set_selection to update it)."""
         key = (
@@ -376,7 +383,7 @@ class InputView(QWidget):
             ("Export receptive field as PNG…", "rf_png"),
             ("Export receptive field as SVG…", "rf_svg"),
         ):
-            action = menu.addAction(text, lambda k=kind: self.exportRequested.emit(k))
+            action = menu.addAction(text, partial(self.exportRequested.emit, kind))
             action.setEnabled(has_box)
         menu.addSeparator()
         other = "model" if self.mode == "original" else "original"

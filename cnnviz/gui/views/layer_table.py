@@ -100,7 +100,9 @@ class LayerListView(QWidget):
             self.tree.expandAll()
         else:
             for i in range(self.tree.topLevelItemCount()):
-                self.tree.topLevelItem(i).setExpanded(False)
+                top = self.tree.topLevelItem(i)
+                if top is not None:
+                    top.setExpanded(False)
         self.tree.blockSignals(False)
         self._apply_filter(self.filter.text())
         if current in self.items:
@@ -111,7 +113,7 @@ class LayerListView(QWidget):
         item = self.items.get(name) if name else None
         self.tree.blockSignals(True)
         if item is None:
-            self.tree.setCurrentItem(None)  # type: ignore[arg-type]
+            self.tree.setCurrentItem(None)  # type: ignore[call-overload]
         else:
             parent = item.parent()
             while parent is not None:
@@ -140,14 +142,18 @@ class LayerListView(QWidget):
             )
             child_match = False
             for i in range(item.childCount()):
-                child_match = visit(item.child(i)) or child_match
+                child = item.child(i)
+                if child is not None:
+                    child_match = visit(child) or child_match
             item.setHidden(not (match or child_match))
             if needle and child_match:
                 item.setExpanded(True)
             return match or child_match
 
         for i in range(self.tree.topLevelItemCount()):
-            visit(self.tree.topLevelItem(i))
+            top = self.tree.topLevelItem(i)
+            if top is not None:
+                visit(top)
 
 
 COLUMNS = (

@@ -432,7 +432,7 @@ class LayerEditorDock(FormMixin, QDockWidget):
         if row is not None:
             self.delete(row)
 
-    def move(self, index: int, offset: int) -> None:
+    def move_layer(self, index: int, offset: int) -> None:
         if self.session is None:
             return
         arch = self.session.current
@@ -446,7 +446,7 @@ class LayerEditorDock(FormMixin, QDockWidget):
     def move_selected(self, offset: int) -> None:
         row = self.selected_index()
         if row is not None:
-            self.move(row, offset)
+            self.move_layer(row, offset)
 
     def revert(self) -> None:
         if self.session is not None:
