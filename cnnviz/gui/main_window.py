@@ -8,14 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QMimeData, Qt, QTimer, Signal
-from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
-    QCloseEvent,
-    QGuiApplication,
-    QImage,
-    QKeySequence,
-)
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -26,6 +19,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSizePolicy,
     QSplitter,
+    QToolBar,
     QToolButton,
     QWidget,
 )
@@ -34,6 +28,7 @@ from cnnviz.core.errors import describe_error
 from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS
 from cnnviz.gui import dialogs
 from cnnviz.gui.icons import app_icon
+from cnnviz.gui.menus import build_actions, build_menus, build_toolbar
 from cnnviz.gui.settings import Preferences, recent_path, recent_problem
 from cnnviz.gui.state import Session, UnitSelection
 from cnnviz.gui.views.draw_canvas import DrawPanel, qimage_to_array
@@ -44,9 +39,6 @@ from cnnviz.gui.views.predictions import PredictionPanel
 from cnnviz.gui.workers import CancelToken, JobRunner
 
 __all__ = ["MainWindow", "unit_status"]
-
-POPULAR_MODELS = ("resnet18", "resnet50", "vgg16", "alexnet", "googlenet", "mobilenet_v3_small",
-                  "efficientnet_b0", "densenet121", "convnext_tiny")  # fmt: skip
 
 
 def unit_status(selection: UnitSelection | None) -> str:
@@ -92,6 +84,34 @@ class MainWindow(QMainWindow):
     """cnnviz's window. Everything it shows lives in ``self.session``; views only draw."""
 
     exported = Signal(str)  # path written (tests, scripts)
+
+    # Built by cnnviz.gui.menus.
+    act_about: QAction
+    act_default_model: QAction
+    act_erf: QAction
+    act_export_all: QAction
+    act_export_channel: QAction
+    act_export_csv: QAction
+    act_export_grid_png: QAction
+    act_export_grid_svg: QAction
+    act_export_md: QAction
+    act_export_rf_png: QAction
+    act_export_rf_svg: QAction
+    act_fit: QAction
+    act_model_input: QAction
+    act_model_weights: QAction
+    act_open_image: QAction
+    act_open_model: QAction
+    act_paste: QAction
+    act_quit: QAction
+    act_sort: QAction
+    act_zoo: QAction
+    samples_menu: QMenu
+    recent_images_menu: QMenu
+    recent_models_menu: QMenu
+    cmap_group: QActionGroup
+    norm_group: QActionGroup
+    toolbar: QToolBar
 
     def __init__(
         self,
@@ -177,9 +197,9 @@ class MainWindow(QMainWindow):
         status.addPermanentWidget(self.progress)
         status.addPermanentWidget(self.cancel_button)
 
-        self._build_actions()
-        self._build_menus()
-        self._build_toolbar()
+        build_actions(self)
+        build_menus(self)
+        build_toolbar(self)
         self._connect()
         self._restore_settings()
 
@@ -222,192 +242,6 @@ class MainWindow(QMainWindow):
         if visible and not dock.property("sized") and not dock.isFloating():
             dock.setProperty("sized", True)
             self.resizeDocks([dock], [max(380, int(self.height() * 0.48))], Qt.Orientation.Vertical)
-
-    def _action(
-        self,
-        text: str,
-        slot: Any,
-        shortcut: Any = None,
-        tip: str | None = None,
-        checkable: bool = False,
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        if tip:
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
-        action.setCheckable(checkable)
-        if checkable:
-            action.toggled.connect(slot)
-        else:
-            action.triggered.connect(lambda _checked=False: slot())
-        return action
-
-    def _build_actions(self) -> None:
-        a = self._action
-        self.act_open_image = a(
-            "Open &Image…", self.choose_image, QKeySequence.StandardKey.Open, "Open a picture"
-        )
-        self.act_open_model = a("Open &Model…", self.choose_model, "Ctrl+Shift+O",
-                                "Open a model file: spec JSON, checkpoint, TorchScript, .pt2")  # fmt: skip
-        self.act_model_weights = a("Open Model with &Weights…", self.choose_model_and_weights, None,
-                                   "A torchvision name or file plus a state_dict file")  # fmt: skip
-        self.act_paste = a(
-            "&Paste Image",
-            self.paste_image,
-            QKeySequence.StandardKey.Paste,
-            "Use the picture on the clipboard",
-        )
-        self.act_quit = a("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.act_quit.setShortcut(QKeySequence("Ctrl+Q"))
-        self.act_default_model = a(
-            "&Default Digits Model",
-            lambda: self.load_model("default"),
-            None,
-            "The bundled digits model",
-        )
-        self.act_zoo = a(
-            "Model &Zoo…", self.choose_zoo_model, "Ctrl+M", "torchvision classification models"
-        )
-        self.act_erf = a("&Effective Receptive Field", self.session.set_erf_enabled, "E",
-                         "Show the gradient-based effective receptive field of the selected unit", checkable=True)  # fmt: skip
-        self.act_sort = a(
-            "&Sort Channels by Mean", self.feature_view.set_sorted, None, None, checkable=True
-        )
-        self.act_fit = a("&Fit Picture", self.input_view.fit, "F", "Zoom the picture to fit")
-        self.act_model_input = a("Show Model &Input", lambda on: self.input_view.set_mode("model" if on else "original"),
-                                 "I", "Show the picture as the network receives it", checkable=True)  # fmt: skip
-        self.act_about = a("&About cnnviz", partial(dialogs.show_about, self))
-        self.act_export_grid_png = a(
-            "Feature Maps as &PNG…", lambda: self.choose_export("grid_png")
-        )
-        self.act_export_grid_svg = a(
-            "Feature Maps as &SVG…", lambda: self.choose_export("grid_svg")
-        )
-        self.act_export_channel = a(
-            "Enlarged &Channel as PNG…", lambda: self.choose_export("channel_png")
-        )
-        self.act_export_rf_png = a(
-            "&Receptive Field Overlay as PNG…", lambda: self.choose_export("rf_png")
-        )
-        self.act_export_rf_svg = a(
-            "Receptive Field Overlay as S&VG…", lambda: self.choose_export("rf_svg")
-        )
-        self.act_export_all = a(
-            "&All Layers…", self.choose_export_all, None, "Every layer's maps into a folder"
-        )
-        self.act_export_csv = a("Layer Table as CS&V…", lambda: self.choose_export("table_csv"))
-        self.act_export_md = a("Layer Table as &Markdown…", lambda: self.choose_export("table_md"))
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        file.addAction(self.act_open_image)
-        file.addAction(self.act_paste)
-        self.samples_menu = file.addMenu("&Samples")
-        self.samples_menu.aboutToShow.connect(self._fill_samples)
-        self.recent_images_menu = file.addMenu("Recent &Images")
-        self.recent_images_menu.aboutToShow.connect(
-            lambda: self._fill_recent(self.recent_images_menu, "recentImages")
-        )
-        file.addSeparator()
-        file.addAction(self.act_open_model)
-        file.addAction(self.act_model_weights)
-        self.recent_models_menu = file.addMenu("Recent M&odels")
-        self.recent_models_menu.aboutToShow.connect(
-            lambda: self._fill_recent(self.recent_models_menu, "recentModels")
-        )
-        file.addSeparator()
-        export = file.addMenu("&Export")
-        for act in (self.act_export_grid_png, self.act_export_grid_svg, self.act_export_channel):
-            export.addAction(act)
-        export.addSeparator()
-        export.addAction(self.act_export_rf_png)
-        export.addAction(self.act_export_rf_svg)
-        export.addSeparator()
-        export.addAction(self.act_export_all)
-        export.addSeparator()
-        export.addAction(self.act_export_csv)
-        export.addAction(self.act_export_md)
-        file.addSeparator()
-        file.addAction(self.act_quit)
-
-        model = bar.addMenu("&Model")
-        model.addAction(self.act_default_model)
-        quick = model.addMenu("Model Zoo (&pretrained)")
-        for name in POPULAR_MODELS:
-            quick.addAction(name, partial(self.load_zoo_model, name, "default"))
-        quick.addSeparator()
-        quick.addAction(self.act_zoo)
-        model.addAction(self.act_zoo)
-        model.addSeparator()
-        model.addAction(self.act_open_model)
-        model.addAction(self.act_model_weights)
-
-        view = bar.addMenu("&View")
-        cmap_menu = view.addMenu("&Colormap")
-        self.cmap_group = QActionGroup(self)
-        for name in COLORMAPS:
-            act = QAction(name, self, checkable=True)
-            act.triggered.connect(partial(self.feature_view.set_cmap, name))
-            self.cmap_group.addAction(act)
-            cmap_menu.addAction(act)
-        norm_menu = view.addMenu("&Normalisation")
-        self.norm_group = QActionGroup(self)
-        for key, text in (("channel", "Per Channel"), ("layer", "Per Layer")):
-            act = QAction(text, self, checkable=True)
-            act.setData(key)
-            act.triggered.connect(partial(self.feature_view.set_norm, key))
-            self.norm_group.addAction(act)
-            norm_menu.addAction(act)
-        view.addAction(self.act_sort)
-        view.addSeparator()
-        view.addAction(self.act_erf)
-        view.addAction(self.act_model_input)
-        view.addAction(self.act_fit)
-        view.addSeparator()
-        for dock in (self.layers_dock, self.table_dock, self.predictions_dock, self.draw_dock):
-            view.addAction(dock.toggleViewAction())
-        tools = bar.addMenu("&Tools")
-        for dock, key in (
-            (self.editor_dock, "Ctrl+E"),
-            (self.training_dock, "Ctrl+T"),
-            (self.lab_dock, "Ctrl+L"),
-        ):
-            act = dock.toggleViewAction()
-            act.setShortcut(QKeySequence(key))
-            tools.addAction(act)
-
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.act_about)
-
-    def _build_toolbar(self) -> None:
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main_toolbar")
-        tb.setMovable(False)
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        tb.addAction(self.act_open_image)
-        tb.addAction(self.act_open_model)
-        tb.addAction(self.act_zoo)
-        tb.addSeparator()
-        tb.addAction(self.act_erf)
-        tb.addAction(self.act_model_input)
-        tb.addSeparator()
-        export_button = QToolButton()
-        export_button.setText("Export")
-        export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(export_button)
-        for act in (
-            self.act_export_grid_png,
-            self.act_export_rf_png,
-            self.act_export_all,
-            self.act_export_csv,
-        ):
-            menu.addAction(act)
-        export_button.setMenu(menu)
-        tb.addWidget(export_button)
-        self.toolbar = tb
 
     def _connect(self) -> None:
         s = self.session
