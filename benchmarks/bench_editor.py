@@ -48,7 +48,7 @@ def bench(n_layers: int, repeats: int, app: object) -> dict:
     from cnnviz.core.editing import EditSession
     from cnnviz.core.models import load_model
     from cnnviz.core.models.spec import save_spec
-    from cnnviz.gui.views.layer_editor import LayerEditorDock
+    from cnnviz.gui.tools.editor import LayerEditorDock
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "chain.json"

@@ -77,10 +77,10 @@ def in_process(repeats: int) -> dict:
     from PySide6.QtTest import QTest
 
     from cnnviz.core.analysis.receptive import effective_receptive_field
+    from cnnviz.core.images.samples import fallback_picture
     from cnnviz.core.models import load_model
     from cnnviz.gui.app import create_app
     from cnnviz.gui.main_window import MainWindow
-    from cnnviz.gui.session import fallback_picture
     from cnnviz.gui.settings import Preferences
 
     app = create_app()
