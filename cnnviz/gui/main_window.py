@@ -631,11 +631,7 @@ class MainWindow(QMainWindow):
 
     def _snapshot(self) -> Any:
         """What an export of the current view needs, taken now (the export runs in the background)."""
-        from cnnviz.core.present.view import ViewState
-
-        fv = self.feature_view
-        view = ViewState(channel=fv.channel, cmap=fv.cmap, norm=fv.norm, sort=fv.sorted)
-        return self.session.snapshot(view)
+        return self.session.snapshot(self.feature_view.view_state())
 
     def choose_export(self, kind: str) -> None:
         """Ask where to save, then export (``kind``: grid_png, grid_svg, channel_png, rf_png, rf_svg, table_csv,

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from cnnviz.core.present.colormaps import apply_colormap
 from cnnviz.core.present.figures import HIGHLIGHT as HIGHLIGHT_RGBA
 from cnnviz.core.present.mosaic import FeatureMosaic, feature_mosaic, to_maps
-from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS
+from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS, ViewState
 from cnnviz.core.text import shape as shape_text
 from cnnviz.gui.workers import JobRunner
 
@@ -282,6 +282,19 @@ class FeatureMapView(QWidget):
         self._sync_controls()
         self._render()
         self.channelShown.emit(channel)
+
+    def view_state(self) -> ViewState:
+        """What the view shows now (layer, channel, colormap, normalisation, order) as a checked ViewState."""
+        channel = (
+            int(self.channel) if self.channel is not None else None
+        )  # clicks may give NumPy ints
+        return ViewState(
+            layer=self.layer,
+            channel=channel,
+            cmap=self.cmap,
+            norm=self.norm,
+            sort=bool(self.sorted),
+        )
 
     def _sync_controls(self) -> None:
         for widget, setter in (
