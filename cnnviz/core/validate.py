@@ -324,12 +324,3 @@ __all__ = [
     "check_unit",
     "describe",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    # check_loaded_model lives with LoadedModel now; imported lazily, as models sits above this module
-    if name == "check_loaded_model":
-        from cnnviz.core.models.loaded import check_loaded_model
-
-        return check_loaded_model
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ from torch import nn
 
 from cnnviz.core import text
 from cnnviz.core.errors import CnnvizError, describe_error, one_line
-from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS, ViewState, default_layer
+from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS, ViewState
 
 
 @pytest.mark.parametrize(
@@ -118,14 +118,6 @@ def test_view_state_is_checked():
                 {"unit": (1,)}, {"unit": (-1, 0)}):  # fmt: skip
         with pytest.raises(CnnvizError):
             ViewState(**bad)
-
-
-def test_default_layer():
-    layers = [("input", None, 4), ("relu", "ReLU", 4), ("conv", "Conv2d", 4), ("fc", "Linear", 2)]
-    assert default_layer(layers) == "conv"
-    assert default_layer([("relu", "ReLU", 4), ("fc", "Linear", 2)]) == "relu"
-    assert default_layer([("fc", "Linear", 2)]) == "fc"
-    assert default_layer([]) is None
 
 
 def test_view_module_needs_no_numpy():

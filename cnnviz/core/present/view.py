@@ -6,13 +6,12 @@ Standard library only, so the command line can offer the same choices as the app
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from cnnviz.core.errors import InvalidArgumentError
 
-__all__ = ["COLORMAPS", "DIVERGING", "NORMALIZATIONS", "ViewState", "default_layer"]
+__all__ = ["COLORMAPS", "DIVERGING", "NORMALIZATIONS", "ViewState"]
 
 COLORMAPS: tuple[str, ...] = ("viridis", "magma", "inferno", "plasma", "gray", "coolwarm")
 """Colormap names, in the order menus list them."""
@@ -24,7 +23,6 @@ NORMALIZATIONS: tuple[str, ...] = ("channel", "layer")
 """``channel``: each channel spans the full colour range; ``layer``: one range for the whole layer."""
 
 # The layer a fresh view opens on: the first output of one of these, when it is a spatial map.
-_CONVOLUTIONS = frozenset({"Conv1d", "Conv2d", "Conv3d"})
 
 
 @dataclass(frozen=True)
@@ -76,19 +74,3 @@ class ViewState:
     def replace(self, **changes: Any) -> ViewState:
         """A copy with ``changes`` applied (and checked)."""
         return dataclasses.replace(self, **changes)
-
-
-def default_layer(layers: Iterable[tuple[str, str | None, int]]) -> str | None:
-    """The layer a fresh view opens on, from ``(name, layer type, ndim of its output)`` in model order.
-
-    The first convolution whose output is a batch of maps (4 axes), else the first layer with such an
-    output, else the first layer; ``None`` when there are none.
-    """
-    items = list(layers)
-    for name, kind, ndim in items:
-        if kind in _CONVOLUTIONS and ndim == 4:
-            return name
-    for name, _kind, ndim in items:
-        if ndim == 4:
-            return name
-    return items[0][0] if items else None

@@ -74,7 +74,7 @@ class _Progress(QObject, Callbacks):
 def _open_data(
     choice: str, folder: str, shape: tuple[int, int, int], samples: int, seed: int
 ) -> Any:
-    from cnnviz.core import datasets
+    from cnnviz.core.training import datasets
 
     if choice == "synthetic-digits":
         return datasets.synthetic_digits(shape, n=samples, n_eval=max(20, samples // 10), seed=seed)

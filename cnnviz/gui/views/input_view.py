@@ -328,10 +328,6 @@ class InputView(QWidget):
     def erf_visible(self) -> bool:
         return self.erf_item.isVisible()
 
-    def geometry_for_view(self) -> Any:
-        """The ImageGeometry mapping model-input pixels to this view's coordinates."""
-        return self._geometry
-
     # -- mouse ---------------------------------------------------------------------------------------------------
     def _view_point(self, scene_pos: Any) -> tuple[float, float] | None:
         if self.loaded is None or not self.vb.sceneBoundingRect().contains(scene_pos):

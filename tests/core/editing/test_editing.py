@@ -10,7 +10,7 @@ import torch
 import torchvision
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oracles import gradient_rf
+from oracles import forward_shapes, gradient_rf
 from torch import nn
 
 from cnnviz.cli import main
@@ -51,18 +51,6 @@ SPEC = {
 
 # --------------------------------------------------------------------------------------------------------------
 # Truth computed here, from torch
-
-
-def forward_shapes(model: nn.Sequential, input_shape: list[int]) -> list[tuple[int, ...]]:
-    """Each layer's output shape (without batch) from a real forward pass."""
-    shapes = []
-    x = torch.randn(1, *input_shape)
-    model.eval()
-    with torch.no_grad():
-        for module in model:
-            x = module(x)
-            shapes.append(tuple(x.shape[1:]))
-    return shapes
 
 
 def params_of(module: nn.Module) -> int:
