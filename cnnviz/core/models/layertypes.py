@@ -325,17 +325,9 @@ def module_params(module: nn.Module) -> tuple[int, int]:
 # Settings in words
 
 
-def _pair_text(value: Any) -> str:
-    if isinstance(value, tuple | list):
-        if len(value) == 2 and value[0] != value[1]:
-            return f"{value[0]}×{value[1]}"
-        value = value[0]
-    return str(value)
-
-
 def _square(value: Any) -> str:
     if isinstance(value, tuple | list):
-        return _pair_text(value)
+        return text.pair(value)
     return f"{value}×{value}"
 
 
@@ -345,11 +337,11 @@ def settings_text(layer_type: str, kw: Mapping[str, Any]) -> str:
     family = SPEC_TYPES[layer_type].family if layer_type in SPEC_TYPES else None
     if family == "conv":
         parts.append(_square(kw.get("kernel_size", "?")))
-        parts.append(f"s{_pair_text(kw.get('stride', 1))}")
+        parts.append(f"s{text.pair(kw.get('stride', 1))}")
         padding = kw.get("padding", 0)
-        parts.append(f"p{padding}" if isinstance(padding, str) else f"p{_pair_text(padding)}")
-        if _pair_text(kw.get("dilation", 1)) != "1":
-            parts.append(f"d{_pair_text(kw.get('dilation', 1))}")
+        parts.append(f"p{padding}" if isinstance(padding, str) else f"p{text.pair(padding)}")
+        if text.pair(kw.get("dilation", 1)) != "1":
+            parts.append(f"d{text.pair(kw.get('dilation', 1))}")
         if kw.get("groups", 1) != 1:
             parts.append(f"g{kw['groups']}")
         if kw.get("bias", True) is False:
@@ -358,9 +350,9 @@ def settings_text(layer_type: str, kw: Mapping[str, Any]) -> str:
         kernel = kw.get("kernel_size", "?")
         parts.append(_square(kernel))
         stride = kw.get("stride")
-        parts.append(f"s{_pair_text(stride if stride is not None else kernel)}")
-        if _pair_text(kw.get("padding", 0)) != "0":
-            parts.append(f"p{_pair_text(kw.get('padding', 0))}")
+        parts.append(f"s{text.pair(stride if stride is not None else kernel)}")
+        if text.pair(kw.get("padding", 0)) != "0":
+            parts.append(f"p{text.pair(kw.get('padding', 0))}")
     elif family == "adaptive":
         size = kw.get("output_size")
         parts.append(f"→ {_square(size)}" if size is not None else "→ input size")

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from cnnviz.core import text
 from cnnviz.core.errors import one_line
 from cnnviz.core.jsonio import structure_problem
 from cnnviz.core.models.layertypes import SHAPE_KEEPING as _SHAPE_KEEPING
@@ -27,7 +28,6 @@ from cnnviz.core.models.spec.schema import (
     SpecReport,
     _closest_first,
     _describe,
-    _fmt_shape,
     _freeze,
     _matches,
     _show,
@@ -129,12 +129,12 @@ def _shape_check(layer_type: str, kwargs: tuple[tuple[str, Any], ...], shape: Sh
                 )
             out = tuple(result.shape[1:])
     except Exception as exc:  # torch's own refusal, for the cases not worded above
-        text = one_line(exc)
-        return _Outcome(text, None, frozen, None)
+        reason = one_line(exc)
+        return _Outcome(reason, None, frozen, None)
     if len(out) == 0 or min(out) < 1:
         return _Outcome(
-            f"its output would be empty ({_fmt_shape(out) or 'a scalar'}) for its "
-            f"{_fmt_shape(shape)} input",
+            f"its output would be empty ({text.dims(out) or 'a scalar'}) for its "
+            f"{text.dims(shape)} input",
             None,
             frozen,
             None,
@@ -229,7 +229,7 @@ def validate_spec(spec: Any) -> SpecReport:
         if len(shape) != 1:
             problems.append(
                 f"the spec has {len(label_list)} labels but the last layer gives a "
-                f"{_fmt_shape(shape)} output, not a flat one; end with Flatten and Linear"
+                f"{text.dims(shape)} output, not a flat one; end with Flatten and Linear"
             )
         elif shape[0] != len(label_list):
             problems.append(

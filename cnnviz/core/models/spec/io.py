@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnviz.core import text
 from cnnviz.core.errors import SpecError, one_line
 from cnnviz.core.fileio import atomic_writer
 from cnnviz.core.images import Preprocess
@@ -23,7 +24,6 @@ from cnnviz.core.models.spec.schema import (
     _TOP_LEVEL_KEYS,
     Shape,
     _closest_first,
-    _fmt_shape,
     _layer_name,
     _show,
     _to_json,
@@ -184,7 +184,7 @@ def spec_from_sequential(
         if key is not None and getattr(module, key) != check.module_kwargs[key]:
             raise SpecError(
                 f"{_layer_name(index, check.type)}: the module has {key} {getattr(module, key)} but "
-                f"receives {check.module_kwargs[key]} from input_shape {_fmt_shape(tuple(input_shape))}",
+                f"receives {check.module_kwargs[key]} from input_shape {text.dims(tuple(input_shape))}",
                 index,
                 check.type,
             )

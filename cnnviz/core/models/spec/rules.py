@@ -11,19 +11,18 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from cnnviz.core import text
 from cnnviz.core.models.spec.schema import (
     _ALIGNING_MODES,
     _UPSAMPLE_MODES,
     Shape,
-    _fmt_pair,
-    _fmt_shape,
     _pair,
     _show,
 )
 
 
 def _shape_needed(layer_type: str, needs: str, shape: Shape) -> str:
-    reason = f"{layer_type} needs an input of shape {needs} but receives {_fmt_shape(shape)}"
+    reason = f"{layer_type} needs an input of shape {needs} but receives {text.dims(shape)}"
     if len(shape) == 1:
         reason += "; move it before the Flatten"
     return reason
@@ -60,9 +59,9 @@ def _too_large(
     if dilation != (1, 1):
         what = (
             f"dilated kernel {effective[0]}×{effective[1]} "
-            f"(kernel {kernel[0]}×{kernel[1]}, dilation {_fmt_pair(dilation)})"
+            f"(kernel {kernel[0]}×{kernel[1]}, dilation {text.pair(dilation)})"
         )
-    return f"{what} is larger than its {_fmt_shape(size)} input plus padding {_fmt_pair(pad)}"
+    return f"{what} is larger than its {text.dims(size)} input plus padding {text.pair(pad)}"
 
 
 def _rule_conv(kw: dict[str, Any], shape: Shape, transposed: bool) -> str | None:
@@ -83,7 +82,7 @@ def _rule_conv(kw: dict[str, Any], shape: Shape, transposed: bool) -> str | None
                 f'padding must be a number, a pair [h, w], "valid" or "same" (got {_show(padding)})'
             )
         if padding == "same" and _pair(kw.get("stride", 1)) != (1, 1):
-            given = _fmt_pair(_pair(kw.get("stride", 1)))
+            given = text.pair(_pair(kw.get("stride", 1)))
             return f'padding "same" needs stride 1 (stride is {given}); give padding as a number instead'
     else:
         reason = _at_least(kw, "padding", 0)
@@ -108,8 +107,8 @@ def _rule_conv(kw: dict[str, Any], shape: Shape, transposed: bool) -> str | None
         for axis in (0, 1):
             if out_pad[axis] >= stride[axis] and out_pad[axis] >= dilation[axis]:
                 return (
-                    f"output_padding {_fmt_pair(out_pad)} must be smaller than stride "
-                    f"{_fmt_pair(stride)} or dilation {_fmt_pair(dilation)}"
+                    f"output_padding {text.pair(out_pad)} must be smaller than stride "
+                    f"{text.pair(stride)} or dilation {text.pair(dilation)}"
                 )
         out = tuple(
             (size[a] - 1) * stride[a] - 2 * pad[a] + dilation[a] * (kernel[a] - 1) + out_pad[a] + 1
@@ -117,8 +116,8 @@ def _rule_conv(kw: dict[str, Any], shape: Shape, transposed: bool) -> str | None
         )
         if min(out) < 1:
             return (
-                f"padding {_fmt_pair(pad)} is too large: the output would be {_fmt_shape(out)} for its "
-                f"{_fmt_shape(size)} input; reduce padding"
+                f"padding {text.pair(pad)} is too large: the output would be {text.dims(out)} for its "
+                f"{text.dims(size)} input; reduce padding"
             )
         return None
     if isinstance(padding, str):
@@ -130,12 +129,12 @@ def _rule_conv(kw: dict[str, Any], shape: Shape, transposed: bool) -> str | None
     mode = kw.get("padding_mode", "zeros")
     if mode == "reflect" and any(pad[a] >= size[a] for a in (0, 1)):
         return (
-            f"reflect padding {_fmt_pair(pad)} must be smaller than its {_fmt_shape(size)} input; "
+            f"reflect padding {text.pair(pad)} must be smaller than its {text.dims(size)} input; "
             'reduce padding or use padding_mode "zeros"'
         )
     if mode == "circular" and any(pad[a] > size[a] for a in (0, 1)):
         return (
-            f"circular padding {_fmt_pair(pad)} wraps more than once around its {_fmt_shape(size)} "
+            f"circular padding {text.pair(pad)} wraps more than once around its {text.dims(size)} "
             "input; reduce padding"
         )
     return None
@@ -160,9 +159,9 @@ def _rule_pool(kw: dict[str, Any], shape: Shape, layer_type: str) -> str | None:
     pad = _pair(kw.get("padding", 0))
     dilation = _pair(kw.get("dilation", 1))
     if any(pad[a] > kernel[a] // 2 for a in (0, 1)):
-        limit = _fmt_pair((kernel[0] // 2, kernel[1] // 2))
+        limit = text.pair((kernel[0] // 2, kernel[1] // 2))
         return (
-            f"padding {_fmt_pair(pad)} is more than half the kernel size {_fmt_pair(kernel)}: "
+            f"padding {text.pair(pad)} is more than half the kernel size {text.pair(kernel)}: "
             f"torch refuses pooling padding above {limit}"
         )
     if kw.get("divisor_override") == 0:
@@ -198,7 +197,7 @@ def _rule_batchnorm(kw: dict[str, Any], shape: Shape, layer_type: str) -> str | 
         return _infer_arg(kw, "num_features", shape[0], "channels")
     if len(shape) not in (1, 2):
         return (
-            f"BatchNorm1d needs an input of shape [N] or [C, L] but receives {_fmt_shape(shape)}; "
+            f"BatchNorm1d needs an input of shape [N] or [C, L] but receives {text.dims(shape)}; "
             "use BatchNorm2d, or put it after a Flatten"
         )
     return _infer_arg(kw, "num_features", shape[0], "features" if len(shape) == 1 else "channels")
@@ -206,7 +205,7 @@ def _rule_batchnorm(kw: dict[str, Any], shape: Shape, layer_type: str) -> str | 
 
 def _rule_linear(kw: dict[str, Any], shape: Shape) -> str | None:
     if len(shape) != 1:
-        return f"Linear needs a flat input of shape [N]; add a Flatten before it (input is {_fmt_shape(shape)})"
+        return f"Linear needs a flat input of shape [N]; add a Flatten before it (input is {text.dims(shape)})"
     given = kw.get("in_features")
     if given is not None and given != shape[0]:
         return (
@@ -246,9 +245,7 @@ def _rule_softmax(kw: dict[str, Any], shape: Shape) -> str | None:
     dim = kw.get("dim")
     if dim is None and len(shape) == 2:
         # torch's implicit choice for 3-D tensors is dim 0, the batch.
-        return (
-            f"set dim for a {_fmt_shape(shape)} input: without it torch normalises over the batch"
-        )
+        return f"set dim for a {text.dims(shape)} input: without it torch normalises over the batch"
     return None if dim is None else _dim_reason("dim", dim, len(shape) + 1)
 
 
@@ -281,7 +278,7 @@ def _rule_upsample(kw: dict[str, Any], shape: Shape) -> str | None:
     needs = {"linear": 2, "bilinear": 3, "bicubic": 3, "trilinear": 4}.get(mode)
     if needs is not None and needs != len(shape):
         wanted = {2: "[C, L]", 3: "[C, H, W]", 4: "[C, D, H, W]"}[needs]
-        return f'mode "{mode}" needs an input of shape {wanted} but receives {_fmt_shape(shape)}'
+        return f'mode "{mode}" needs an input of shape {wanted} but receives {text.dims(shape)}'
     spatial = shape[1:]
     if size is not None:
         reason = _at_least(kw, "size", 1)
@@ -298,8 +295,8 @@ def _rule_upsample(kw: dict[str, Any], shape: Shape) -> str | None:
             out = tuple(math.floor(s * f) for s, f in zip(spatial, factors, strict=True))
             if min(out) < 1:
                 return (
-                    f"scale_factor {_show(scale)} shrinks its {_fmt_shape(spatial)} input to nothing "
-                    f"({_fmt_shape(out)}); use a larger factor"
+                    f"scale_factor {_show(scale)} shrinks its {text.dims(spatial)} input to nothing "
+                    f"({text.dims(out)}); use a larger factor"
                 )
     return None
 
@@ -312,8 +309,8 @@ def _rule_zeropad(kw: dict[str, Any], shape: Shape) -> str | None:
     out = (shape[1] + top + bottom, shape[2] + left + right)
     if min(out) < 1:
         return (
-            f"padding {_show(padding)} crops its {_fmt_shape(shape[1:])} input to nothing "
-            f"({_fmt_shape(out)}); negative padding must leave at least one row and column"
+            f"padding {_show(padding)} crops its {text.dims(shape[1:])} input to nothing "
+            f"({text.dims(out)}); negative padding must leave at least one row and column"
         )
     return None
 

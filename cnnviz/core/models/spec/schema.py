@@ -287,18 +287,10 @@ def _layer_name(index: int | None, layer_type: str | None) -> str:
     return f"layer {index} ({layer_type if layer_type.isidentifier() else _show(layer_type)})"
 
 
-def _fmt_shape(shape: Shape) -> str:
-    return "×".join(str(s) for s in shape)
-
-
 def _pair(value: Any) -> tuple[int, int]:
     if isinstance(value, tuple):
         return (value[0], value[1]) if len(value) >= 2 else (value[0], value[0])
     return (value, value)
-
-
-def _fmt_pair(pair: tuple[Any, Any]) -> str:
-    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}×{pair[1]}"
 
 
 def _closest_first(word: str, choices: list[str] | tuple[str, ...]) -> tuple[list[str], list[str]]:
