@@ -89,3 +89,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     write(f"total: {sum(PEAKS.cases.values())} cases")
     if "path" in _REPORT:
         write(f"figures: {_REPORT['path']}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fuzz suite runs in the full test command, not in the fast loop (``-m "not slow"``)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)

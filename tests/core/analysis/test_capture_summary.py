@@ -16,16 +16,18 @@ from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.errors import LayerError
 
 # (name, input size): small inputs keep the suite fast; every network is still run for real in the test.
+_SLOW = pytest.mark.slow
+# resnet18 and mobilenet_v3_small stay in the fast loop; the others run in the full suite
 NETWORKS = [
     ("resnet18", 64),
-    ("densenet121", 64),
+    pytest.param("densenet121", 64, marks=_SLOW),
     ("mobilenet_v3_small", 64),
-    ("efficientnet_b0", 64),
-    ("inception_v3", 96),
-    ("googlenet", 64),
-    ("convnext_tiny", 64),
-    ("alexnet", 96),
-    ("vgg11", 64),
+    pytest.param("efficientnet_b0", 64, marks=_SLOW),
+    pytest.param("inception_v3", 96, marks=_SLOW),
+    pytest.param("googlenet", 64, marks=_SLOW),
+    pytest.param("convnext_tiny", 64, marks=_SLOW),
+    pytest.param("alexnet", 96, marks=_SLOW),
+    pytest.param("vgg11", 64, marks=_SLOW),
 ]
 
 

@@ -388,6 +388,7 @@ def _capped_run(*argv: object) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_worst_cases_exit_cleanly_under_a_4_gib_cap(tmp_path):
     wide = write_spec(
         tmp_path / "wide.json",

@@ -299,6 +299,7 @@ def test_budget_message_names_size_budget_and_remedy(tmp_path):
     assert "30000×30000" in message and MAX_IMAGE_BYTES_ENV in message and "PNG" in message
 
 
+@pytest.mark.slow
 def test_real_deflate_tiff_bomb_is_refused_from_its_header(tmp_path):
     side = 20000
     data = _deflated_zeros(side * side * 3)
@@ -310,6 +311,7 @@ def test_real_deflate_tiff_bomb_is_refused_from_its_header(tmp_path):
     assert report["peak_mb"] < 2048 and report["seconds"] < 10, report
 
 
+@pytest.mark.slow
 def test_real_tiff_under_the_budget_loads_with_peak_near_its_size(tmp_path):
     side = 20000  # 8-bit gray in one strip: 400 MB of pixels plus the 400 MB strip buffer
     path = tmp_path / "gray_bomb.tif"

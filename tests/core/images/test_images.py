@@ -473,6 +473,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_huge_png_loads_downscaled_in_bounded_memory(tmp_path):
     side = 20000
     picture = Image.new("L", (side, side), 255)
