@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from cnnviz.core import lab as core
 from cnnviz.core.errors import CnnvizError
@@ -14,9 +14,11 @@ from cnnviz.core.text import nbytes
 from cnnviz.gui.lab.base import _Lesson
 from cnnviz.gui.lab.widgets import (
     _caption,
+    _headline,
     _mono_font,
     _note,
     _spin,
+    _still_plot,
 )
 
 if TYPE_CHECKING:
@@ -79,17 +81,9 @@ class DenseLesson(_Lesson):
         self.body.addWidget(self.conv_label)
         self.body.addWidget(_caption("Dense (fully connected) layer between the same sizes"))
         self.body.addWidget(self.dense_label)
-        self.ratio_label = QtWidgets.QLabel()
-        font = self.ratio_label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.3)
-        font.setBold(True)
-        self.ratio_label.setFont(font)
-        self.ratio_label.setWordWrap(True)
+        self.ratio_label = _headline(1.3)
         self.body.addWidget(self.ratio_label)
-        self.plot = pg.PlotWidget()
-        self.plot.setBackground(self.palette().color(QtGui.QPalette.ColorRole.Base))
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(False, False)
+        self.plot = _still_plot(self)
         self.plot.setLabel("bottom", "parameters (each step is 10\u00d7 more)")
         self.plot.getAxis("left").setTicks([[(0, "convolution"), (1, "dense")]])
         self.plot.setFixedHeight(170)

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from cnnviz.core import lab as core
 from cnnviz.core.errors import CnnvizError
 from cnnviz.gui.lab.base import _Lesson
 from cnnviz.gui.lab.widgets import (
+    _headline,
     _mono_font,
     _note,
     _spin,
+    _still_plot,
 )
 
 if TYPE_CHECKING:
@@ -63,12 +65,7 @@ class OneByOneLesson(_Lesson):
         header.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.body.addWidget(self.table)
-        self.ratio_label = QtWidgets.QLabel()
-        font = self.ratio_label.font()
-        font.setPointSizeF(font.pointSizeF() * 1.2)
-        font.setBold(True)
-        self.ratio_label.setFont(font)
-        self.ratio_label.setWordWrap(True)
+        self.ratio_label = _headline(1.2)
         self.body.addWidget(self.ratio_label)
         self.formula_label = QtWidgets.QLabel()
         self.formula_label.setFont(_mono_font())
@@ -77,10 +74,7 @@ class OneByOneLesson(_Lesson):
             QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
         )
         self.body.addWidget(self.formula_label)
-        self.plot = pg.PlotWidget()
-        self.plot.setBackground(self.palette().color(QtGui.QPalette.ColorRole.Base))
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(False, False)
+        self.plot = _still_plot(self)
         self.plot.setLabel("left", "% of the direct K\u00d7K convolution")
         self.plot.getAxis("bottom").setTicks([[(0, "parameters"), (1, "multiply-adds")]])
         self.plot.setMinimumHeight(150)

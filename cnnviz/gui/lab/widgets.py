@@ -252,3 +252,23 @@ def _caption(text: str) -> QtWidgets.QLabel:
     label = QtWidgets.QLabel(f"<b>{text}</b>")
     label.setWordWrap(True)
     return label
+
+
+def _headline(scale: float) -> QtWidgets.QLabel:
+    """A bold, larger, wrapping label: the one sentence a lesson wants the learner to take away."""
+    label = QtWidgets.QLabel()
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * scale)
+    font.setBold(True)
+    label.setFont(font)
+    label.setWordWrap(True)
+    return label
+
+
+def _still_plot(parent: QtWidgets.QWidget) -> pg.PlotWidget:
+    """A plot on the page's own background that the mouse does not pan or zoom (a figure, not a tool)."""
+    plot = pg.PlotWidget()
+    plot.setBackground(parent.palette().color(QtGui.QPalette.ColorRole.Base))
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(False, False)
+    return plot
