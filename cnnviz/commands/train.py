@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     input_shape = spec["input_shape"]
     quiet = args.format == "json"
 
-    if not quiet and sys.stderr.isatty():  # progress for a person watching, not for logs and errors
+    if not quiet:
         print(f"cnnviz: preparing {args.data} ...", file=sys.stderr, flush=True)
     data = open_dataset(args.data, input_shape, seed=args.seed)
     if data.skipped:
