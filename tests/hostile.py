@@ -9,6 +9,7 @@ import builtins
 import io
 import json
 import pickle
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -111,7 +112,59 @@ def _legacy_weights(marker: Path, src: Path, dst: Path) -> None:
     )
 
 
+def duplicate_table(marker: Path, src: Path, dst: Path) -> None:
+    """Two copies of the constants table, the first declaring an opaque object: which one a reader takes
+    is up to the reader, so an audit must not trust either."""
+    evil = {
+        "config": {
+            "evil": {
+                "path_name": "opaque_obj_0",
+                "is_param": False,
+                "use_pickle": True,
+                "tensor_meta": None,
+            }
+        }
+    }
+    table = "data/constants/model_constants_config.json"
+    with zipfile.ZipFile(src) as zf:
+        top = next(n for n in zf.namelist() if n.endswith("/archive_format"))[
+            : -len("archive_format")
+        ]
+        harmless = zf.read(top + table)
+
+    def edit(rel: str, data: bytes) -> bytes | None:
+        return json.dumps(evil).encode() if rel == table else None
+
+    extra = {table: harmless, "data/constants/opaque_obj_0": pickle.dumps(Payload(marker))}
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore"
+        )  # zipfile warns about the duplicate name it is asked to write
+        rewrite_archive(src, dst, edit, extra)
+
+
+def _pickle_named_json(marker: Path, src: Path, dst: Path) -> None:
+    """A weight stored as a pickle under a ``.json`` name: torch unpickles it whatever it is called."""
+    with zipfile.ZipFile(src) as zf:
+        top = next(n for n in zf.namelist() if n.endswith("/archive_format"))[
+            : -len("archive_format")
+        ]
+        config = json.loads(zf.read(top + "data/weights/model_weights_config.json"))
+    first = next(iter(config["config"].values()))
+    first["use_pickle"] = True
+    first["path_name"] = "weight_0.json"
+
+    def edit(rel: str, data: bytes) -> bytes | None:
+        if rel == "data/weights/model_weights_config.json":
+            return json.dumps(config).encode()
+        return None
+
+    extra = {"data/weights/weight_0.json": torch_saved(Payload(marker))}
+    rewrite_archive(src, dst, edit, extra)
+
+
 VARIANTS = {
+    "pickle_named_json": _pickle_named_json,
     "sample_inputs": _sample_inputs,
     "pickled_weight": _pickled_weight,
     "opaque_constant": _opaque_constant,

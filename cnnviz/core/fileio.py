@@ -367,7 +367,7 @@ def regular_file_problem(path: PathLike) -> str | None:
 
     Checked before anything opens the path, so that a FIFO, socket or device (which would block ``open()`` or
     stream forever) is refused at once, and a symlink loop is named as one instead of "does not exist".
-    The reason is a sentence fragment such as ``"does not exist"`` or ``"is a FIFO (named pipe), not a file"``.
+    The reason is a sentence fragment such as ``"does not exist"`` or ``"is a FIFO (named pipe), not a regular file"``.
     """
     import errno
     import stat

@@ -168,6 +168,10 @@ def read_json(
         with open_regular_file(path) as handle:
             data = handle.read(max_bytes + 1)
     except OSError as exc:
+        if (
+            exc.errno == 0 and exc.strerror
+        ):  # refused by the regular-file check: strerror is the reason
+            raise error(f"{label} {exc.strerror}") from None
         raise error(f"{label} cannot be read ({exc.strerror or exc})") from None
     return parse_json(data, label, error=error, hint=hint, max_bytes=max_bytes)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import platform
 import sys
 from typing import Any
@@ -222,10 +223,13 @@ def confirm_trust(parent: QWidget | None, spec: str, message: str) -> bool:
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Load an untrusted file?")
-    box.setText(f"<b>{spec}</b> can only be loaded by full unpickling.")
+    from cnnviz.core.models.safety import TRUST_ADVICE
+
+    box.setText(f"Opening <b>{html.escape(spec)}</b> can run code from a file.")
     box.setInformativeText(
-        "Unpickling can run arbitrary code on this computer, with your permissions. "
-        "Load it only if you trust where the file came from.\n\n" + message
+        "A file that needs full unpickling, or holds native code, can run arbitrary code on this "
+        "computer with your permissions. Load it only if you trust where it came from.\n\n"
+        + message.replace(TRUST_ADVICE, "")
     )
     box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
     box.setDefaultButton(QMessageBox.StandardButton.No)

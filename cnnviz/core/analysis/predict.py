@@ -20,6 +20,7 @@ from cnnviz.core.errors import (
     is_out_of_memory,
 )
 from cnnviz.core.models.loaded import check_loaded_model
+from cnnviz.core.text import dims
 from cnnviz.core.validate import as_whole_number, describe
 
 if TYPE_CHECKING:
@@ -100,33 +101,29 @@ def _input_tensor(model: LoadedModel, image: Any) -> torch.Tensor:
     return x.float()
 
 
-def _dims(shape: Any) -> str:
-    return "×".join(str(int(s)) for s in shape)
-
-
 def _size_hint(model: LoadedModel, x: torch.Tensor) -> str:
     """What to check when a forward fails: the input size against what the model was made for."""
     given = tuple(x.shape[1:])
     expected = tuple(model.input_shape)
     if given != expected:
         return (
-            f"the model {model.name} takes {_dims(expected)} inputs but this one is {_dims(given)}; "
+            f"the model {model.name} takes {dims(expected)} inputs but this one is {dims(given)}; "
             "preprocess the image with the model's own preprocessing"
         )
     spec_shape = (model.spec or {}).get("input_shape")
     if isinstance(spec_shape, (list, tuple)) and tuple(spec_shape) != expected:
         return (
-            f"the model {model.name} was built for {_dims(spec_shape)} inputs, not {_dims(expected)}; "
+            f"the model {model.name} was built for {dims(spec_shape)} inputs, not {dims(expected)}; "
             "drop --input-size or give the size it was built for"
         )
-    return f"check that {_dims(given)} is the input size the model {model.name} was made for"
+    return f"check that {dims(given)} is the input size the model {model.name} was made for"
 
 
 def _forward_failure(model: LoadedModel, x: torch.Tensor, exc: Exception) -> CnnvizError:
     """The failure of a plain forward as the located error a capture gives (layer and shape named)."""
     if is_out_of_memory(exc):
         return ForwardError(
-            f"The computer ran out of memory running the model {model.name} on a {_dims(x.shape[1:])} "
+            f"The computer ran out of memory running the model {model.name} on a {dims(x.shape[1:])} "
             "input; close other programs or use a smaller input size."
         )
     try:

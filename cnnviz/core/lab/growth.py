@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from cnnviz.core import text
 from cnnviz.core.analysis.types import Summary
 
 
@@ -110,8 +111,8 @@ def rf_growth(summary: Summary) -> list[RFPoint]:
         jump = stride[0] > prev_stride[0] or stride[1] > prev_stride[1]
         reason = ""
         if jump:
-            s_txt = "x".join(str(v) for v in stride) if stride[0] != stride[1] else str(stride[0])
-            own = f"stride {row.stride[0] if row.stride and row.stride[0] == row.stride[1] else row.stride}"
+            s_txt = text.pair(stride)
+            own = f"stride {text.pair(row.stride)}"
             reason = f"{own}: S becomes {s_txt}" if row.stride else f"S becomes {s_txt}"
         points.append(
             RFPoint(row.name, row.type, (int(rf.size[0]), int(rf.size[1])), stride, jump, reason)

@@ -100,7 +100,7 @@ def _listing(items: list[str], limit: int = 5) -> str:
 
 def _looks_like_pickle(path: Path) -> bool:
     """A torch zip archive or a raw pickle (protocol 2+): the only files whose refusal is about trust."""
-    with open(path, "rb") as fh:
+    with _open_model_file(path) as fh:
         head = fh.read(4)
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
@@ -109,7 +109,9 @@ def _torch_load(path: Path, weights_only: bool) -> Any:
     with warnings.catch_warnings():
         # torch's notices (pickle protocol, "looks like a TorchScript archive") would break the one-line error
         warnings.simplefilter("ignore")
-        return torch.load(path, map_location="cpu", weights_only=weights_only)
+        # Through the one handle whose kind was checked: a path swapped for a FIFO cannot block the load.
+        with _open_model_file(path) as handle:
+            return torch.load(handle, map_location="cpu", weights_only=weights_only)
 
 
 def _load_torch_file(path: Path, trust: bool) -> Any:
@@ -168,7 +170,7 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EO
 def _zip_member_names(path: Path) -> list[str]:
     """The member names of a zip archive; empty for anything that is not a readable zip."""
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_regular_file(path) as handle, zipfile.ZipFile(handle) as zf:
             return zf.namelist()
     except (*_ZIP_ERRORS, OSError):
         return []
@@ -249,7 +251,8 @@ def _load_torchscript(path: Path) -> nn.Module:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's TorchScript deprecation notice
-            module: nn.Module = torch.jit.load(str(path), map_location="cpu")
+            with _open_model_file(path) as handle:
+                module: nn.Module = torch.jit.load(handle, map_location="cpu")
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(
             f"{path} is not a readable TorchScript archive: it is damaged or was saved by an "

@@ -17,15 +17,21 @@ import json
 import os
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from typing import IO, Any
 
-__all__ = ["TRUST_HINT", "NotAnExportArchive", "audit_export_archive", "forced_weights_only"]
+__all__ = [
+    "TRUST_ADVICE",
+    "TRUST_HINT",
+    "NotAnExportArchive",
+    "audit_export_archive",
+    "forced_weights_only",
+]
 
-TRUST_HINT = (
-    "it may run arbitrary code on this computer when opened; if you trust where it came from, "
-    "pass --trust (or confirm in the app)"
-)
+TRUST_ADVICE = "; if you trust where it came from, pass --trust (or confirm in the app)"
+"""The end of every refusal about trust; the app, which asks instead, leaves it out."""
+TRUST_HINT = "it may run arbitrary code on this computer when opened" + TRUST_ADVICE
 
 
 class NotAnExportArchive(ValueError):
@@ -35,9 +41,8 @@ class NotAnExportArchive(ValueError):
 # Members torch reads as text or JSON only (relative to the archive's top folder).
 _TEXT_MEMBERS = {"archive_format", "archive_version", "version", "byteorder", ".data/version",
                  ".data/serialization_id"}  # fmt: skip
-_TEXT_FOLDERS = ("extra/", "extra_files/", "extra_files")
+_TEXT_FOLDERS = ("extra/", "extra_files/")
 _NATIVE_SUFFIXES = (".so", ".dll", ".dylib", ".pyd")
-_CONFIG_SUFFIXES = ("_weights_config.json", "_constants_config.json")
 # Constant payload kinds by file-name prefix (torch.export.pt2_archive.constants): tensors may be raw
 # bytes or torch.save pickles; torchbind and opaque objects are always fully unpickled.
 _TENSOR_CONSTANT_PREFIX = "tensor_"
@@ -59,33 +64,47 @@ def _archive_top(names: list[str]) -> str:
     return ""
 
 
-def _declared_payloads(
-    zf: zipfile.ZipFile, names: list[str], top: str
-) -> tuple[set[str], list[str]]:
-    """Members the archive's configs declare as raw tensor bytes, and reasons found in the configs.
+def _model_names(rels: list[str]) -> list[str]:
+    """The programs of the archive: ``models/NAME.json`` members, as torch finds them."""
+    return [
+        rel[len("models/") : -len(".json")]
+        for rel in rels
+        if rel.startswith("models/") and rel.endswith(".json") and "/" not in rel[len("models/") :]
+    ]
 
-    A member counts as raw only when no config entry also names it as a pickle.
+
+def _declared_payloads(
+    zf: zipfile.ZipFile, top: str, models: list[str], present: set[str]
+) -> tuple[set[str], list[str]]:
+    """Members the programs' own payload tables declare as raw tensor bytes, and reasons found in them.
+
+    Only the tables torch reads for each program count (``data/weights/NAME_weights_config.json`` and
+    ``data/constants/NAME_constants_config.json``); a member is raw only when no entry names it as a pickle.
     """
     raw: set[str] = set()
     pickled: set[str] = set()
     reasons: list[str] = []
-    for name in names:
-        rel = _relative(name, top)
-        if not rel.endswith(_CONFIG_SUFFIXES):
+    tables = [(f"data/weights/{m}_weights_config.json", False) for m in models]
+    tables += [(f"data/constants/{m}_constants_config.json", True) for m in models]
+    for rel, constants in tables:
+        if rel not in present:
             continue
         folder = rel.rsplit("/", 1)[0] + "/"
-        constants = rel.endswith("_constants_config.json")
         try:
-            config = json.loads(zf.read(name)).get("config", {})
+            config = json.loads(zf.read(top + rel)).get("config", {})
             entries = list(config.items())
         except (ValueError, AttributeError, zipfile.BadZipFile, OSError, RecursionError):
             reasons.append(f"its member {rel} is not a valid payload table")
             continue
         for fqn, meta in entries:
-            if not isinstance(meta, dict) or not isinstance(meta.get("path_name"), str):
+            path_name = meta.get("path_name") if isinstance(meta, dict) else None
+            if (
+                not isinstance(path_name, str)
+                or not path_name
+                or any(c in path_name for c in "/\\")
+            ):
                 reasons.append(f"its member {rel} describes '{fqn}' in a form cnnviz cannot check")
                 continue
-            path_name = meta["path_name"]
             member = folder + path_name
             if constants and path_name.startswith(_ALWAYS_UNPICKLED_PREFIXES):
                 reasons.append(
@@ -136,19 +155,33 @@ def audit_export_archive(handle: IO[bytes]) -> list[str]:
         top = _archive_top(names)
         if not top and not {"archive_format", "serialized_exported_program.json"} & set(names):
             raise NotAnExportArchive("it holds no torch.export program")
-        raw, config_reasons = _declared_payloads(zf, names, top)
+        # Python's zipfile reads the last of two same-named members, torch's reader the first: what was
+        # audited would not be what is loaded. torch reads only the archive's one top folder.
+        twice = sorted(name for name, n in Counter(names).items() if n > 1)
+        if twice:
+            return [f"it holds the member {twice[0]} twice, so readers disagree on its contents"]
+        if top and any(not name.startswith(top) for name in names):
+            return ["its members are not all in one archive folder, as torch.export writes them"]
+        rels = [_relative(name, top) for name in names]
+        models = _model_names(rels)
+        present = set(rels)
+        raw, config_reasons = _declared_payloads(zf, top, models, present)
         reasons.extend(config_reasons)
-        for info in infos:
-            rel = _relative(info.filename, top)
-            lower = rel.lower()
-            if rel.startswith("data/aotinductor/") or lower.endswith(_NATIVE_SUFFIXES):
+        # JSON torch parses as JSON (never unpickles): the programs and their payload tables
+        known_json = {f"models/{m}.json" for m in models}
+        known_json |= {f"data/weights/{m}_weights_config.json" for m in models}
+        known_json |= {f"data/constants/{m}_constants_config.json" for m in models}
+        if not top:
+            known_json.add("serialized_exported_program.json")
+        for info, rel in zip(infos, rels, strict=True):
+            if rel.startswith("data/aotinductor/") or rel.lower().endswith(_NATIVE_SUFFIXES):
                 reasons.append(
                     f"it holds compiled native code ({rel}) that would be loaded and run"
                 )
                 continue
             if (
                 rel in raw
-                or lower.endswith(".json")
+                or rel in known_json
                 or rel in _TEXT_MEMBERS
                 or rel.startswith(_TEXT_FOLDERS)
             ):

@@ -7,6 +7,7 @@ is proven against a file that really is dangerous.
 from __future__ import annotations
 
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,23 @@ def test_truncated_archive_is_one_clean_error(program, tmp_path, cut):
     with pytest.raises(ModelLoadError) as info:
         load_model(str(path))
     assert not isinstance(info.value, UntrustedFileError)
+
+
+def test_archive_with_a_member_twice_is_refused(program, tmp_path):
+    from hostile import duplicate_table
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "twice.pt2"
+    duplicate_table(marker, program, path)
+    with pytest.raises(UntrustedFileError, match="twice"):
+        load_model(str(path))
+    assert not marker.exists()
+
+
+def test_members_outside_the_archive_folder_are_refused(program, tmp_path):
+    path = tmp_path / "outside.pt2"
+    rewrite_archive(program, path, lambda rel, b: None, {})
+    with zipfile.ZipFile(path, "a") as zf:
+        zf.writestr("elsewhere/data.pkl", b"\x80\x02}q\x00.")
+    with pytest.raises(UntrustedFileError, match="one archive folder"):
+        load_model(str(path))

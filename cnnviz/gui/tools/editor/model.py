@@ -25,7 +25,7 @@ from cnnviz.core.editing import (
     delta_text,
 )
 from cnnviz.core.present.tables import rf_cells
-from cnnviz.core.text import compact
+from cnnviz.core.text import compact, count
 from cnnviz.core.text import shape as shape_text
 
 Index = QModelIndex | QPersistentModelIndex
@@ -46,10 +46,6 @@ REINIT_FG = QColor("#a04a00")
 
 def _shape(shape: Any) -> str:
     return shape_text((1, *shape)) if shape else ""
-
-
-def _count(value: int | None) -> str:
-    return f"{value:,}" if value else ("0" if value == 0 else "")
 
 
 class LiveTableModel(QAbstractTableModel):
@@ -115,11 +111,11 @@ class LiveTableModel(QAbstractTableModel):
         if column == 4:
             return _shape(row.output_shape)
         if column == 5:
-            return _count(row.params)
+            return count(row.params)
         if column == 6:
             return self._delta(row.params, row.base_params, row.status)
         if column == 7:
-            return _count(row.macs)
+            return count(row.macs)
         if column == 8:
             return self._delta(row.macs, row.base_macs, row.status)
         if column in (9, 10):
