@@ -134,12 +134,7 @@ def write_target_problem(target: PathLike) -> str | None:
         return "is a folder, not a file" if stat.S_ISDIR(mode) else None
     if stat.S_ISREG(mode):
         return None
-    if stat.S_ISDIR(mode):
-        return "is a folder, not a file"
-    kinds = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))  # fmt: skip
-    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
-    return f"is {kind}, not a regular file"
+    return _special_file_reason(mode)
 
 
 def _open_temporary(folder: Path, name: str) -> tuple[int, Path | None]:
@@ -370,7 +365,6 @@ def regular_file_problem(path: PathLike) -> str | None:
     The reason is a sentence fragment such as ``"does not exist"`` or ``"is a FIFO (named pipe), not a regular file"``.
     """
     import errno
-    import stat
 
     try:
         info = os.stat(path)
@@ -395,6 +389,11 @@ def regular_file_problem(path: PathLike) -> str | None:
         if not os.access(path, os.R_OK):
             return "cannot be read (permission denied)"
         return None
+    return _special_file_reason(mode)
+
+
+def _special_file_reason(mode: int) -> str:
+    """What a non-regular file is, as the end of a sentence: "is a FIFO (named pipe), not a regular file"."""
     if stat.S_ISDIR(mode):
         return "is a folder, not a file"
     kinds = (
@@ -414,8 +413,6 @@ def open_regular_file(path: PathLike) -> IO[bytes]:
     checked with ``fstat`` on the open descriptor, so a path swapped after :func:`regular_file_problem` is
     still refused. Raises ``OSError`` with the reason as its ``strerror`` for anything else.
     """
-    import stat
-
     problem = regular_file_problem(path)
     if problem is not None:
         raise OSError(0, problem, os.fspath(path))
