@@ -32,7 +32,17 @@ if TYPE_CHECKING:
     from cnnviz.core.present.export import ExportSnapshot
     from cnnviz.core.present.view import ViewState
 
-__all__ = ["ModelBundle", "RunResult", "Session", "UnitSelection"]
+__all__ = ["ModelBundle", "PictureCandidate", "RunResult", "Session", "UnitSelection"]
+
+
+@dataclass(frozen=True)
+class PictureCandidate:
+    """A picture to run: its ``source`` (a path, bytes or a PIL image), display ``name`` and whether it is
+    the model's sample (``default``)."""
+
+    source: Any
+    name: str | None
+    default: bool = False
 
 
 @dataclass
@@ -100,6 +110,8 @@ class Session(QObject):
         self.image_source: Any = None
         self.image_name: str | None = None
         self.image_is_default = False
+        # A picture given before a model is ready: it becomes current only once it has decoded and run.
+        self._queued: PictureCandidate | None = None
         self.activations: dict[str, np.ndarray] = {}
         self.predictions: list[Any] | None = None
         self.layer: str | None = None
@@ -202,7 +214,9 @@ class Session(QObject):
         for note in (getattr(bundle.model, "note", None), bundle.summary.note):
             if note:
                 self.statusMessage.emit(note)
-        if self.image_source is None or self.image_is_default:
+        if self._queued is not None:
+            self.run(self._queued)
+        elif self.image_source is None or self.image_is_default:
             self.open_default_image()
         else:
             self.run()
@@ -223,22 +237,25 @@ class Session(QObject):
             self.open_image(fallback_picture(channels), name="built-in example", default=True)
 
     def queue_image(self, source: Any, *, name: str | None = None, default: bool = False) -> None:
-        """Make ``source`` (a path, bytes or a PIL image) the current picture without running the model yet.
-
-        The next :meth:`run` (for one, when a model finishes loading) uses it.
-        """
-        if isinstance(source, os.PathLike):
-            source = os.fspath(source)
-        self.image_source = source
-        self.image_is_default = default
-        if name is None:
-            name = Path(source).name if isinstance(source, str) else "pasted picture"
-        self.image_name = name
+        """Open ``source`` (a path, bytes or a PIL image) with the next :meth:`run` (for one, when a model
+        finishes loading); it becomes the current picture only once it has decoded and run."""
+        self._queued = self._candidate(source, name, default)
 
     def open_image(self, source: Any, *, name: str | None = None, default: bool = False) -> None:
-        """Show ``source`` (a path, bytes or a PIL image) and run the model on it (in the background)."""
-        self.queue_image(source, name=name, default=default)
-        self.run()
+        """Show ``source`` (a path, bytes or a PIL image) and run the model on it (in the background).
+
+        The current picture changes only once ``source`` has decoded and run: a failure reports an error
+        and leaves the previous picture, its maps and predictions as they were.
+        """
+        self.run(self._candidate(source, name, default))
+
+    @staticmethod
+    def _candidate(source: Any, name: str | None, default: bool) -> PictureCandidate:
+        if isinstance(source, os.PathLike):
+            source = os.fspath(source)
+        if name is None:
+            name = Path(source).name if isinstance(source, str) else "pasted picture"
+        return PictureCandidate(source, name, default)
 
     def set_image_array(self, array: np.ndarray, name: str = "drawing") -> None:
         """Use a uint8 array (HxW gray or HxWx3 RGB), e.g. from the drawing canvas."""
@@ -246,11 +263,19 @@ class Session(QObject):
 
         self.open_image(Image.fromarray(np.ascontiguousarray(array)), name=name)
 
-    def run(self) -> None:
-        """Preprocess the current picture for the current model and capture every layer (in the background)."""
-        if self.model is None or self.image_source is None:
+    def run(self, candidate: PictureCandidate | None = None) -> None:
+        """Preprocess ``candidate`` (default: the current picture) for the current model and capture every
+        layer (in the background); ``candidate`` becomes the current picture when that succeeds."""
+        if candidate is None:
+            if self.image_source is None:
+                return
+            candidate = PictureCandidate(self.image_source, self.image_name, self.image_is_default)
+        if self.model is None:
+            self._queued = candidate
             return
-        model, source, name = self.model, self.image_source, self.image_name
+        # Kept until the run ends, so a model load that cancels it runs this picture instead.
+        self._queued = candidate
+        model, source, name = self.model, candidate.source, candidate.name
 
         def job(token: CancelToken) -> RunResult:
             from cnnviz.core.analysis.capture import as_numpy, capture
@@ -282,14 +307,25 @@ class Session(QObject):
         self.runner.submit(
             "run",
             job,
-            on_done=self._ran,
-            on_error=lambda exc: self.errorOccurred.emit(
-                f"Could not use {name}", describe_error(exc)
-            ),
+            on_done=lambda result: self._ran(result, candidate),
+            on_error=lambda exc: self._run_failed(exc, candidate),
             label=f"Running {model.name} on {name}",
         )
 
-    def _ran(self, result: RunResult) -> None:
+    def _run_failed(self, exc: BaseException, candidate: PictureCandidate) -> None:
+        if self._queued is candidate:
+            self._queued = None
+        self.errorOccurred.emit(f"Could not use {candidate.name}", describe_error(exc))
+        if self.image_source is None and not candidate.default:
+            # Nothing was shown yet (a bad picture at start-up): show a sample instead of an empty window.
+            self.open_default_image()
+
+    def _ran(self, result: RunResult, candidate: PictureCandidate) -> None:
+        if self._queued is candidate:
+            self._queued = None
+        self.image_source = candidate.source
+        self.image_name = candidate.name
+        self.image_is_default = candidate.default
         self.image = result.image
         self.activations = result.activations
         self.predictions = result.predictions
