@@ -10,8 +10,14 @@ from typing import Any
 from cnnviz.core.errors import CnnvizError
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """--model, --weights, --trust, --input-size."""
+def add_model_arguments(
+    parser: argparse.ArgumentParser, *, required: bool = True, weights_default: str = "default"
+) -> None:
+    """--model, --weights, --trust, --input-size; ``weights_default`` is what --weights is when not given.
+
+    Commands that need only the architecture (a table, a receptive field) pass "none", so that they never
+    fetch pretrained weights unless asked.
+    """
     parser.add_argument(
         "--model",
         required=required,
@@ -20,13 +26,18 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
         help="'default' (bundled digits model), a torchvision name (resnet18, vgg16 ...), a spec .json, "
         "a cnnviz checkpoint .pt, a TorchScript archive or a torch.export .pt2 file",
     )
-    parser.add_argument(
-        "--weights",
-        default="default",
-        metavar="W",
-        help="'default' (pretrained, downloaded into the torch hub cache when online), 'none' (random) "
-        "or a state_dict file",
-    )
+    if weights_default == "none":
+        weights_help = (
+            "'none' (the default here, as the result depends only on the architecture: random weights "
+            "for a torchvision name, a file keeps its own), 'default' (pretrained, downloaded into the "
+            "torch hub cache when online) or a state_dict file"
+        )
+    else:
+        weights_help = (
+            "'default' (pretrained, downloaded into the torch hub cache when online), 'none' (random) "
+            "or a state_dict file"
+        )
+    parser.add_argument("--weights", default=weights_default, metavar="W", help=weights_help)
     parser.add_argument(
         "--trust",
         action="store_true",

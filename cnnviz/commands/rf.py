@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "y*S-P .. y*S-P+r-1 per axis, the box clipped to the input, the exact support, the share in padding, "
         "and with --image the box in the original picture's pixels.",
     )
-    add_model_arguments(parser)
+    add_model_arguments(parser, weights_default="none")
     parser.add_argument(
         "--layer", required=True, metavar="NAME", help="layer name as in `cnnviz summary`"
     )

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Print one row per layer in execution order: output shape, parameters, MACs, kernel, "
         "stride, padding and the receptive field (size, stride, padding per axis).",
     )
-    add_model_arguments(parser)
+    add_model_arguments(parser, weights_default="none")
     parser.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table")
     parser.set_defaults(func=run)
     return parser

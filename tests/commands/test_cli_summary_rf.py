@@ -263,11 +263,12 @@ def test_default_weights_offline_is_one_error_line(capsys, tmp_path, monkeypatch
         raise urllib.error.URLError("[Errno 101] Network is unreachable")
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    code, out, err = _run(capsys, "summary", "--model", "resnet18")
+    code, out, err = _run(capsys, "summary", "--model", "resnet18", "--weights", "default")
     assert code == 2
     line = _one_error_line(err)
     assert torchvision.models.ResNet18_Weights.DEFAULT.url.rsplit("/", 1)[-1] in line
     assert str(tmp_path) in line
+    assert "--weights none" in line and "Errno" not in line
 
 
 def test_untrusted_file_is_one_error_line(capsys, tmp_path):

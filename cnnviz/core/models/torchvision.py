@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,8 @@ def _download_state_dict(name: str, weights: Any, progress: Any = None) -> dict[
     except Exception as exc:  # noqa: BLE001 - offline, proxy, DNS ... all mean: not available
         raise ModelLoadError(
             f"pretrained weights for {name} ({path.name}) are not in the cache {path.parent} and could not "
-            f"be downloaded ({_network_reason(exc)}); connect to the internet, copy the file there, "
-            f"load the model with random weights instead, or give a state_dict file as its weights"
+            f"be downloaded ({_network_reason(exc)}); pass --weights none for random weights, connect to "
+            f"the internet, or copy the file there"
         ) from exc
 
 
@@ -110,6 +111,10 @@ def _network_reason(exc: BaseException) -> str:
         return f"the download failed: {reason.strerror or type(reason).__name__}"
     if isinstance(reason, OSError):
         return f"no connection: {reason.strerror or type(reason).__name__}"
+    if isinstance(reason, str) and reason.strip():
+        # urllib keeps some causes only as text such as "[Errno 101] Network is unreachable"
+        words = re.sub(r"^\[Errno -?\d+\]\s*", "", reason.strip())
+        return f"no connection: {one_line(words, 200, whole=True)}"
     return one_line(exc, 200, whole=True)
 
 
