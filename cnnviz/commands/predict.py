@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
             predictions = predict(model, path, top=args.top)
         except CnnvizError as exc:
             failed += 1
-            print(f"cnnviz: error: {path}: {exc}", file=sys.stderr)
+            # Name the picture once: most messages about a picture already do.
+            where = "" if path in str(exc) else f"{path}: "
+            print(f"cnnviz: error: {where}{exc}", file=sys.stderr)
             continue
         results.append({"image": path, "predictions": [p.to_dict() for p in predictions]})
         if args.format == "text":

@@ -104,3 +104,11 @@ def test_the_models_note_goes_to_stderr(capsys, monkeypatch):
     captured = capsys.readouterr()
     assert _lines(captured.err) == ["cnnviz: note: the bundled weights are missing"]
     assert captured.out.startswith("{")
+
+
+def test_predict_names_a_bad_picture_once(capsys, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a picture at all")
+    assert cli.main(["predict", "--model", "default", str(bad)]) == 2
+    err = _lines(capsys.readouterr().err)
+    assert len(err) == 1 and err[0].count(str(bad)) == 1, err
