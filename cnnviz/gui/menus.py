@@ -184,6 +184,8 @@ def build_menus(window: MainWindow) -> None:
     ):
         act = dock.toggleViewAction()
         act.setShortcut(QKeySequence(key))
+        # Opened as a tab behind "Layer table" it would look as if nothing happened: bring it to the front.
+        act.triggered.connect(lambda checked, d=dock: d.raise_() if checked else None)
         tools.addAction(act)
 
     help_menu = bar.addMenu("&Help")
