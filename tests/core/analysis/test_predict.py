@@ -126,16 +126,23 @@ def test_bad_tensor_shape(model):
         predict(model, torch.zeros(2, 1, 12, 12))
 
 
-def test_cli_predict_json_and_a_bad_image(model, tmp_path, capsys):
-    ckpt = tmp_path / "tiny.pt"
+@pytest.fixture
+def checkpoint(model, tmp_path):
+    """The tiny model saved as a cnnviz checkpoint, for the command line."""
+    path = tmp_path / "tiny.pt"
     save_checkpoint(
-        ckpt,
+        path,
         spec=SPEC,
         state_dict=model.module.state_dict(),
         labels=SPEC["labels"],
         preprocess=PRE,
         metrics={},
     )
+    return path
+
+
+def test_cli_predict_json_and_a_bad_image(model, checkpoint, tmp_path, capsys):
+    ckpt = checkpoint
     good = tmp_path / "good.png"
     Image.fromarray(np.full((12, 12), 200, np.uint8)).save(good)
     bad = tmp_path / "bad.png"
@@ -153,16 +160,8 @@ def test_cli_predict_json_and_a_bad_image(model, tmp_path, capsys):
     assert len(errors) == 1 and str(bad) in errors[0]
 
 
-def test_cli_predict_text(model, tmp_path, capsys):
-    ckpt = tmp_path / "tiny.pt"
-    save_checkpoint(
-        ckpt,
-        spec=SPEC,
-        state_dict=model.module.state_dict(),
-        labels=SPEC["labels"],
-        preprocess=PRE,
-        metrics={},
-    )
+def test_cli_predict_text(checkpoint, tmp_path, capsys):
+    ckpt = checkpoint
     good = tmp_path / "good.png"
     Image.fromarray(np.zeros((12, 12), np.uint8)).save(good)
     assert main(["predict", "--model", str(ckpt), "--top", "3", str(good)]) == 0
