@@ -51,6 +51,7 @@ __all__ = [
     "export_problem",
     "export_view",
     "layer_file_stem",
+    "view_figure",
     "write_figure",
     "write_png",
     "write_summary",
@@ -421,6 +422,17 @@ def export_view(kind: str, path: PathLike, snapshot: ExportSnapshot) -> Path:
         raise CnnvizError(f"nothing to export: {problem}")
     if kind.startswith("table"):
         return write_summary(path, snapshot.summary)
+    return write_figure(path, view_figure(kind, snapshot))
+
+
+def view_figure(kind: str, snapshot: ExportSnapshot) -> Figure:
+    """The figure a picture export of ``kind`` shows (``grid_*``, ``channel_png`` or ``rf_*``): what
+    :func:`export_view` writes, and what a notebook displays for the same view."""
+    problem = export_problem(kind, snapshot)
+    if problem is not None:
+        raise CnnvizError(f"nothing to export: {problem}")
+    if kind.startswith("table"):
+        raise CnnvizError(f"'{kind}' is a table, not a picture; write it with export_view")
     view, box, layer = snapshot.view, snapshot.box, str(snapshot.layer)
     name, layer_type = snapshot.model_name, snapshot.layer_type
     if kind.startswith("rf"):
@@ -439,4 +451,4 @@ def export_view(kind: str, path: PathLike, snapshot: ExportSnapshot) -> Path:
         meta = _figure_meta(name, layer, mosaic.maps.shape, box)
         fig = feature_grid_figure(mosaic, caption=caption, unit=box.unit if box is not None else None,
                                   channel=snapshot.unit_channel, metadata=meta)  # fmt: skip
-    return write_figure(path, fig)
+    return fig
