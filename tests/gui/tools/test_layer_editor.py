@@ -287,3 +287,71 @@ def test_apply_builds_what_was_shown_when_clicked(qtbot, dock: LayerEditorDock) 
         dock.editors["out_channels"].setValue(7)  # editing goes on while it builds
     assert blocker.args[0].spec == shown
     assert dock.table_model.texts()[0][WEIGHTS] == "new on Apply"  # 7 channels: not applied yet
+
+
+def type_into(qtbot, spin, text: str) -> None:
+    """Select the box's number and type ``text`` key by key, then press Enter (a committed edit)."""
+    spin.setFocus()
+    spin.selectAll()
+    for ch in text:
+        qtbot.keyClick(spin, ch)
+    qtbot.keyClick(spin, Qt.Key.Key_Return)
+
+
+def test_undo_names_the_committed_value_one_step_per_commit(qtbot, dock: LayerEditorDock) -> None:
+    click_row(qtbot, dock, 0)
+    spin = dock.editors["out_channels"]
+    type_into(qtbot, spin, "48")
+    assert dock.table.rows[0].output_shape[0] == 48
+    assert dock.undo_stack.count() == 1  # two keystrokes, one step
+    assert dock.undo_stack.undoText() == "0: out_channels = 48"
+    assert dock.undo_action.toolTip() == "Undo 0: out_channels = 48"
+    type_into(qtbot, dock.editors["out_channels"], "32")  # a second committed edit: its own step
+    assert dock.undo_stack.count() == 2
+    assert dock.undo_stack.undoText() == "0: out_channels = 32"
+    dock.undo_action.trigger()
+    assert dock.editors["out_channels"].value() == 48
+    assert dock.undo_stack.undoText() == "0: out_channels = 48"
+    dock.undo_action.trigger()
+    assert dock.editors["out_channels"].value() == SPEC["layers"][0]["out_channels"]
+    # typing after an undo starts a new step instead of rewriting the undone one
+    type_into(qtbot, dock.editors["out_channels"], "7")
+    assert dock.undo_stack.count() == 1 and dock.undo_stack.undoText() == "0: out_channels = 7"
+
+
+def test_totals_name_deleted_layers_by_what_they_were(qtbot, dock: LayerEditorDock) -> None:
+    click_row(qtbot, dock, 4)
+    dock.delete_action.trigger()
+    # the row now at position 4 is the old ReLU 5; the deleted one was the second convolution
+    assert dock.table_model.texts()[4][2] == SPEC["layers"][5]["type"]
+    removed = f"{SPEC['layers'][4]['type']} (was 4)"
+    assert dock.totals.text().endswith(f" · deleted: {removed}")
+    click_row(qtbot, dock, 0)
+    dock.delete_action.trigger()
+    assert dock.totals.text().endswith(
+        f" · deleted: {SPEC['layers'][0]['type']} (was 0), {removed}"
+    )
+    dock.undo_action.trigger()
+    dock.undo_action.trigger()
+    assert "deleted" not in dock.totals.text()
+
+
+def test_apply_summary_stays_in_the_editor(qtbot, dock: LayerEditorDock, tmp_path: Path) -> None:
+    messages: list[str] = []
+    dock.status.connect(messages.append)
+    click_row(qtbot, dock, 4)
+    dock.editors["out_channels"].setValue(9)
+    with qtbot.waitSignal(dock.applied, timeout=30000) as blocker:
+        dock.apply_action.trigger()
+    summary = messages[-1]
+    assert summary.startswith("Applied: ") and "4" in summary and "got fresh weights" in summary
+    assert dock.notice.isVisible() and dock.notice.text() == summary
+    # The app takes the applied model and reports its own "Loaded ..." line; the editor keeps the summary.
+    dock.set_model(blocker.args[0])
+    dock.status.emit(f"Loaded {blocker.args[0].name}.")
+    assert dock.notice.isVisible() and dock.notice.text() == summary
+    # A different model is a fresh start.
+    (tmp_path / "other").mkdir()
+    other = spec_model(tmp_path / "other", SPEC)
+    dock.set_model(other)
+    assert not dock.notice.isVisible()

@@ -81,6 +81,8 @@ class _EditCommand(QUndoCommand):
             return False
         self.after = other.after
         self.select_after = other.select_after
+        # The step is named by the value it ends with (typing 4 then 8 commits 48, not 4).
+        self.setText(other.text())
         return True
 
     def redo(self) -> None:
@@ -115,6 +117,10 @@ class LayerEditorDock(FormMixin, QDockWidget):
         self.runner = JobRunner(self)
         self._last_dir = str(Path.home())
         self.undo_stack = QUndoStack(self)
+        # Keystrokes in one box merge into one undo step until the edit is committed (Enter, leaving the
+        # box) or the history moves (undo/redo); each commit starts a new step.
+        self._edit_epoch = 0
+        self._pushing = False
 
         body = QWidget()
         self.setWidget(body)
@@ -178,6 +184,14 @@ class LayerEditorDock(FormMixin, QDockWidget):
         )
         self.message.setVisible(False)
         self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # What the last Apply did stays here: the status bar's line is soon replaced by the app's own.
+        self.notice = QLabel("")
+        self.notice.setTextFormat(Qt.TextFormat.PlainText)
+        self.notice.setWordWrap(True)
+        self.notice.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.notice.setStyleSheet("QLabel { background: #e6f2e6; color: #1b4d1b; padding: 3px; }")
+        self.notice.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.notice.setVisible(False)
         for label in (self.totals, self.dense, self.header):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
@@ -188,11 +202,12 @@ class LayerEditorDock(FormMixin, QDockWidget):
         layout.addWidget(self.toolbar)
         layout.addWidget(splitter, 1)
         layout.addWidget(self.message)
+        layout.addWidget(self.notice)
         layout.addWidget(self.totals)
         layout.addWidget(self.dense)
 
         self.undo_stack.cleanChanged.connect(lambda _clean: self._update_actions())
-        self.undo_stack.indexChanged.connect(lambda _i: self._update_actions())
+        self.undo_stack.indexChanged.connect(self._history_moved)
         self._show_form(None)
         self._update_actions()
 
@@ -308,6 +323,8 @@ class LayerEditorDock(FormMixin, QDockWidget):
             return
         self.model = model
         self._applied_model = None
+        self.notice.clear()
+        self.notice.setVisible(False)
         self.undo_stack.clear()
         self._selected_uid = None
         self.session = None
@@ -363,7 +380,20 @@ class LayerEditorDock(FormMixin, QDockWidget):
         before = self.session.current
         if after.layers == before.layers:
             return
-        self.undo_stack.push(_EditCommand(self, text, before, after, merge_key, select))
+        self._pushing = True
+        try:
+            self.undo_stack.push(_EditCommand(self, text, before, after, merge_key, select))
+        finally:
+            self._pushing = False
+
+    def commit_edit(self) -> None:
+        """End the current typing: the next change of the same argument is a new undo step."""
+        self._edit_epoch += 1
+
+    def _history_moved(self, _index: int) -> None:
+        if not self._pushing:
+            self.commit_edit()  # after undo/redo, typing again must not merge into an older step
+        self._update_actions()
 
     def _try(self, fn: Any) -> Any:
         try:
@@ -384,7 +414,7 @@ class LayerEditorDock(FormMixin, QDockWidget):
             self._push(
                 f"{arch.name_of(index)}: {key} = {shown}",
                 after,
-                ("param", layer.uid, key),
+                ("param", layer.uid, key, self._edit_epoch),
                 layer.uid,
             )
 
@@ -556,8 +586,11 @@ class LayerEditorDock(FormMixin, QDockWidget):
             )
         else:
             text = f"Applied: every layer with weights kept them ({kept})."
-        self._say(text)
+        self.notice.setText(text)
+        self.notice.setVisible(True)
         self.applied.emit(result.model)
+        # After the model is handed over, so that this line, not the app's "Loaded ...", is the last word.
+        self._say(text)
 
     def _apply_failed(self, exc: BaseException) -> None:
         self._say(f"Could not apply: {describe_error(exc)}", error=True)
@@ -619,8 +652,9 @@ class LayerEditorDock(FormMixin, QDockWidget):
                 self.view.setColumnWidth(column, max(self.view.columnWidth(column), width))
             self._sized = True
         text = table.totals_text()
-        if table.removed:
-            text += f" · deleted: {', '.join(table.removed)}"
+        deleted = self.deleted_layers()
+        if deleted:
+            text += f" · deleted: {', '.join(deleted)}"
         self.totals.setText(text)
         if table.error:
             self.message.setText(table.error)
@@ -646,6 +680,22 @@ class LayerEditorDock(FormMixin, QDockWidget):
             self._show_form(None)
         self._show_dense()
         self._update_actions()
+
+    def deleted_layers(self) -> list[str]:
+        """The layers of the baseline that are gone, by what they were: ``"Conv2d (was 2)"``.
+
+        Named by their type and old name, since a current row may carry the same name now (spec rows are
+        named by position).
+        """
+        session = self.session
+        if session is None:
+            return []
+        present = {layer.uid for layer in session.current.layers}
+        return [
+            f"{row.type} (was {row.name})"
+            for row in session.baseline.rows
+            if row.uid not in present
+        ]
 
     def _show_dense(self) -> None:
         table = self.table

@@ -54,6 +54,7 @@ class FormMixin:
 
         def set_param(self, index: int, key: str, value: Any) -> None: ...
         def set_type(self, index: int, new_type: str) -> None: ...
+        def commit_edit(self) -> None: ...
         def selected_index(self) -> int | None: ...
 
     # ----------------------------------------------------------------------------------------------------------
@@ -115,6 +116,7 @@ class FormMixin:
             if tip:
                 spin.setToolTip(tip)
             spin.valueChanged.connect(lambda v: self.set_param(self._row_of(index), key, int(v)))
+            spin.editingFinished.connect(self.commit_edit)
             self.form.addRow(label, spin)
             self.editors[key] = spin
 
@@ -123,6 +125,7 @@ class FormMixin:
             edit.valueChanged.connect(
                 lambda v: self.set_param(self._row_of(index), key, _from_pair(v))
             )
+            edit.editingFinished.connect(self.commit_edit)
             self.form.addRow(label, edit)
             self.editors[key] = edit
 
@@ -144,6 +147,7 @@ class FormMixin:
             spin.valueChanged.connect(
                 lambda v: self.set_param(self._row_of(index), key, round(float(v), 6))
             )
+            spin.editingFinished.connect(self.commit_edit)
             self.form.addRow(label, spin)
             self.editors[key] = spin
 

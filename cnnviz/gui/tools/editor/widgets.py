@@ -17,10 +17,13 @@ from PySide6.QtWidgets import (
 class PairEdit(QWidget):
     """Two spin boxes (height, width) with a link that keeps them equal; emits ``valueChanged((h, w))``.
 
+    ``editingFinished`` is emitted when either box's edit is committed (Enter or leaving the box).
+
     With ``none_text`` the lowest value (``minimum - 1``) means None (e.g. a pooling stride equal to the kernel).
     """
 
     valueChanged = Signal(object)
+    editingFinished = Signal()
 
     def __init__(
         self,
@@ -60,6 +63,8 @@ class PairEdit(QWidget):
         self.link.setChecked(self.h.value() == self.w.value())
         self.h.valueChanged.connect(lambda v: self._changed(self.h, self.w, v))
         self.w.valueChanged.connect(lambda v: self._changed(self.w, self.h, v))
+        self.h.editingFinished.connect(self.editingFinished)
+        self.w.editingFinished.connect(self.editingFinished)
 
     def set_value(self, value: tuple[int, int] | None) -> None:
         """Show ``value`` without emitting."""
