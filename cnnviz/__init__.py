@@ -5,8 +5,10 @@ The public API for scripts and notebooks::
     import cnnviz
     model = cnnviz.load_model("resnet18", weights="none")
     table = cnnviz.summarize(model)                       # per-layer shapes, params, MACs, receptive fields
+    table.to_pandas()                                     # in a notebook the table shows itself as HTML
     acts = cnnviz.capture(model, cnnviz.load_image("cat.jpg", model.preprocess))
     box = cnnviz.receptive_field(model, "layer3", (4, 7))
+    cnnviz.show(model, "cat.jpg", "layer3", unit=(4, 7))  # a picture: the unit's receptive field
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "receptive_field",
     "effective_receptive_field",
     "predict",
+    "show",
 ]
 
 # Imported on first use so that `import cnnviz` (and `cnnviz --version`) load no torch.
@@ -31,19 +34,20 @@ _LAZY = {
     "load_model": "cnnviz.core.models",
     "load_image": "cnnviz.core.images",
     "capture": "cnnviz.core.analysis.capture",
-    "summarize": "cnnviz.core.analysis.summary",
+    "summarize": "cnnviz.core.present.notebook",
     "receptive_field": "cnnviz.core.analysis.receptive",
     "effective_receptive_field": "cnnviz.core.analysis.receptive",
     "predict": "cnnviz.core.analysis.predict",
+    "show": "cnnviz.core.present.notebook",
 }
 
 if TYPE_CHECKING:
     from cnnviz.core.analysis.capture import capture
     from cnnviz.core.analysis.predict import predict
     from cnnviz.core.analysis.receptive import effective_receptive_field, receptive_field
-    from cnnviz.core.analysis.summary import summarize
     from cnnviz.core.images import load_image
     from cnnviz.core.models import load_model
+    from cnnviz.core.present.notebook import show, summarize
 
 
 def __getattr__(name: str) -> Any:
