@@ -365,9 +365,13 @@ class Session(QObject):
         if name == self.layer or name not in self.activations:
             return
         previous, old = self.selection, self.layer
+        had_erf = self.erf is not None
         self.layer = name
         self._clear_unit(emit=False)
         self.layerChanged.emit(name)
+        if had_erf:
+            # The heatmap belongs to the old layer's unit: it must go whether or not a unit is carried over.
+            self.erfChanged.emit(None)
         if previous is not None and old is not None:
             unit = self._carry_unit(old, previous.unit, name)
             if unit is not None:

@@ -1,4 +1,5 @@
-"""All channels of one layer as a single mosaic texture, with a colour bar/histogram and a hover read-out.
+"""All channels of one layer as a single mosaic texture, with a colour bar/histogram and a hover read-out;
+outputs without a spatial map (C×1×1, vectors, logits) as a bar chart instead.
 
 The mosaic is drawn by :func:`cnnviz.core.present.mosaic.feature_mosaic` (the same code that exports PNGs) and shown as
 ONE ``ImageItem``, so a layer with 2048 channels costs one texture upload, not 2048 items. Mosaic coordinates are
@@ -20,10 +21,9 @@ from PySide6.QtWidgets import (
     QGraphicsPathItem,
     QGraphicsRectItem,
     QHBoxLayout,
-    QLabel,
     QMenu,
-    QSizePolicy,
     QSpinBox,
+    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -32,8 +32,17 @@ from PySide6.QtWidgets import (
 from cnnviz.core.present.colormaps import apply_colormap
 from cnnviz.core.present.figures import HIGHLIGHT as HIGHLIGHT_RGBA
 from cnnviz.core.present.mosaic import FeatureMosaic, feature_mosaic, to_maps
-from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS, ViewState
+from cnnviz.core.present.vectors import ORDERS, vector_values
+from cnnviz.core.present.view import (
+    COLORMAPS,
+    NORMALIZATIONS,
+    ViewState,
+    layer_caption,
+    layer_label,
+)
 from cnnviz.core.text import shape as shape_text
+from cnnviz.gui.views.elided import ElidedLabel
+from cnnviz.gui.views.vector_plot import VectorPlot
 from cnnviz.gui.workers import JobRunner
 
 __all__ = ["FeatureMapView"]
@@ -41,6 +50,9 @@ __all__ = ["FeatureMapView"]
 BACKGROUND = (38, 38, 38, 255)
 HIGHLIGHT = QColor(*HIGHLIGHT_RGBA)
 HINT = "Click a unit: its receptive field · double-click: enlarge the channel · arrow keys: move the unit"
+HINTS = (HINT, "Click: receptive field · double-click: enlarge · arrows: move", "Click a unit")
+VECTOR_HINT = "Hover a bar: its value · click: select it · wheel: scroll · Ctrl+wheel: zoom"
+VECTOR_HINTS = (VECTOR_HINT, "Hover a bar: its value · wheel: scroll", "Hover a bar")
 _NORM_LABELS = {"channel": "Per channel", "layer": "Per layer"}
 
 
@@ -123,12 +135,11 @@ class FeatureMapView(QWidget):
         self._render_runner = JobRunner(self, threads=1)
         self._hist_key: Any = None
 
-        self.title = QLabel("No layer selected")
-        self.title.setTextFormat(Qt.TextFormat.PlainText)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        font = self.title.font()
-        font.setBold(True)
-        self.title.setFont(font)
+        self.vector: np.ndarray | None = None  # the values of an output without a spatial map
+        self._hover_pos: Any = (
+            None  # the last mouse position over the maps, to refresh the read-out
+        )
+        self.title = ElidedLabel("No layer selected", bold=True)
 
         self.cmap_box = QComboBox()
         self.cmap_box.addItems(list(COLORMAPS))
@@ -158,6 +169,14 @@ class FeatureMapView(QWidget):
         self.back_button.setToolTip("Back to the grid of all channels (Esc)")
         self.back_button.clicked.connect(lambda: self.show_channel(None))
         self.back_button.setVisible(False)
+        self.order_box = QComboBox()
+        for key, text in ORDERS.items():
+            self.order_box.addItem(text, key)
+        self.order_box.setToolTip("Order of the bars")
+        self.order_box.currentIndexChanged.connect(
+            lambda _i: self.bars.set_order(self.order_box.currentData())
+        )
+        self.order_box.setVisible(False)
 
         self.graphics = _Canvas()
         self.graphics.setBackground(QColor(*BACKGROUND))
@@ -185,6 +204,13 @@ class FeatureMapView(QWidget):
         self.graphics.keyMove.connect(self.unitMoved)
         self.graphics.escape.connect(lambda: self.show_channel(None))
         self.graphics.painted.connect(self._after_paint)
+        self.bars = VectorPlot()
+        self.bars.setBackground(QColor(*BACKGROUND))
+        self.bars.hovered.connect(self._bar_hovered)
+        self.bars.clicked.connect(lambda index: self.unitClicked.emit(index, 0, 0))
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.graphics)
+        self.stack.addWidget(self.bars)
 
         self.hist = pg.PlotWidget()
         self.hist.setBackground(None)
@@ -203,18 +229,11 @@ class FeatureMapView(QWidget):
         self.hist.addItem(self.hist_curve)
         self.bar_item = pg.ImageItem()
         self.hist.addItem(self.bar_item)
-        self.hist_label = QLabel(" ")
-        self.hist_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.hist_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-        self.readout = QLabel(HINT)
-        self.readout.setTextFormat(Qt.TextFormat.PlainText)
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-        self.subtitle = QLabel(" ")
-        self.subtitle.setTextFormat(Qt.TextFormat.PlainText)
-        self.subtitle.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.channel_spin.setMaximumWidth(80)
+        self.hist_label = ElidedLabel(" ")
+        self.readout = ElidedLabel()
+        self.readout.set_texts(*HINTS)
+        self.subtitle = ElidedLabel(" ")
+        self.channel_spin.setMaximumWidth(96)
         head = QHBoxLayout()
         head.setContentsMargins(6, 4, 6, 0)
         head.addWidget(self.title, 1)
@@ -223,6 +242,7 @@ class FeatureMapView(QWidget):
         controls.setContentsMargins(6, 0, 6, 0)
         controls.addWidget(self.subtitle, 1)
         controls.addWidget(self.channel_spin)
+        controls.addWidget(self.order_box)
         controls.addWidget(self.sort_box)
         controls.addWidget(self.norm_box)
         controls.addWidget(self.cmap_box)
@@ -231,7 +251,7 @@ class FeatureMapView(QWidget):
         layout.setSpacing(2)
         layout.addLayout(head)
         layout.addLayout(controls)
-        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.stack, 1)
         layout.addWidget(self.readout)
         layout.addWidget(self.hist)
         layout.addWidget(self.hist_label)
@@ -334,6 +354,15 @@ class FeatureMapView(QWidget):
         self.channel_spin.blockSignals(True)
         self.channel_spin.setMaximum(max(count - 1, -1))
         self.channel_spin.blockSignals(False)
+        self.vector = vector_values(activation)
+        is_vector = self.vector is not None
+        if is_vector:
+            self.channel = None
+            self.bars.set_values(self.vector, self.value_labels, keep_range=same_layer)
+        self.stack.setCurrentWidget(self.bars if is_vector else self.graphics)
+        for widget in (self.channel_spin, self.sort_box, self.norm_box, self.cmap_box, self.hist):
+            widget.setVisible(not is_vector)
+        self.order_box.setVisible(is_vector)
         self._sync_controls()
         self._render(keep_range=same_layer)
 
@@ -355,9 +384,12 @@ class FeatureMapView(QWidget):
                 f"{self.layer}: no output captured" if self.layer else "No layer selected"
             )
             self.subtitle.setText(" ")
+            self.vector = None
             self._update_highlight()
             self.hist_curve.setData([], [])
             self.bar_item.clear()
+            self.hist_label.setText(" ")
+            self._refresh_readout()
             return
         self._aspect = self._view_aspect()
         args = (act, self.cmap, self.norm, self.sorted, self.channel, self._aspect)
@@ -389,6 +421,7 @@ class FeatureMapView(QWidget):
             self.vb.setRange(QRectF(0, 0, layout.width, layout.height), padding=0.01)
         self._update_title()
         self._update_highlight()
+        self._refresh_readout()
         self._pending_paint = True
 
     def wait_rendered(self, timeout_ms: int = 30000) -> bool:
@@ -400,16 +433,20 @@ class FeatureMapView(QWidget):
         if maps is None:
             return
         shape = shape_text(self.activation.shape if self.activation is not None else None)
-        kind = f" ({self.row.type})" if self.row is not None else ""
         c = maps.shape[0]
         if self.channel is not None:
             what = f"channel {self.channel} of {c}"
-        elif maps.shape[1] * maps.shape[2] == 1:
-            what = f"{c} values, one per square"
+        elif self.vector is not None:
+            what = f"{c} values, one bar each" + (", labelled by class" if self.bars.labels else "")
         else:
             what = f"{c} channels"
-        self.title.setText(f"{self.layer}{kind}")
-        self.subtitle.setText(f"output {shape}   ·   {what}")
+        name = self.layer or ""
+        label = layer_label(name, self.row)
+        caption = layer_caption(self.row)
+        if label == name and caption:
+            label = f"{name} ({caption})"
+        self.title.setText(label)
+        self.subtitle.set_texts(f"output {shape}   ·   {what}", f"{shape} · {what}", shape)
 
     def _update_histogram(self) -> None:
         mosaic = self.mosaic
@@ -455,19 +492,28 @@ class FeatureMapView(QWidget):
         self.hist.setXRange(left, right, padding=0.02)
         self.hist.setYRange(-0.3 * top, top, padding=0.02)
         if self.norm == "channel" and chosen is None and mosaic.maps.shape[0] > 1:
-            text = (
-                f"values {vmin:.4g} .. {vmax:.4g}   (all channels; each map spans its own min..max)"
+            # No single scale fits every map: show no colour bar under the values, say so instead.
+            self.bar_item.clear()
+            self.hist_label.set_texts(
+                f"values {vmin:.4g} .. {vmax:.4g}   colour scale: per channel, each map from its own "
+                "minimum (dark) to its own maximum (bright)",
+                f"values {vmin:.4g} .. {vmax:.4g}   colour: per channel (own min..max)",
             )
+            return
         else:
             scope = f"channel {chosen}" if chosen is not None else "whole layer"
             text = (
                 f"values {vmin:.4g} .. {vmax:.4g}   ({scope})   colour scale {lo:.4g} .. {hi:.4g}"
             )
-        self.hist_label.setText(text)
+        self.hist_label.set_texts(text)
 
     def _update_highlight(self) -> None:
         sel = self.selection
         mosaic = self.mosaic
+        if self.vector is not None:
+            on_layer = sel is not None and sel.layer == self.layer
+            self.bars.set_selected(sel.channel if on_layer else None)
+            self._vector_stats()
         items = (self.others_item, self.chosen_item, self.tile_item)
         if (
             sel is None
@@ -570,11 +616,51 @@ class FeatureMapView(QWidget):
         p = self.vb.mapSceneToView(scene_pos)
         return self.mosaic.layout.locate(p.y(), p.x())
 
+    def _vector_stats(self) -> None:
+        v = self.vector
+        if v is None or v.size == 0:
+            return
+        finite = v[np.isfinite(v)]
+        if finite.size == 0:
+            self.hist_label.set_texts("no finite values")
+            return
+        top = int(np.nanargmax(np.where(np.isfinite(v), v, -np.inf)))
+        name = self.bars.row_name(top)
+        self.hist_label.set_texts(
+            f"{v.size} values from {finite.min():.4g} to {finite.max():.4g}, mean {finite.mean():.4g};"
+            f" largest: {name} ({v[top]:.4g})",
+            f"{v.size} values, {finite.min():.4g} .. {finite.max():.4g}",
+        )
+
+    def _bar_hovered(self, index: int) -> None:
+        v = self.vector
+        if index < 0 or v is None or index >= v.size:
+            self.readout.set_texts(*VECTOR_HINTS)
+            return
+        labels = self.bars.labels
+        label = f"   ({labels[index]})" if labels is not None else ""
+        rank = int(np.sum(v > v[index])) + 1
+        self.readout.set_texts(
+            f"index {index}   value {v[index]:.5g}{label}   rank {rank} of {v.size}",
+            f"index {index}   value {v[index]:.5g}{label}",
+        )
+
+    def _refresh_readout(self) -> None:
+        """Read the mouse position again after the layer changed: an old read-out must not outlive its map."""
+        if self.vector is not None:
+            self.readout.set_texts(*VECTOR_HINTS)
+            return
+        if self._hover_pos is not None and self.graphics.underMouse():
+            self.readout_at(self._hover_pos)
+        else:
+            self.readout.set_texts(*HINTS)
+
     def readout_at(self, scene_pos: Any) -> None:
         """Show the channel, unit and value under ``scene_pos`` (the mouse) in the read-out line."""
+        self._hover_pos = scene_pos
         hit = self._locate(scene_pos)
         if hit is None or self.mosaic is None:
-            self.readout.setText(HINT)
+            self.readout.set_texts(*HINTS)
             return
         ch, y, x = hit
         value = float(self.mosaic.maps[ch, y, x])
