@@ -18,8 +18,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "export",
         help="write feature-map grids and receptive-field overlays as PNG/SVG",
         description="Run a picture through a model and write each chosen layer's feature maps as one grid PNG. "
-        "With --unit, also the unit's receptive field drawn on the original picture (theoretical box, the part "
-        "in padding, its centre and the effective-RF heatmap) and a JSON with the same fields as `cnnviz rf`. "
+        "With --unit (one unit of the map) or --point (in every layer the unit over that picture point), also "
+        "the unit's receptive field drawn on the original picture (theoretical box, the part in padding, its "
+        "centre and the effective-RF heatmap) and a JSON with the same fields as `cnnviz rf`. "
         "manifest.json lists everything written.",
     )
     add_model_arguments(parser)
@@ -33,12 +34,21 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     which.add_argument(
         "--all-layers", action="store_true", help="every layer the model runs, in order"
     )
-    parser.add_argument(
+    spot = parser.add_mutually_exclusive_group()
+    spot.add_argument(
         "--unit",
         type=parse_pair,
         default=None,
         metavar="Y,X",
-        help="also export this unit's receptive field",
+        help="also export the receptive field of this unit (a position in the layer's map: for one layer)",
+    )
+    spot.add_argument(
+        "--point",
+        type=parse_pair,
+        default=None,
+        metavar="Y,X",
+        help="a point of the picture (row, column in its pixels): in every layer, also export the "
+        "receptive field of the unit centred nearest to it, so all layers look at the same spot",
     )
     parser.add_argument(
         "--cmap", default="viridis", choices=COLORMAPS, help="colormap (default: viridis)"
@@ -105,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     formats = ("png", "svg") if args.svg else ("png",)
     try:
         result = export_layers(
-            model, image, out, layers=None if args.all_layers else args.layer, unit=args.unit,
+            model, image, out, layers=None if args.all_layers else args.layer, unit=args.unit, point=args.point,
             cmap=args.cmap, norm=args.norm, sort=args.sort, effective_rf=not args.no_erf, formats=formats,
             progress=report,
         )  # fmt: skip
@@ -124,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         files = ", ".join(entry["files"].values())
         shape = dims(entry["shape"])
         line = f"  {entry['layer']} ({entry.get('type') or '?'}, {shape}): {files}"
+        if args.point is not None and "unit" in entry:
+            line += f"  [unit (y={entry['unit'][0]}, x={entry['unit'][1]})]"
         if "rf_skipped" in entry:
             line += f"  [no receptive field: {entry['rf_skipped']}]"
         print(line)

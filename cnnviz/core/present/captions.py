@@ -104,16 +104,25 @@ def grid_caption(
     layer_type: str | None,
     mosaic: Any,
     unit_box: Any | None = None,
+    *,
+    shape: Sequence[int] | None = None,
 ) -> list[str]:
-    """Caption lines of an exported feature-map grid; with ``unit_box`` (the grid marks a unit) its r, S, P."""
+    """Caption lines of an exported feature-map grid; with ``unit_box`` (the grid marks a unit) its r, S, P.
+
+    ``shape`` is the layer's output shape without the batch (as the table shows it; a vector stays ``576``),
+    by default the shape of the maps drawn.
+    """
     c = mosaic.maps.shape[0]
     kind = f" ({layer_type})" if layer_type else ""
     what = f"channel {mosaic.channel} of {c}" if mosaic.channel is not None else f"{c} channels"
     lo = float(mosaic.lo.min()) if mosaic.lo.size else 0.0
     hi = float(mosaic.hi.max()) if mosaic.hi.size else 0.0
     norm = "per channel" if mosaic.norm == "channel" else "per layer"
+    shown = dims(shape if shape is not None else mosaic.maps.shape)
+    # A name such as "layer3" says what it is; a bare index ("3", "0.1") reads as a layer with the word.
+    title = layer if layer[:1].isalpha() else f"layer {layer}"
     lines = [
-        f"{model_name}   layer {layer}{kind}   output {dims(mosaic.maps.shape)}",
+        f"{model_name}   {title}{kind}   output {shown}",
         f"{what}, colormap {mosaic.cmap}, normalised {norm}, values {lo:.4g} .. {hi:.4g}",
     ]
     if unit_box is not None:

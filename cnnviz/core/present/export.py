@@ -12,7 +12,9 @@ import contextlib
 import json
 import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,9 @@ __all__ = [
     "export_layers",
     "export_problem",
     "export_view",
+    "figure_bytes",
     "layer_file_stem",
+    "unit_point",
     "view_figure",
     "write_figure",
     "write_png",
@@ -79,13 +83,8 @@ def write_figure(path: PathLike, fig: Figure) -> Path:
     """Write a figure as PNG or SVG, chosen by the file suffix (``.png`` / ``.svg``)."""
     target = Path(path)
     suffix = target.suffix.lower()
-    meta = _metadata(fig)
-    if suffix == ".png":
-        return write_png(target, render_figure(fig), meta)
-    if suffix == ".svg":
-        return atomic_write_text(
-            target, figure_to_svg(Figure(fig.image, fig.shapes, fig.caption, meta))
-        )
+    if suffix in (".png", ".svg"):
+        return atomic_write_bytes(target, figure_bytes(fig, suffix[1:]))
     raise CnnvizError(
         f"cannot export a picture as '{suffix or target.name}'; use a .png or .svg file name"
     )
@@ -141,6 +140,64 @@ class ExportResult:
     cancelled: bool = False
 
 
+def unit_point(unit_box: Any, geometry: Any = None) -> tuple[float, float]:
+    """The picture point a unit looks at: the centre of its receptive-field box, in original-picture pixels
+    (pixel-index coordinates) when ``geometry`` is given, else in model-input pixels."""
+    cy = (unit_box.box[0] + unit_box.box[2]) / 2
+    cx = (unit_box.box[1] + unit_box.box[3]) / 2
+    if geometry is None:
+        return (float(cy), float(cx))
+    return geometry.point_to_original(cy, cx)
+
+
+def _output_shape(activation: Any) -> list[int]:
+    """A layer output's shape without the batch of one (what the table shows), for the first of several."""
+    if isinstance(activation, (tuple, list)) and activation:
+        activation = activation[0]
+    shape = [int(v) for v in getattr(activation, "shape", ())]
+    return shape[1:] if len(shape) >= 2 and shape[0] == 1 else shape
+
+
+def _check_point(point: Any, image: Any) -> tuple[float, float]:
+    try:
+        y, x = (float(v) for v in point)
+    except (TypeError, ValueError):
+        raise CnnvizError(
+            f"the point {point!r} is not Y,X: give two numbers in picture pixels, e.g. 120,80"
+        ) from None
+    size = getattr(getattr(image, "geometry", None), "original_size", None)
+    if size is not None and not (0 <= y < size[0] and 0 <= x < size[1]):
+        raise CnnvizError(
+            f"the point ({text.num(y)}, {text.num(x)}) is outside the picture, which is "
+            f"{text.dims(size)} (height × width) pixels; give Y from 0 to {size[0] - 1} and X from 0 "
+            f"to {size[1] - 1}"
+        )
+    return (y, x)
+
+
+def figure_bytes(fig: Figure, fmt: str) -> bytes:
+    """The file contents of a figure as ``png`` or ``svg`` (with the export metadata)."""
+    meta = _metadata(fig)
+    if fmt == "png":
+        return encode_png(render_figure(fig), meta)
+    return figure_to_svg(Figure(fig.image, fig.shapes, fig.caption, meta)).encode("utf-8")
+
+
+def _workers() -> int:
+    # PNG encoding (zlib) and drawing release the GIL, so threads use every core.
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass
+class _Layer:
+    """One layer prepared for writing: its manifest entry and its files, pictures still being encoded."""
+
+    index: int
+    name: str
+    entry: dict[str, Any]
+    files: list[tuple[str, str, Any]]  # (manifest key, file name, Future of bytes or a JSON object)
+
+
 def export_layers(
     model: Any,
     image: Any,
@@ -148,6 +205,7 @@ def export_layers(
     *,
     layers: Sequence[str] | None = None,
     unit: tuple[int, int] | None = None,
+    point: tuple[float, float] | None = None,
     cmap: str = "viridis",
     norm: str = "channel",
     sort: bool = False,
@@ -156,20 +214,29 @@ def export_layers(
     progress: Callable[[int, int, str], None] | None = None,
     cancel: Any = None,
 ) -> ExportResult:
-    """Write each layer's feature-map grid (and, with ``unit``, its receptive-field overlay and JSON).
+    """Write each layer's feature-map grid (and, with ``unit`` or ``point``, its receptive-field overlay and JSON).
 
-    ``model`` is a LoadedModel, ``image`` a LoadedImage for it; ``layers`` None means every captured layer. For
-    explicitly named layers a unit outside the map is an error; with all layers such layers get no overlay (the
-    manifest says why). ``progress(done, total, layer)`` is called after each layer; ``cancel`` (an Event or a
+    ``model`` is a LoadedModel, ``image`` a LoadedImage for it; ``layers`` None means every captured layer.
+    ``unit`` is one ``(y, x)`` in every layer (for one layer); ``point`` is a picture point ``(y, x)`` in
+    original-picture pixels, and each layer shows the unit whose receptive-field centre is nearest to it (the
+    same spot in every layer, as the app keeps it when switching layers). For explicitly named layers a unit
+    outside the map is an error; with all layers such layers get no overlay (the manifest says why).
+    ``progress(done, total, layer)`` is called after each layer's files are written; ``cancel`` (an Event or a
     callable) stops between layers.
 
     The folder is created only when the first file is written, so a run that fails or is cancelled before
     that leaves the destination as it was. manifest.json is rewritten after every file and always lists exactly
     the files this run wrote; ``complete`` is true only for a finished run, and a failed one records ``error``.
+    Pictures are drawn and encoded on a few threads while the next layers are prepared; files are written in
+    layer order.
     """
     from cnnviz._version import __version__
     from cnnviz.core.analysis.capture import capture
-    from cnnviz.core.analysis.receptive import ReceptiveFieldIndex, effective_receptive_field
+    from cnnviz.core.analysis.receptive import (
+        ReceptiveFieldIndex,
+        effective_receptive_field,
+        unit_at_input,
+    )
     from cnnviz.core.analysis.summary import summarize
 
     colormap_lut(cmap)  # unknown names fail before any work
@@ -177,6 +244,8 @@ def export_layers(
         raise CnnvizError(
             f"unknown normalisation '{norm}'; choose one of {', '.join(NORMALIZATIONS)}"
         )
+    if unit is not None and point is not None:
+        raise CnnvizError("give either a unit or a picture point, not both")
     formats = tuple(f.lower().lstrip(".") for f in formats)
     for fmt in formats:
         if fmt not in ("png", "svg"):
@@ -189,20 +258,27 @@ def export_layers(
         raise CnnvizError(
             f"cannot export into '{folder}': {problem}; choose a folder you can write to"
         )
+    geometry = getattr(image, "geometry", None)
+    if point is not None:
+        point = _check_point(point, image)
 
     explicit = layers is not None
     result = capture(model, image, layers=list(layers) if layers is not None else None)
     names = list(layers) if layers is not None else list(result.keys())
+    fields: dict[str, Any] = {}
     try:
-        summary = summarize(model, receptive_fields=False)
+        summary = summarize(model, receptive_fields=point is not None)
         types = {r.name: r.type for r in summary.rows}
+        fields = {r.name: r.rf for r in summary.rows}
     except CnnvizError:
         types = {}
     model_name = getattr(model, "name", type(getattr(model, "module", model)).__name__)
     rf_index = None
-    if unit is not None:
+    if unit is not None or point is not None:
         rf_index = ReceptiveFieldIndex(model)
-    geometry = getattr(image, "geometry", None)
+    model_point = None
+    if point is not None:
+        model_point = geometry.point_from_original(*point) if geometry is not None else point
 
     out = ExportResult(folder)
     entries: list[dict[str, Any]] = []
@@ -212,6 +288,7 @@ def export_layers(
         "image": getattr(image, "path", None),
         "input_shape": list(getattr(model, "input_shape", []) or []),
         "unit": list(unit) if unit is not None else None,
+        "point": list(point) if point is not None else None,
         "cmap": cmap,
         "norm": norm,
         "sorted": bool(sort),
@@ -224,84 +301,131 @@ def export_layers(
         extra = {"error": error} if error is not None else {}
         return dict(head, cancelled=out.cancelled, complete=complete, **extra, layers=listed)
 
-    def write(entry: dict[str, Any], key: str, name: str, writer: Any, payload: Any) -> None:
+    def write(entry: dict[str, Any], key: str, name: str, payload: Any) -> None:
         if not out.files:
             created.extend(_make_folder(folder))
-        path = writer(folder / name, payload)
+        if isinstance(payload, Future):
+            path = atomic_write_bytes(folder / name, payload.result())
+        else:
+            path = write_json(folder / name, payload)
         out.files.append(path)
         entry["files"][key] = path.name
         # Rewritten (atomically) after every file, so that whenever the run stops -- an error, a
-        # cancellation, a kill -- the manifest describes exactly what is in the folder. No fsync for
-        # these: a killed process loses nothing from the page cache, and the last one is durable.
-        text = json.dumps(manifest(complete=False), indent=2, ensure_ascii=False) + "\n"
-        atomic_write_bytes(manifest_path, text.encode("utf-8"), durable=False)
+        # cancellation, a kill -- the manifest describes exactly what is in the folder. No fsync and no
+        # indentation for these (the C encoder): a killed process loses nothing from the page cache, and
+        # the last one is durable and pretty.
+        data = json.dumps(manifest(complete=False), ensure_ascii=False) + "\n"
+        atomic_write_bytes(manifest_path, data.encode("utf-8"), durable=False)
 
+    def layer_unit(name: str, entry: dict[str, Any]) -> tuple[int, int] | None:
+        if model_point is None:
+            return unit
+        activation = result[name]
+        if isinstance(activation, (tuple, list)) and activation:
+            activation = activation[0]
+        shape = tuple(getattr(activation, "shape", ()))
+        size = (int(shape[2]), int(shape[3])) if len(shape) == 4 else None
+        chosen = unit_at_input(fields.get(name), model_point, size)
+        if chosen is None:
+            why = (
+                "this layer has no spatial map"
+                if size is None
+                else "every unit of this layer sees the whole input"
+            )
+            entry["rf_skipped"] = f"{why}, so no unit looks at one spot of the picture"
+            return None
+        entry["unit"] = list(chosen)
+        return chosen
+
+    def prepare(index: int, name: str, stem: str, pool: ThreadPoolExecutor) -> _Layer:
+        activation = result[name]
+        mosaic = feature_mosaic(activation, cmap=cmap, norm=norm, sort=sort)
+        shape = _output_shape(activation)
+        entry: dict[str, Any] = {
+            "layer": name,
+            "type": types.get(name),
+            "shape": shape,
+            "files": {},
+        }
+        files: list[tuple[str, str, Any]] = []
+        box = None
+        chosen = layer_unit(name, entry)
+        if chosen is not None and rf_index is not None:
+            try:
+                box = rf_index.box(name, chosen, geometry)
+            except LayerError as exc:
+                if explicit and point is None:
+                    raise
+                entry["rf_skipped"] = str(exc)
+        caption = grid_caption(model_name, name, types.get(name), mosaic, box, shape=shape)
+        meta = _figure_meta(model_name, name, shape, box)
+        grid_fig = feature_grid_figure(
+            mosaic, caption=caption, unit=chosen if box is not None else None, metadata=meta
+        )
+        for fmt in formats:
+            files.append(
+                (f"grid_{fmt}", f"{stem}_grid.{fmt}", pool.submit(figure_bytes, grid_fig, fmt))
+            )
+        if box is not None and chosen is not None:
+            unit_json = box.to_json()
+            heat = None
+            if effective_rf:
+                erf = effective_receptive_field(model, image, name, chosen)
+                heat = erf.heatmap
+                entry["effective_rf"] = {
+                    "support_box": list(erf.support_box) if erf.support_box else None
+                }
+            fig = rf_overlay_figure(image.display, image.display_geometry, geometry, box, heatmap=heat,
+                                    caption=[caption[0], *unit_caption(box)], metadata=meta)  # fmt: skip
+            for fmt in formats:
+                files.append((f"rf_{fmt}", f"{stem}_rf.{fmt}", pool.submit(figure_bytes, fig, fmt)))
+            files.append(("rf_json", f"{stem}_rf.json", unit_json))
+        return _Layer(index, name, entry, files)
+
+    def flush(layer: _Layer) -> bool:
+        """Write one prepared layer; False when the run was cancelled before it."""
+        if is_cancelled(cancel):
+            out.cancelled = True
+            return False
+        entries.append(layer.entry)
+        for key, file_name, payload in layer.files:
+            write(layer.entry, key, file_name, payload)
+        if progress is not None:
+            progress(layer.index + 1, len(names), layer.name)
+        return True
+
+    workers = _workers()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnnviz-export")
     try:
         used: set[str] = set()
-        total = len(names)
+        pending: deque[_Layer] = deque()
         for i, name in enumerate(names):
             if is_cancelled(cancel):
-                out.cancelled = True
                 break
             stem = layer_file_stem(name)
             while stem in used:
                 stem += "_"
             used.add(stem)
-            activation = result[name]
-            mosaic = feature_mosaic(activation, cmap=cmap, norm=norm, sort=sort)
-            maps_shape = list(mosaic.maps.shape)
-            entry: dict[str, Any] = {
-                "layer": name,
-                "type": types.get(name),
-                "shape": maps_shape,
-                "files": {},
-            }
-            box = None
-            if unit is not None and rf_index is not None:
-                try:
-                    box = rf_index.box(name, unit, geometry)
-                except LayerError as exc:
-                    if explicit:
-                        raise
-                    entry["rf_skipped"] = str(exc)
-            caption = grid_caption(model_name, name, types.get(name), mosaic, box)
-            meta = _figure_meta(model_name, name, maps_shape, box)
-            grid_fig = feature_grid_figure(
-                mosaic, caption=caption, unit=unit if box is not None else None, metadata=meta
-            )
-            entries.append(entry)
-            for fmt in formats:
-                write(entry, f"grid_{fmt}", f"{stem}_grid.{fmt}", write_figure, grid_fig)
-            if box is not None and unit is not None:
-                unit_json = box.to_json()
-                heat = None
-                if effective_rf:
-                    erf = effective_receptive_field(model, image, name, unit)
-                    heat = erf.heatmap
-                    unit_json_erf = {
-                        "support_box": list(erf.support_box) if erf.support_box else None
-                    }
-                    entry["effective_rf"] = unit_json_erf
-                fig = rf_overlay_figure(
-                    image.display,
-                    image.display_geometry,
-                    geometry,
-                    box,
-                    heatmap=heat,
-                    caption=[caption[0], *unit_caption(box)],
-                    metadata=meta,
-                )
-                for fmt in formats:
-                    write(entry, f"rf_{fmt}", f"{stem}_rf.{fmt}", write_figure, fig)
-                write(entry, "rf_json", f"{stem}_rf.json", write_json, unit_json)
-            if progress is not None:
-                progress(i + 1, total, name)
+            pending.append(prepare(i, name, stem, pool))
+            # A few layers ahead keep every thread busy; more would only hold pictures in memory.
+            while len(pending) > 2 * workers:
+                if not flush(pending.popleft()):
+                    pending.clear()
+                    break
+            if out.cancelled:
+                break
+        while pending and flush(pending.popleft()):
+            pass
+        if is_cancelled(cancel) and len(entries) < len(names):
+            out.cancelled = True
     except BaseException as exc:
+        pool.shutdown(wait=True, cancel_futures=True)
         if out.files:
             _record_failure(manifest_path, manifest(False, str(exc) or type(exc).__name__))
         else:
             _remove_folders(created)
         raise
+    pool.shutdown(wait=True, cancel_futures=True)
 
     out.manifest = manifest(complete=not out.cancelled)
     if out.files:
@@ -434,11 +558,15 @@ def view_figure(kind: str, snapshot: ExportSnapshot) -> Figure:
     if kind.startswith("table"):
         raise CnnvizError(f"'{kind}' is a table, not a picture; write it with export_view")
     view, box, layer = snapshot.view, snapshot.box, str(snapshot.layer)
+    shape = _output_shape(snapshot.activation)
     name, layer_type = snapshot.model_name, snapshot.layer_type
     if kind.startswith("rf"):
         mosaic = feature_mosaic(snapshot.activation, cmap=view.cmap, norm=view.norm)
-        caption = [grid_caption(name, layer, layer_type, mosaic)[0], *unit_caption(box)]
-        meta = _figure_meta(name, layer, mosaic.maps.shape, box)
+        caption = [
+            grid_caption(name, layer, layer_type, mosaic, shape=shape)[0],
+            *unit_caption(box),
+        ]
+        meta = _figure_meta(name, layer, shape, box)
         image = snapshot.image
         fig = rf_overlay_figure(image.display, image.display_geometry, image.geometry, box,
                                 heatmap=snapshot.erf_heatmap, caption=caption, metadata=meta)  # fmt: skip
@@ -447,8 +575,8 @@ def view_figure(kind: str, snapshot: ExportSnapshot) -> Figure:
         mosaic = feature_mosaic(
             snapshot.activation, cmap=view.cmap, norm=view.norm, sort=view.sort, channel=shown
         )
-        caption = grid_caption(name, layer, layer_type, mosaic, box)
-        meta = _figure_meta(name, layer, mosaic.maps.shape, box)
+        caption = grid_caption(name, layer, layer_type, mosaic, box, shape=shape)
+        meta = _figure_meta(name, layer, shape, box)
         fig = feature_grid_figure(mosaic, caption=caption, unit=box.unit if box is not None else None,
                                   channel=snapshot.unit_channel, metadata=meta)  # fmt: skip
     return fig

@@ -26,6 +26,7 @@ __all__ = [
     "RF_COLOR",
     "RGBA",
     "Figure",
+    "GridFrame",
     "Shape",
     "encode_png",
     "feature_grid_figure",
@@ -41,6 +42,7 @@ RF_COLOR: RGBA = (255, 140, 0, 255)
 """Colour of receptive-field boxes."""
 
 _SHADOW: RGBA = (0, 0, 0, 150)
+_OUTSIDE = 128  # grey level of the area outside the picture on an overlay
 _CAPTION_SIZE = 14
 _CAPTION_LINE = 19
 _CAPTION_PAD = 8
@@ -69,10 +71,21 @@ class Figure:
     shapes: list[Shape] = field(default_factory=list)
     caption: list[str] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
+    frame: Any = None
 
 
 @lru_cache(maxsize=4)
 def _font(size: int) -> Any:
+    # Cantarell (shipped, SIL OFL) has the glyphs captions use, such as × and –, which Pillow's built-in
+    # font draws as empty boxes.
+    from cnnviz.core.resources import resource_path
+
+    try:
+        return ImageFont.truetype(
+            str(resource_path("fonts", "cantarell", "Cantarell-Regular.otf")), size
+        )
+    except OSError:
+        pass
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow without FreeType sizes
@@ -170,8 +183,10 @@ def encode_png(rgba: np.ndarray, text: dict[str, str] | None = None) -> bytes:
     for key, value in (text or {}).items():
         info.add_itxt(str(key), str(value))
     buf = io.BytesIO()
+    # zlib level 1: four times faster than the default 6 on these pictures (flat blocks of colour from
+    # upscaled maps), for files about as small -- exporting every layer is bound by this call.
     Image.fromarray(np.ascontiguousarray(rgba)).save(
-        buf, format="PNG", pnginfo=info, compress_level=6
+        buf, format="PNG", pnginfo=info, compress_level=1
     )
     return buf.getvalue()
 
@@ -234,6 +249,91 @@ def figure_to_svg(fig: Figure) -> str:
     return "\n".join(out) + "\n"
 
 
+_LABEL_SIZE = 10
+_LABEL_BAND = 13  # pixels above each row of tiles for the channel numbers
+_BAR_HEIGHT = 12
+_BAR_BAND = 40  # the colour bar and its tick labels under the grid
+
+
+@dataclass(frozen=True)
+class GridFrame:
+    """Where a feature grid's mosaic sits in its figure: mosaic pixel edges ``(y, x)`` scale by ``scale``, then
+    each row of tiles moves down by the label bands above it and everything moves right by ``left``."""
+
+    scale: int
+    tile_pitch: int
+    band: int
+    left: int
+    rows: int
+
+    def to_figure(self, y: float, x: float, row: int | None = None) -> tuple[float, float]:
+        """Mosaic pixel-edge point -> figure point; ``row`` (the tile row) is needed only on a row's lower edge."""
+        if row is None:
+            row = min(int(y // self.tile_pitch) if self.tile_pitch else 0, max(self.rows - 1, 0))
+        return (y * self.scale + (row + 1) * self.band, x * self.scale + self.left)
+
+
+def _text_width(text: str, size: int) -> int:
+    return int(math.ceil(_font(size).getlength(text)))
+
+
+def _tick(value: float) -> str:
+    return "0" if value == 0 else f"{value:.3g}"
+
+
+def _colorbar(mosaic: FeatureMosaic, width: int) -> np.ndarray:
+    """The colour bar band (uint8 RGBA, ``_BAR_BAND`` high, ``width`` wide) with the range the colours span.
+
+    Per-layer ranges (and one shown channel) get their real values as ticks; per-channel ranges differ from map
+    to map, so the bar says so instead of showing ticks that fit no single map.
+    """
+    from cnnviz.core.present.colormaps import colormap_lut
+
+    band = Image.new("RGBA", (width, _BAR_BAND), (255, 255, 255, 255))
+    bar_w = max(16, min(256, width - 2 * _CAPTION_PAD))
+    lut = colormap_lut(mosaic.cmap)
+    idx = np.round(np.linspace(0, 255, bar_w)).astype(np.intp)
+    strip = np.empty((_BAR_HEIGHT, bar_w, 4), dtype=np.uint8)
+    strip[..., :3] = lut[idx][None, :, :]
+    strip[..., 3] = 255
+    x0, y0 = _CAPTION_PAD, 4
+    band.paste(Image.fromarray(strip, "RGBA"), (x0, y0))
+    draw = ImageDraw.Draw(band)
+    draw.rectangle([x0 - 1, y0 - 1, x0 + bar_w, y0 + _BAR_HEIGHT], outline=(120, 120, 120, 255))
+    font = _font(_LABEL_SIZE)
+    ty = y0 + _BAR_HEIGHT + 3
+    ink = (34, 34, 34, 255)
+    shown = mosaic.lo.size and (mosaic.norm == "layer" or mosaic.channel is not None)
+    if shown:
+        ch = mosaic.channel if mosaic.channel is not None else 0
+        lo, hi = float(mosaic.lo[ch]), float(mosaic.hi[ch])
+        ticks = [(0.0, _tick(lo)), (1.0, _tick(hi))]
+        if lo < 0 < hi and abs(lo + hi) <= 1e-6 * max(abs(lo), abs(hi)):
+            ticks.insert(1, (0.5, "0"))
+        for pos, label in ticks:
+            tx = x0 + pos * (bar_w - 1) - _text_width(label, _LABEL_SIZE) * pos
+            draw.text((tx, ty), label, fill=ink, font=font)
+        note = "per layer" if mosaic.channel is None else f"channel {mosaic.channel}"
+    else:
+        draw.text((x0, ty), "low", fill=ink, font=font)
+        draw.text((x0 + bar_w - _text_width("high", _LABEL_SIZE), ty), "high", fill=ink, font=font)
+        note = "per channel: each map spans its own range"
+    nx = x0 + bar_w + 8
+    if nx + _text_width(note, _LABEL_SIZE) <= width:
+        draw.text((nx, y0), note, fill=ink, font=font)
+    else:
+        draw.text((x0 + bar_w // 2 - _text_width(note, _LABEL_SIZE) // 2, ty + 12), note, fill=ink,
+                  font=font)  # fmt: skip
+    return np.asarray(band)
+
+
+def _label_every(layout: Any, tile_px: int, width: int) -> int:
+    """Label every k-th tile of a row, the smallest k whose labels fit their tiles."""
+    label = _text_width(str(max(layout.channels - 1, 0)), _LABEL_SIZE) + 3
+    pitch = max(tile_px, 1)
+    return max(1, -(-label // pitch))
+
+
 def feature_grid_figure(
     mosaic: FeatureMosaic,
     *,
@@ -243,39 +343,101 @@ def feature_grid_figure(
     target: int = 768,
     max_scale: int = 32,
     metadata: dict[str, str] | None = None,
+    labels: bool = True,
+    colorbar: bool = True,
 ) -> Figure:
-    """A mosaic upscaled by a whole factor (pixels stay square and sharp), with unit ``(y, x)`` outlined in every
-    tile (thicker in ``channel``)."""
+    """A mosaic upscaled by a whole factor (pixels stay square and sharp), each tile labelled with its channel
+    number, a colour bar under it, and unit ``(y, x)`` outlined in every tile (thicker in ``channel``).
+
+    ``Figure.frame`` (a :class:`GridFrame`) maps mosaic pixels to figure pixels.
+    """
     h, w = mosaic.rgba.shape[:2]
+    layout = mosaic.layout
+    single = mosaic.channel is not None
     scale = max(1, min(max_scale, target // max(h, w, 1)))
     image = np.repeat(np.repeat(mosaic.rgba, scale, axis=0), scale, axis=1)
+    rows = 1 if single else layout.rows
+    pitch = (layout.tile_h + layout.gap) * scale
+    vector = not single and layout.tile_h * layout.tile_w == 1
+    band = _LABEL_BAND if labels and rows and not vector else 0
+    left = 0
+    if labels and vector and rows:
+        # Vectors tile 1x1 maps without gaps: the index of each row's first entry, in a margin on the left.
+        left = _text_width(str(layout.order[(rows - 1) * layout.cols]), _LABEL_SIZE) + 6
+    frame = GridFrame(scale, pitch, band, left, rows)
+    grid_h = image.shape[0] + rows * band
+    grid_w = image.shape[1] + left
+    bar = _colorbar(mosaic, max(grid_w, 320)) if colorbar and mosaic.lo.size else None
+    total_w = max(grid_w, bar.shape[1] if bar is not None else 0)
+    total_h = grid_h + (bar.shape[0] if bar is not None else 0)
+    canvas = np.full((total_h, total_w, 4), 255, dtype=np.uint8)
+    for r in range(rows):
+        top = r * pitch
+        block = image[top : top + pitch] if r < rows - 1 else image[top:]
+        canvas[
+            top + (r + 1) * band : top + (r + 1) * band + block.shape[0],
+            left : left + image.shape[1],
+        ] = block
+    if bar is not None:
+        canvas[grid_h:, : bar.shape[1]] = bar
+    if labels and rows:
+        out = Image.fromarray(canvas, "RGBA")
+        draw = ImageDraw.Draw(out)
+        font = _font(_LABEL_SIZE)
+        ink = (60, 60, 60, 255)
+        tile_px = layout.tile_w * scale
+        if single:
+            draw.text((left, 1), f"channel {mosaic.channel}", fill=ink, font=font)
+        elif vector:
+            for r in range(rows):
+                first = layout.order[r * layout.cols]
+                y = frame.to_figure(r + 0.5, 0, r)[0] - _LABEL_SIZE / 2 - 1
+                draw.text((2, y), str(first), fill=ink, font=font)
+        else:
+            every = _label_every(layout, (layout.tile_w + layout.gap) * scale, grid_w)
+            for slot, ch in enumerate(layout.order):
+                r, c = divmod(slot, layout.cols)
+                if c % every:
+                    continue
+                y, x = frame.to_figure(
+                    r * (layout.tile_h + layout.gap), c * (layout.tile_w + layout.gap), r
+                )
+                label = str(ch)
+                lx = (
+                    x + max(0, (tile_px - _text_width(label, _LABEL_SIZE)) // 2)
+                    if every == 1
+                    else x
+                )
+                draw.text((lx, y - band + 1), label, fill=ink, font=font)
+        canvas = np.asarray(out)
     shapes: list[Shape] = []
+
+    def rect(ch: int, pad: float) -> tuple[float, float, float, float]:
+        y0, x0, y1, x1 = layout.unit_rect(ch, *unit)  # type: ignore[misc]
+        row = 0 if single else layout.slot(ch) // layout.cols
+        fy0, fx0 = frame.to_figure(y0, x0, row)
+        fy1, fx1 = frame.to_figure(y1, x1, row)
+        return (fy0 - pad, fx0 - pad, fy1 + pad, fx1 + pad)
+
     if unit is not None:
-        layout = mosaic.layout
         visible = [mosaic.channel] if mosaic.channel is not None else list(layout.order)
         thin = 1.0 if scale >= 3 else 0.0
         for ch in visible:
-            if ch == channel or mosaic.channel is not None:
+            if ch == channel or single or not thin:
                 continue
-            if thin:
-                y0, x0, y1, x1 = layout.unit_rect(ch, *unit)
-                shapes.append(
-                    Shape("rect", (y0 * scale, x0 * scale, y1 * scale, x1 * scale), HIGHLIGHT, thin)
-                )
-        chosen = mosaic.channel if mosaic.channel is not None else channel
+            shapes.append(Shape("rect", rect(ch, 0), HIGHLIGHT, thin))
+        chosen = mosaic.channel if single else channel
         if chosen is not None:
-            y0, x0, y1, x1 = layout.unit_rect(chosen, *unit)
-            pad = 2
             shapes.append(
                 Shape(
                     "rect",
-                    (y0 * scale - pad, x0 * scale - pad, y1 * scale + pad, x1 * scale + pad),
+                    rect(chosen, 2),
                     HIGHLIGHT,
                     2.0,
                     title=f"channel {chosen}, unit ({unit[0]}, {unit[1]})",
                 )
             )
-    return Figure(image, shapes, list(caption), dict(metadata or {}))
+    return Figure(canvas, shapes, list(caption), dict(metadata or {}), frame)
 
 
 def _axis_index(
@@ -300,7 +462,7 @@ def rf_overlay_figure(
     metadata: dict[str, str] | None = None,
 ) -> Figure:
     """The original picture with a unit's receptive field: the theoretical box (dashed, reaching into the padding,
-    drawn as a checkerboard outside the picture), its part inside the picture (solid and tinted), its centre, the
+    on flat grey outside the picture), its part inside the picture (solid and tinted), its centre, the
     model-input area (dotted) and, when given, the effective-RF ``heatmap`` (model-input pixels).
 
     ``display_geometry`` maps ``display`` pixels to original pixels; ``geometry`` maps model-input pixels to
@@ -326,9 +488,9 @@ def rf_overlay_figure(
     dh, dw = img.shape[:2]
     dy, vy = _axis_index(ys, display_geometry.scale_y, display_geometry.offset_y, dh)
     dx, vx = _axis_index(xs, display_geometry.scale_x, display_geometry.offset_x, dw)
-    # Outside the picture: a checkerboard, so padding reads as "no image here".
-    checker = ((np.arange(ch)[:, None] // 8 + np.arange(cw)[None, :] // 8) % 2).astype(np.uint8)
-    canvas = np.where(checker[:, :, None] == 1, np.uint8(150), np.uint8(115)).repeat(3, axis=2)
+    # Outside the picture: one flat neutral grey, so padding reads as "no image here" without a pattern
+    # that competes with the picture and the boxes.
+    canvas = np.full((ch, cw, 3), _OUTSIDE, dtype=np.uint8)
     inside = vy[:, None] & vx[None, :]
     picture = img[dy][:, dx, :3]
     canvas = np.where(inside[:, :, None], picture, canvas).astype(np.float32)

@@ -277,11 +277,15 @@ def feature_mosaic(
 ) -> FeatureMosaic:
     """Draw every channel of a layer output as one near-square mosaic (or only ``channel``, enlarged).
 
-    ``norm`` is ``"channel"`` or ``"layer"``; ``sort`` orders tiles by mean activation, highest first; diverging
+    ``norm`` is ``"channel"`` or ``"layer"`` (a vector, 1x1 maps, is always per layer); ``sort`` orders tiles by mean activation, highest first; diverging
     colormaps use ranges symmetric about zero. ``gap`` defaults to 1 pixel (0 for 1x1 tiles, i.e. vectors).
     """
     maps = to_maps(activation)
     c, h, w = maps.shape
+    if h * w == 1 and norm == "channel" and c > 1:
+        # A vector's "maps" are single values: scaled each to its own range, every one would get the same
+        # colour. They are compared across the layer, and ``norm`` records that.
+        norm = "layer"
     symmetric = cmap in DIVERGING
     lo, hi = value_ranges(maps, norm, symmetric=symmetric)
     if gap is None:

@@ -52,8 +52,12 @@ def test_grid_caption():
     mosaic = SimpleNamespace(maps=np.zeros((4, 3, 5)), channel=None, lo=np.array([-1.0]),
                              hi=np.array([2.0]), norm="layer", cmap="magma")  # fmt: skip
     lines = captions.grid_caption("net", "conv", "Conv2d", mosaic)
-    assert lines == ["net   layer conv (Conv2d)   output 4×3×5",
+    assert lines == ["net   conv (Conv2d)   output 4×3×5",
                      "4 channels, colormap magma, normalised per layer, values -1 .. 2"]  # fmt: skip
+    # A bare index gets the word; a vector keeps its own shape, not the 576×1×1 of its tiles.
+    assert captions.grid_caption("net", "3", "Linear", mosaic, shape=[576])[0] == (
+        "net   layer 3 (Linear)   output 576"
+    )
     assert captions.grid_caption("net", "conv", None, mosaic, _box())[2].startswith(
         "unit (y=1, x=2)"
     )

@@ -239,18 +239,61 @@ def test_figure_to_svg_is_valid_xml_with_vector_marks():
 
 
 def test_feature_grid_figure_upscales_whole_and_marks_the_unit():
+    from cnnviz.core.present.colormaps import colormap_lut
+
     act = _conv_output()
     mosaic = mosaics.feature_mosaic(act)
     fig = figures.feature_grid_figure(mosaic, unit=(2, 3), channel=1, target=200)
-    scale = fig.image.shape[0] // mosaic.rgba.shape[0]
-    assert scale >= 2 and fig.image.shape[0] == mosaic.rgba.shape[0] * scale
-    np.testing.assert_array_equal(fig.image[::scale, ::scale], mosaic.rgba)
+    frame, layout = fig.frame, mosaic.layout
+    scale = frame.scale
+    assert scale >= 2 and frame.band > 0
+    th, tw = layout.tile_h * scale, layout.tile_w * scale
+    for ch in range(layout.channels):
+        oy, ox = layout.tile_origin(ch)
+        fy, fx = (int(v) for v in frame.to_figure(oy, ox, layout.slot(ch) // layout.cols))
+        tile = mosaic.rgba[oy : oy + layout.tile_h, ox : ox + layout.tile_w]
+        # Every tile whole and sharp, each pixel a scale x scale block ...
+        np.testing.assert_array_equal(
+            fig.image[fy : fy + th, fx : fx + tw], tile.repeat(scale, 0).repeat(scale, 1)
+        )
+        # ... under a band holding its channel number (dark ink on white).
+        label = fig.image[fy - frame.band : fy, fx : fx + tw, :3]
+        assert label.min() < 128 and label.max() == 255
+    # The colour bar under the grid runs through the colormap from one end to the other.
+    grid_bottom = int(frame.to_figure(layout.height, 0, layout.rows - 1)[0])
+    bar = fig.image[grid_bottom:, :, :3].reshape(-1, 3)
+    lut = colormap_lut(mosaic.cmap)
+    for colour in (lut[0], lut[255]):
+        assert (bar == colour).all(axis=1).any()
     thick = [s for s in fig.shapes if s.width == 2.0]
     assert len(thick) == 1
-    oy, ox = mosaic.layout.tile_origin(1)
+    oy, ox = layout.tile_origin(1)
     y0, x0, y1, x1 = thick[0].coords
-    assert (y0 + 2, x0 + 2) == ((oy + 2) * scale, (ox + 3) * scale)
+    fy, fx = frame.to_figure(oy + 2, ox + 3, layout.slot(1) // layout.cols)
+    assert (y0 + 2, x0 + 2) == (fy, fx) and (y1 - 2, x1 - 2) == (fy + scale, fx + scale)
     assert len(fig.shapes) == 6  # one per channel
+
+
+def test_feature_grid_vector_labels_rows_on_the_left():
+    vec = torch.arange(40, dtype=torch.float32).reshape(1, 40)
+    mosaic = mosaics.feature_mosaic(vec)
+    fig = figures.feature_grid_figure(mosaic, target=200)
+    frame = fig.frame
+    assert frame.band == 0 and frame.left > 0
+    scale = frame.scale
+    h, w = mosaic.rgba.shape[:2]
+    np.testing.assert_array_equal(
+        fig.image[: h * scale, frame.left : frame.left + w * scale],
+        mosaic.rgba.repeat(scale, 0).repeat(scale, 1),
+    )
+    assert fig.image[: h * scale, : frame.left, :3].min() < 128  # the row indices
+
+
+def test_feature_grid_without_labels_or_bar_is_the_plain_upscaled_mosaic():
+    mosaic = mosaics.feature_mosaic(_conv_output())
+    fig = figures.feature_grid_figure(mosaic, target=200, labels=False, colorbar=False)
+    scale = fig.frame.scale
+    np.testing.assert_array_equal(fig.image, mosaic.rgba.repeat(scale, 0).repeat(scale, 1))
 
 
 def test_rf_overlay_geometry(tmp_path):
