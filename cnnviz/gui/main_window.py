@@ -694,16 +694,18 @@ class MainWindow(QMainWindow):
 
     def export_all_layers(self, folder: str) -> None:
         """Every layer's maps (and the selected unit's overlays) into ``folder``, with progress and cancel."""
-        from cnnviz.core.present.export import export_layers
+        from cnnviz.core.present.export import export_layers, unit_point
 
         s = self.session
         model, image = s.model, s.image
         fv = self.feature_view
-        unit = s.selection.unit if s.selection is not None and s.selection.box is not None else None
+        box = s.selection.box if s.selection is not None else None
+        # The selected unit's spot in the picture: every layer shows the unit that looks at it.
+        point = unit_point(box, image.geometry) if box is not None and not box.global_ else None
         cmap, norm, sort = fv.cmap, fv.norm, fv.sorted
 
         def job(token: CancelToken) -> str:
-            result = export_layers(model, image, folder, unit=unit, cmap=cmap, norm=norm, sort=sort,
+            result = export_layers(model, image, folder, point=point, cmap=cmap, norm=norm, sort=sort,
                                    effective_rf=False, progress=lambda d, t, name: token.progress(d, t, f"Exporting {name}"),
                                    cancel=token)  # fmt: skip
             if result.cancelled:

@@ -371,7 +371,9 @@ def test_export_all_layers_with_progress(loaded_window, tmp_path):
     wait_idle(window)
     manifest = json.loads((tmp_path / "all" / "manifest.json").read_text())
     assert [e["layer"] for e in manifest["layers"]] == list(window.session.activations)
-    assert manifest["unit"] == [1, 1]
+    # One picture spot for every layer: the selected unit's own layer shows that very unit.
+    entry = next(e for e in manifest["layers"] if e["layer"] == "3")
+    assert manifest["point"] is not None and entry["unit"] == [1, 1]
     assert done == [str(tmp_path / "all")]
 
 
