@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen
+from PySide6.QtGui import QBrush, QColor, QImage, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsPathItem,
@@ -22,16 +22,18 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
-from cnnviz.core.present.colormaps import heatmap_rgba
+from cnnviz.core.present.colormaps import apply_colormap, heatmap_rgba
 from cnnviz.core.present.figures import RF_COLOR
+from cnnviz.core.present.view import Edges, padding_region
+from cnnviz.gui.views.elided import ElidedLabel
 
 RF_QCOLOR = QColor(*RF_COLOR)
 BACKGROUND = "#262626"
+ERF_CMAP = "inferno"
 
 __all__ = ["InputView"]
 
@@ -68,10 +70,10 @@ class InputView(QWidget):
         self._display_geometry: Any = None  # shown array -> view coordinates
         self._shown: np.ndarray | None = None
         self._bounds = (0.0, 0.0, 0.0, 0.0)  # picture edges in view coordinates
+        self._content: Edges = (0.0, 0.0, 0.0, 0.0)  # where the model input holds picture pixels
+        self._padding: list[Edges] = []  # the hatched rectangles, in view coordinates
 
-        self.title = QLabel("No picture")
-        self.title.setTextFormat(Qt.TextFormat.PlainText)
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title = ElidedLabel("No picture", bold=True)
         self.mode_box = QComboBox()
         self.mode_box.addItem("Original picture", "original")
         self.mode_box.addItem("Model input", "model")
@@ -105,7 +107,10 @@ class InputView(QWidget):
         )
         self.padding_item.setBrush(hatch)
         self.padding_item.setZValue(7)
-        self.padding_item.setToolTip("Part of the receptive field that lies in the zero padding")
+        self.padding_item.setToolTip(
+            "Part of the receptive field that lies in padding: outside the model input, or in its "
+            "letterbox border"
+        )
         self.box_item = QGraphicsRectItem()
         self.box_item.setPen(_cosmetic(RF_QCOLOR, 2, Qt.PenStyle.DashLine))
         self.box_item.setZValue(8)
@@ -128,18 +133,37 @@ class InputView(QWidget):
             self.vb.addItem(item)
             item.setVisible(False)
 
-        self.readout = QLabel(" ")
-        self.readout.setTextFormat(Qt.TextFormat.PlainText)
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout = ElidedLabel(" ")
         self.graphics.scene().sigMouseMoved.connect(self._hover)
         self.graphics.scene().sigMouseClicked.connect(self._clicked)
+        self.vb.sigRangeChanged.connect(lambda *_a: self._draw_padding())
 
-        font = self.title.font()
-        font.setBold(True)
-        self.title.setFont(font)
-        self.subtitle = QLabel(" ")
-        self.subtitle.setTextFormat(Qt.TextFormat.PlainText)
-        self.subtitle.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.subtitle = ElidedLabel(" ")
+        # The effective field's colour scale: what it shows (one channel or all summed) and its range.
+        self.erf_caption = ElidedLabel(" ")
+        self.erf_bar = QLabel()
+        self.erf_bar.setFixedSize(90, 10)
+        self.erf_bar.setScaledContents(True)
+        ramp = np.ascontiguousarray(
+            apply_colormap(np.linspace(0, 1, 256, dtype=np.float32)[None, :], ERF_CMAP)
+        )
+        self._ramp = ramp  # QImage does not copy the buffer
+        image = QImage(ramp.data, 256, 1, 256 * 4, QImage.Format.Format_RGBA8888)
+        self.erf_bar.setPixmap(QPixmap.fromImage(image))
+        self.erf_bar.setToolTip(
+            "Colour scale of the effective receptive field: 0 (clear) to the largest gradient"
+        )
+        self.erf_low = QLabel("0")
+        self.erf_high = QLabel("")
+        self.erf_legend = QWidget()
+        legend = QHBoxLayout(self.erf_legend)
+        legend.setContentsMargins(6, 0, 6, 0)
+        legend.setSpacing(4)
+        legend.addWidget(self.erf_caption, 1)
+        legend.addWidget(self.erf_low)
+        legend.addWidget(self.erf_bar)
+        legend.addWidget(self.erf_high)
+        self.erf_legend.setVisible(False)
         head = QVBoxLayout()
         head.setContentsMargins(6, 4, 6, 0)
         head.setSpacing(2)
@@ -153,6 +177,7 @@ class InputView(QWidget):
         box.setSpacing(2)
         box.addLayout(head)
         box.addWidget(self.graphics, 1)
+        box.addWidget(self.erf_legend)
         box.addWidget(self.readout)
         self.readout.setContentsMargins(6, 0, 6, 2)
 
@@ -221,6 +246,15 @@ class InputView(QWidget):
         self._area = self._geometry.box_edges_to_original((0, 0, ih - 1, iw - 1))
         self.area_item.setRect(_rect(self._area))
         self.area_item.setVisible(self.mode == "original")
+        # Picture pixels in the model input: the input tensor less any letterbox border.
+        if self.mode == "model":
+            oh, ow = loaded.original_size
+            picture = loaded.geometry.box_edges_from_original((0.0, 0.0, float(oh), float(ow)))
+        else:
+            picture = self._bounds
+        a = self._area
+        self._content = (max(a[0], picture[0]), max(a[1], picture[1]),
+                         min(a[2], picture[2]), min(a[3], picture[3]))  # fmt: skip
         self._update_title()
         self._draw_selection()
         self._draw_erf()
@@ -237,7 +271,11 @@ class InputView(QWidget):
         extra = ", inverted" if loaded.inverted else ""
         mode = loaded.preprocess.mode.replace("_", " + ")
         self.title.setText(name)
-        self.subtitle.setText(f"{ow}×{oh} px  →  model input {iw}×{ih}  ({mode}{extra})")
+        self.subtitle.set_texts(
+            f"{ow}×{oh} px  →  model input {iw}×{ih}  ({mode}{extra})",
+            f"{ow}×{oh} → {iw}×{ih}  ({mode}{extra})",
+            f"{ow}×{oh} → {iw}×{ih}",
+        )
 
     def fit(self) -> None:
         """Zoom to show the picture and the area the model sees."""
@@ -254,6 +292,7 @@ class InputView(QWidget):
         """Draw a UnitSelection's box (None hides it)."""
         self.selection = selection
         self._draw_selection()
+        self._draw_erf()
 
     def set_erf(self, erf: Any) -> None:
         """Show an EffectiveRF heatmap (None hides it)."""
@@ -266,21 +305,16 @@ class InputView(QWidget):
         if box is None or self._geometry is None:
             for item in items:
                 item.setVisible(False)
+            self._padding = []
             return
         full = self._geometry.box_edges_to_original(tuple(box.box))
-        b, a = self._bounds, self._area
-        inside = (max(full[0], b[0], a[0]), max(full[1], b[1], a[1]),
-                  min(full[2], b[2], a[2]), min(full[3], b[3], a[3]))  # fmt: skip
+        b, c = self._bounds, self._content
+        inside = (max(full[0], c[0]), max(full[1], c[1]), min(full[2], c[2]), min(full[3], c[3]))
         self.box_item.setRect(_rect(full))
+        self._full = full
         has_inside = inside[0] < inside[2] and inside[1] < inside[3]
         self.inside_item.setRect(_rect(inside) if has_inside else QRectF())
-        outer = QPainterPath()
-        outer.addRect(_rect(full))
-        if has_inside:
-            hole = QPainterPath()
-            hole.addRect(_rect(inside))
-            outer = outer.subtracted(hole)
-        self.padding_item.setPath(outer)
+        self._draw_padding()
         cy = (box.box[0] + box.box[2]) / 2
         cx = (box.box[1] + box.box[3]) / 2
         py, px = self._geometry.point_to_original(cy, cx)
@@ -296,16 +330,58 @@ class InputView(QWidget):
         for item in items:
             item.setVisible(True)
         self.inside_item.setVisible(has_inside)
+        self.padding_item.setVisible(bool(self._padding))
+
+    def _draw_padding(self) -> None:
+        """Hatch the part of the box that lies in padding, cut to what the view shows (a corner unit's box can
+        reach far outside the picture)."""
+        box = getattr(self.selection, "box", None)
+        if box is None or self._geometry is None or not hasattr(self, "_full"):
+            self._padding = []
+            return
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        self._padding = padding_region(self._full, self._content, (y0, x0, y1, x1))
+        path = QPainterPath()
+        for piece in self._padding:
+            path.addRect(_rect(piece))
+        self.padding_item.setPath(path)
+        self.padding_item.setVisible(bool(self._padding) and self.box_item.isVisible())
+
+    def _erf_matches(self) -> bool:
+        """The heatmap belongs to the selected unit (a late result for an old unit is not shown)."""
+        erf, sel = self.erf, self.selection
+        if erf is None or sel is None:
+            return False
+        return erf.layer == sel.layer and tuple(erf.unit) == tuple(sel.unit)
 
     def _draw_erf(self) -> None:
         erf = self.erf
-        if erf is None or self._geometry is None or erf.support_box is None:
+        if (
+            erf is None
+            or self._geometry is None
+            or erf.support_box is None
+            or not self._erf_matches()
+        ):
             self.erf_item.setVisible(False)
+            self.erf_legend.setVisible(False)
             return
-        rgba = heatmap_rgba(erf.heatmap, "inferno", alpha=0.85)
+        rgba = heatmap_rgba(erf.heatmap, ERF_CMAP, alpha=0.85)
         self.erf_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         self.erf_item.setRect(_rect(self._area))
         self.erf_item.setVisible(True)
+        peak = float(np.nanmax(np.abs(erf.heatmap))) if erf.heatmap.size else 0.0
+        y, x = erf.unit
+        what = f"channel {erf.channel}" if erf.channel is not None else "all channels summed"
+        self.erf_caption.set_texts(
+            f"Effective receptive field of unit ({y}, {x}), {what}: |∂unit/∂input| summed over colours",
+            f"Effective RF ({y}, {x}), {what}",
+            f"ERF, {what}",
+        )
+        self.erf_high.setText(f"{peak:.3g}")
+        self.erf_high.setToolTip(
+            "the largest gradient magnitude (brightest colour; square-root scale)"
+        )
+        self.erf_legend.setVisible(True)
 
     # -- what the view shows (used by tests and exports) ---------------------------------------------------------
     def rf_edges(self) -> tuple[float, float, float, float] | None:
@@ -327,6 +403,14 @@ class InputView(QWidget):
 
     def erf_visible(self) -> bool:
         return self.erf_item.isVisible()
+
+    def padding_rects(self) -> list[Edges]:
+        """The hatched padding as (y0, x0, y1, x1) rectangles in view coordinates ([] when none is drawn)."""
+        return list(self._padding) if self.padding_item.isVisible() else []
+
+    def content_edges(self) -> Edges:
+        """Where the model input holds picture pixels, in view coordinates."""
+        return self._content
 
     # -- mouse ---------------------------------------------------------------------------------------------------
     def _view_point(self, scene_pos: Any) -> tuple[float, float] | None:
