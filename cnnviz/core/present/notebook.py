@@ -18,17 +18,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from cnnviz.core import text
+from cnnviz.core.analysis.capture import capture
+from cnnviz.core.analysis.receptive import ReceptiveFieldIndex, effective_receptive_field
+from cnnviz.core.analysis.summary import summarize as analyse
 from cnnviz.core.analysis.types import Summary
 from cnnviz.core.errors import CnnvizError, InvalidArgumentError, LayerError
+from cnnviz.core.images import ImageGeometry, LoadedImage, load_image
+from cnnviz.core.models.loaded import check_loaded_model
 from cnnviz.core.present import tables
 from cnnviz.core.present.export import ExportSnapshot, view_figure, write_figure
 from cnnviz.core.present.figures import Figure, encode_png, render_figure
 from cnnviz.core.present.html import summary_html
 from cnnviz.core.present.mosaic import to_maps
 from cnnviz.core.present.view import ViewState
-from cnnviz.core.validate import check_channel, check_flag, check_layer_name, check_unit
+from cnnviz.core.validate import (
+    check_channel,
+    check_flag,
+    check_input,
+    check_layer_name,
+    check_unit,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -95,7 +107,7 @@ class SummaryTable(Summary):
                 r.rf_stride or None,
                 r.rf_padding or None,
                 r.depth,
-            )  # fmt: skip
+            )
             for r in tables.table_rows(self)
         ]
         frame = pd.DataFrame.from_records(records, columns=list(tables.CSV_HEADERS))
@@ -113,8 +125,6 @@ def summarize(
 ) -> SummaryTable:
     """The per-layer table of ``model`` (see :func:`cnnviz.core.analysis.summary.summarize`), which
     renders as HTML in a notebook and converts with ``to_pandas()``."""
-    from cnnviz.core.analysis.summary import summarize as analyse
-
     return SummaryTable.of(
         analyse(model, input_shape, receptive_fields=receptive_fields, name=name)
     )
@@ -176,17 +186,9 @@ class ShownFigure:
 def _picture(model: Any, image: Any) -> Any:
     """``image`` as a LoadedImage for ``model``: loaded ones pass, files and PIL pictures are read with the
     model's preprocessing, a tensor is taken as the model input itself (its own original picture)."""
-    from cnnviz.core.images import ImageGeometry, LoadedImage, load_image
-
     if isinstance(image, LoadedImage):
         return image
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        torch = None  # type: ignore[assignment]
-    if torch is not None and isinstance(image, torch.Tensor):
-        from cnnviz.core.validate import check_input
-
+    if isinstance(image, torch.Tensor):
         tensor = check_input(image, "The picture", floating=True)
         if tensor.dim() == 4:
             if tensor.shape[0] != 1:
@@ -204,7 +206,8 @@ def _picture(model: Any, image: Any) -> Any:
         # undo the model's normalisation, so the picture reads as the model was given it
         pixels = ((tensor * std + mean) * 255.0).round().clamp(0, 255).to(torch.uint8)
         arr = pixels.permute(1, 2, 0).numpy()
-        display = arr[:, :, 0] if c == 1 else arr[:, :, :3]
+        # colour for RGB inputs; any other channel count reads as the mean, in gray
+        display = arr if c == 3 else arr.mean(axis=2).round().astype(np.uint8)
         identity = ImageGeometry.identity(h, w)
         return LoadedImage(
             None, np.ascontiguousarray(display), 1.0, tensor.unsqueeze(0), arr, identity,
@@ -236,9 +239,6 @@ def show(
     Raises :class:`~cnnviz.core.errors.LayerError` for an unknown layer (naming the closest), a channel
     or unit outside the layer, and :class:`~cnnviz.core.errors.InvalidArgumentError` for bad choices.
     """
-    from cnnviz.core.analysis.capture import capture
-    from cnnviz.core.models.loaded import check_loaded_model
-
     model = check_loaded_model(model)
     layer = check_layer_name(layer)
     channel = check_channel(channel)
@@ -260,8 +260,6 @@ def show(
         )
     box = heatmap = None
     if shown_unit is not None:
-        from cnnviz.core.analysis.receptive import ReceptiveFieldIndex, effective_receptive_field
-
         c, h, w = (int(v) for v in picture.tensor.shape[1:])
         box = ReceptiveFieldIndex(model, (c, h, w)).box(layer, shown_unit, picture.geometry)
         if erf:
@@ -287,8 +285,6 @@ def show(
 
 def _layer_type(model: Any, layer: str) -> str | None:
     """The layer's type for the caption (``Conv2d``), or None when the table cannot be made."""
-    from cnnviz.core.analysis.summary import summarize as analyse
-
     try:
         return analyse(model, receptive_fields=False).row(layer).type
     except (CnnvizError, KeyError):

@@ -349,6 +349,19 @@ def test_show_takes_pil_pictures_and_tensors(tiny, photo, tmp_path):
     assert rf.box.box == receptive_field(tiny, "3", (0, 0)).box
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_show_draws_tensors_of_any_channel_count(channels):
+    pre = Preprocess(1, (12, 12), "resize", None, (0.5,), (0.25,))
+    model = LoadedModel(
+        nn.Sequential(nn.Conv2d(channels, 3, 3)).eval(), "odd", (channels, 12, 12), pre
+    )
+    x = torch.linspace(-2, 2, channels * 12 * 12).reshape(channels, 12, 12)
+    fig = cnnviz.show(model, x, "0", unit=(5, 5))
+    assert fig.box.box == receptive_field(model, "0", (5, 5)).box == (5, 5, 7, 7)
+    pixels = _pixels(fig.to_png())
+    assert (pixels.shape[1], pixels.shape[0]) == fig.size
+
+
 def test_save_writes_png_and_svg_atomically(tiny, photo, tmp_path):
     fig = cnnviz.show(tiny, photo, "0")
     target = tmp_path / "out.png"
