@@ -1,7 +1,9 @@
 """cnnviz checkpoints: a plain dict of spec, weights, labels, preprocessing and metrics.
 
 A checkpoint holds only types that ``torch.load(weights_only=True)`` accepts (dicts, lists, strings,
-numbers, tensors), so it can be opened without trusting the file.
+numbers, tensors), so it can be opened without trusting the file. It is one ``.pt`` file, or a pair
+``NAME.safetensors`` (the weights) + ``NAME.json`` (the rest, plus the weights' SHA-256), which no
+pickle touches at all.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from cnnviz.core.errors import ModelLoadError
 from cnnviz.core.fileio import atomic_writer, folder_write_problem, write_target_problem
+from cnnviz.core.models.files import SAFETENSORS_SUFFIX
 
 if TYPE_CHECKING:
     from cnnviz.core.images import Preprocess
@@ -129,7 +132,58 @@ def save_checkpoint(
         )
     except TypeError as exc:
         raise ModelLoadError(f"Cannot save the checkpoint: {exc}") from exc
+    if Path(path).suffix.lower() == SAFETENSORS_SUFFIX:
+        return _save_safetensors_pair(ckpt, Path(path))
     return atomic_torch_save(ckpt, path)
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
+    """The JSON file beside a ``.safetensors`` checkpoint: ``NAME.safetensors`` -> ``NAME.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def _json_plain(value: Any) -> Any:
+    """``value`` with non-finite floats (a diverged loss) as None: JSON has no NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_plain(v) for v in value]
+    return value
+
+
+def _save_safetensors_pair(ckpt: dict[str, Any], target: Path) -> Path:
+    """Write the weights as ``target`` (.safetensors) and everything else as its JSON sidecar, atomically each."""
+    import hashlib
+
+    from safetensors.torch import save
+
+    from cnnviz.core.errors import CnnvizError
+    from cnnviz.core.fileio import atomic_write_bytes, write_json
+
+    sidecar = sidecar_path(target)
+    for path in (target, sidecar):
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise ModelLoadError(
+                f"Cannot save {path}: the folder {folder} does not exist; create it first."
+            )
+        problem = write_target_problem(path)
+        if problem is not None:
+            raise ModelLoadError(f"Cannot save {path}: it {problem}; give the name of a file.")
+    tensors = {k: v.contiguous() for k, v in ckpt["state_dict"].items()}
+    data = save(tensors, metadata={"format": FORMAT, "sidecar": sidecar.name})
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    meta["weights"] = target.name
+    meta["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    try:
+        # Weights first: a sidecar never names weights that are not there yet.
+        atomic_write_bytes(target, data)
+        write_json(sidecar, _json_plain(meta))
+    except CnnvizError as exc:
+        raise ModelLoadError(f"Cannot save the checkpoint: {exc}") from exc
+    return target
 
 
 def is_checkpoint(obj: Any) -> bool:
@@ -147,6 +201,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     p = Path(path)
     if not p.is_file():
         raise ModelLoadError(f"The checkpoint {p} does not exist: check the path.")
+    if p.suffix.lower() == SAFETENSORS_SUFFIX:
+        obj = _read_safetensors_pair(p)
+        if obj is None:
+            return None
+        return _checked(obj, p)
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception:
@@ -154,6 +213,47 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     if not is_checkpoint(obj):
         return None
+    return _checked(obj, p)
+
+
+def _read_safetensors_pair(p: Path) -> dict[str, Any] | None:
+    """The checkpoint dict of ``NAME.safetensors`` + ``NAME.json``; None when there is no sidecar."""
+    import hashlib
+
+    from cnnviz.core.jsonio import read_json
+    from cnnviz.core.models.files import _load_safetensors, _open_model_file, safetensors_header
+
+    sidecar = sidecar_path(p)
+    _, metadata = safetensors_header(p)
+    if not sidecar.is_file():
+        if metadata.get("format") == FORMAT:
+            raise ModelLoadError(
+                f"The checkpoint {p} lacks its sidecar {sidecar.name} (architecture, labels, "
+                "preprocessing); put the two files side by side."
+            )
+        return None
+    meta = read_json(sidecar, error=ModelLoadError)
+    if not is_checkpoint(meta):
+        if metadata.get("format") == FORMAT:
+            raise ModelLoadError(
+                f"The checkpoint {p} has a sidecar {sidecar.name} that is not a cnnviz checkpoint "
+                "description; save the checkpoint again."
+            )
+        return None
+    digest = hashlib.sha256()
+    with _open_model_file(p) as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    if meta.get("weights_sha256") not in (None, digest.hexdigest()):
+        raise ModelLoadError(
+            f"The checkpoint {p} does not belong to its sidecar {sidecar.name} (the weights changed "
+            "after it was written); save the checkpoint again or put the matching files together."
+        )
+    return {**meta, "state_dict": _load_safetensors(p)}
+
+
+def _checked(obj: dict[str, Any], p: Path) -> dict[str, Any]:
+    """A loaded checkpoint dict, checked: version, keys, types, finite weights; NaN metrics become None."""
     version = obj.get("version")
     if not isinstance(version, int) or version > VERSION:
         raise ModelLoadError(

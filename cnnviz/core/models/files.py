@@ -259,3 +259,134 @@ def _load_torchscript(path: Path) -> nn.Module:
             f"incompatible version of torch ({torch.__version__} here); save it again"
         ) from exc
     return module
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# safetensors: an 8-byte little-endian header length, a JSON header of dtype/shape/offsets, then raw bytes.
+# Nothing in the format runs code, so these files never need trust; the header is checked here first so
+# that a damaged or hostile file is named in one sentence and an oversized one never reaches memory.
+
+SAFETENSORS_SUFFIX = ".safetensors"
+_MAX_HEADER_BYTES = 100 << 20  # the safetensors library's own limit
+_DTYPE_BYTES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8, "C64": 8,
+}  # fmt: skip
+
+
+def safetensors_header(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The tensor entries and ``__metadata__`` of a safetensors file, checked against the file's size.
+
+    Raises ModelLoadError naming what is wrong (not a safetensors file, a header that does not parse, an
+    entry whose bytes do not match its shape, a file shorter than its header says). Reads only the header.
+    """
+    import json
+    import os
+
+    with _open_model_file(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(8)
+        declared = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if declared < 2 or declared > min(_MAX_HEADER_BYTES, size - 8):
+            raise ModelLoadError(
+                f"{path} is not a safetensors file (its first 8 bytes do not give the length of a "
+                "header inside the file); save or download it again"
+            )
+        raw = handle.read(declared)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        header = None
+    if not isinstance(header, dict):
+        raise ModelLoadError(
+            f"{path} is a damaged safetensors file (its header is not a JSON object); "
+            "save or download it again"
+        )
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise ModelLoadError(
+            f"{path} is a damaged safetensors file (its __metadata__ is not a mapping of text to "
+            "text); save or download it again"
+        )
+    end = 0
+    for name, entry in header.items():
+        problem = _entry_problem(entry)
+        if problem is not None:
+            raise ModelLoadError(
+                f"{path} is a damaged safetensors file: tensor {name!r} {problem}; "
+                "save or download it again"
+            )
+        end = max(end, int(entry["data_offsets"][1]))
+    if 8 + declared + end > size:
+        raise ModelLoadError(
+            f"{path} is a truncated safetensors file: its header names {end:,} bytes of tensors but "
+            f"only {size - 8 - declared:,} follow it; save or download it again"
+        )
+    return header, dict(metadata)
+
+
+def _entry_problem(entry: Any) -> str | None:
+    """Why one header entry is not a tensor description, as the end of a sentence, or None."""
+    if not isinstance(entry, dict):
+        return "is not described by a JSON object"
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in _DTYPE_BYTES:
+        return f"has an unknown dtype {dtype!r}"
+    if not isinstance(shape, list) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape
+    ):
+        return "has a shape that is not a list of sizes"
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        or not 0 <= offsets[0] <= offsets[1]
+    ):
+        return "has byte offsets that are not a start and an end"
+    numel = 1
+    for s in shape:
+        numel *= s
+    if offsets[1] - offsets[0] != numel * _DTYPE_BYTES[str(dtype)]:
+        return f"declares {offsets[1] - offsets[0]:,} bytes for a {dtype} tensor of shape {shape}"
+    return None
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file: header checked, sizes within the memory budget, then loaded."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from cnnviz.core.budget import check_fits
+
+    header, _ = safetensors_header(path)
+    nbytes = sum(e["data_offsets"][1] - e["data_offsets"][0] for e in header.values())
+    check_fits(nbytes, f"the {len(header)} tensors in {path.name}", advice="use a smaller model")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"{path} is a damaged safetensors file that its library cannot read; "
+            "save or download it again"
+        ) from exc
+
+
+def _load_weights_file(path: Path, trust: bool) -> dict[str, torch.Tensor]:
+    """The state_dict in a weights file: a ``.safetensors`` file or a torch file (``.pth``, ``.pt``, ``.bin``)."""
+    if _is_safetensors(path):
+        return _load_safetensors(path)
+    return _extract_state_dict(_load_torch_file(path, trust), path)
+
+
+def _is_safetensors(path: Path) -> bool:
+    """A ``.safetensors`` name, or (whatever the name) a file that starts like one: a length and ``{``."""
+    if path.suffix.lower() == SAFETENSORS_SUFFIX:
+        return True
+    try:
+        with open_regular_file(path) as fh:
+            head = fh.read(10)
+    except OSError:
+        return False
+    return len(head) == 10 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 32)

@@ -13,15 +13,16 @@ from torch import nn
 from cnnviz.core.errors import ModelLoadError
 from cnnviz.core.images import Preprocess
 from cnnviz.core.models.files import (
+    SAFETENSORS_SUFFIX,
     _existing_file,
     _exported_input_shape,
-    _extract_state_dict,
     _is_weights_default,
     _is_weights_none,
     _load_export_program,
     _load_state,
     _load_torch_file,
     _load_torchscript,
+    _load_weights_file,
     _zip_member_names,
 )
 from cnnviz.core.models.loaded import LoadedModel, _shape3
@@ -32,7 +33,7 @@ from cnnviz.core.resources import resource_path
 DEFAULT_MODEL = "default"
 
 MODEL_FILE_SUFFIXES: tuple[str, ...] = (
-    ".json", ".pt", ".pth", ".ckpt", ".pt2", ".ts", ".torchscript", ".bin",
+    ".json", ".pt", ".pth", ".ckpt", ".pt2", ".ts", ".torchscript", ".bin", ".safetensors",
 )  # fmt: skip
 """File suffixes that name a model (``.bin`` is a state_dict, as torch hubs name them)."""
 
@@ -108,8 +109,19 @@ def load_model(
     check_load_model_arguments(spec, weights, trust, input_shape, progress)
     if isinstance(spec, nn.Module):
         module = spec.eval()
+        from cnnviz.core.models.timm import is_timm_module, loaded_timm_module
+
+        if is_timm_module(module):  # its own input size, preprocessing and labels
+            arch = (getattr(module, "pretrained_cfg", None) or {}).get("architecture")
+            name = f"timm:{arch}" if arch else type(spec).__name__
+            loaded = loaded_timm_module(module, name, "module", {})
+            return _with_shape(loaded, input_shape)
         return _generic(module, Path(type(spec).__name__), "module", input_shape)
     text = str(spec)
+    from cnnviz.core.models.timm import is_timm_name, load_timm
+
+    if is_timm_name(text):
+        return _with_shape(load_timm(text, weights, progress, trust), input_shape)
     if text == DEFAULT_MODEL:
         loaded = _default_model()
         _apply_weights_file(loaded, weights, trust)
@@ -122,11 +134,17 @@ def load_model(
             return _with_shape(_torchvision(text, weights, progress), input_shape)
         close = difflib.get_close_matches(text, names, n=4, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else (
-            "; give a file (spec .json, checkpoint .pt, TorchScript, .pt2) or a torchvision model name "
-            "such as resnet18"
+            "; give a file (spec .json, checkpoint .pt, TorchScript, .pt2), a torchvision model name "
+            "such as resnet18, or a timm model as timm:NAME"
         )  # fmt: skip
         raise ModelLoadError(f"unknown model '{text}'{hint}")
     path = _existing_file(path, "model file")
+    if path.suffix.lower() == SAFETENSORS_SUFFIX or (
+        path.suffix.lower() == ".json" and _sidecar_weights(path) is not None
+    ):
+        weights_path = path if path.suffix.lower() == SAFETENSORS_SUFFIX else _sidecar_weights(path)
+        assert weights_path is not None
+        return _with_shape(_from_safetensors(weights_path), input_shape)
     if path.suffix.lower() == ".json":
         loaded = _from_spec(load_spec(path), path.stem, "spec")
         _apply_weights_file(loaded, weights, trust)
@@ -153,6 +171,34 @@ def load_model(
     raise ModelLoadError(f"{path} holds a {type(obj).__name__}, not a model")
 
 
+def _sidecar_weights(path: Path) -> Path | None:
+    """The ``.safetensors`` beside ``path`` when ``path`` is a checkpoint's JSON sidecar, else None."""
+    from cnnviz.core.errors import CnnvizError
+    from cnnviz.core.jsonio import read_json
+    from cnnviz.core.models.checkpoint import is_checkpoint
+
+    weights = path.with_suffix(SAFETENSORS_SUFFIX)
+    if not weights.is_file():
+        return None
+    try:
+        return weights if is_checkpoint(read_json(path)) else None
+    except CnnvizError:
+        return None  # not JSON: the spec reader says what is wrong with it
+
+
+def _from_safetensors(path: Path) -> LoadedModel:
+    """A ``.safetensors`` checkpoint pair as a full model; bare weights say how to name their architecture."""
+    from cnnviz.core.models.checkpoint import read_checkpoint, sidecar_path
+
+    if read_checkpoint(path) is None:  # checks the header: a damaged file is named as such
+        raise ModelLoadError(
+            f"{path} holds only weights (no {sidecar_path(path).name} beside it names the "
+            f"architecture); name it too, e.g. --model resnet18 --weights {path.name}, "
+            f"--model timm:NAME --weights {path.name} or --model arch.json --weights {path.name}"
+        )
+    return _from_checkpoint(path, path.stem, "checkpoint")
+
+
 def _default_model() -> LoadedModel:
     """The bundled digits model; its architecture with random weights (and a note) if the weights are missing."""
     path = resource_path("models", "digits.pt")
@@ -171,7 +217,7 @@ def _apply_weights_file(loaded: LoadedModel, weights: Any, trust: bool) -> None:
     if _is_weights_none(weights) or _is_weights_default(weights):
         return
     path = _existing_file(weights, "weights file")
-    state = _extract_state_dict(_load_torch_file(path, trust), path)
+    state = _load_weights_file(path, trust)
     _load_state(loaded.module, state, path, loaded.name)
     loaded.module.eval()
     loaded.metadata["weights"] = str(path)

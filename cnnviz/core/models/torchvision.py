@@ -17,11 +17,10 @@ from cnnviz.core.fileio import atomic_writer
 from cnnviz.core.images import Preprocess
 from cnnviz.core.models.files import (
     _existing_file,
-    _extract_state_dict,
     _is_weights_default,
     _is_weights_none,
     _load_state,
-    _load_torch_file,
+    _load_weights_file,
 )
 from cnnviz.core.models.loaded import LoadedModel
 
@@ -138,7 +137,7 @@ def _torchvision(name: str, weights: Any, progress: Any) -> LoadedModel:
         meta = {"weights": str(chosen)}
     else:
         path = _existing_file(weights, "weights file")
-        state = _extract_state_dict(_load_torch_file(path, trust=False), path)
+        state = _load_weights_file(path, trust=False)
         num_classes = _guess_num_classes(state)
         module = _quiet_build(
             name, weights=None, **({"num_classes": num_classes} if num_classes else {})
