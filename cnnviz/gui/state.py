@@ -335,11 +335,29 @@ class Session(QObject):
             self._clear_unit()
             self.layerChanged.emit(self.layer or "")
         self.activationsChanged.emit()
-        self.predictionsChanged.emit(result.predictions, result.prediction_note)
+        note = result.prediction_note
+        if result.predictions and note is None:
+            note = self.prediction_caveat()
+        self.predictionsChanged.emit(result.predictions, note)
         if self.selection is not None:
             self.select_unit(*self.selection.unit, channel=self.selection.channel)
         if result.note:
             self.statusMessage.emit(result.note)
+
+    def prediction_caveat(self) -> str | None:
+        """A sentence that goes with the predictions when the weights make them meaningless, else None."""
+        origin = getattr(self.model, "weights_origin", None)
+        if origin == "random":
+            return (
+                "Random weights: these predictions mean nothing and change every time the model is "
+                "loaded. Load trained weights to see real ones."
+            )
+        if origin == "partly random":
+            return (
+                "Some layers were re-initialised by an edit: these are not the trained model's "
+                "predictions. Train the model or load its weights again."
+            )
+        return None
 
     # ------------------------------------------------------------------------------------------------------------
     # Layers and units

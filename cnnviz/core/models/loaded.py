@@ -34,6 +34,34 @@ class LoadedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
 
+    @property
+    def weights_origin(self) -> str:
+        """Where the weights come from: ``"random"`` (freshly initialised: outputs change with every load),
+        ``"partly random"`` (an edit re-initialised some layers), ``"pretrained"`` (a zoo's published weights),
+        ``"file"`` (read from a file), ``"trained"`` (trained in this session) or ``"given"`` (a module passed in
+        as it was). ``metadata["weights_origin"]`` overrides what the source and metadata imply."""
+        meta = self.metadata or {}
+        if isinstance(meta.get("weights_origin"), str):
+            return str(meta["weights_origin"])
+        weights = meta.get("weights")
+        if weights == "none":
+            base = "random"
+        elif isinstance(weights, str):
+            base = "pretrained" if "_Weights." in weights else "file"  # a zoo enum, else a file
+        elif self.source == "trained" or meta.get("metrics") is not None and "path" not in meta:
+            base = "trained"
+        elif "path" in meta:
+            base = {"module": "given", "bundled": "pretrained"}.get(self.source, "file")
+        elif self.source in ("spec", "bundled", "edited"):
+            base = "random"
+        else:
+            base = "given"
+        edited = meta.get("edited")
+        if self.source == "edited" and isinstance(edited, dict) and base != "random":
+            if edited.get("reinitialised"):
+                return "random" if not edited.get("kept") else "partly random"
+        return base
+
     def example_input(self, device: str | torch.device = "cpu") -> torch.Tensor:
         """A zero tensor of the model's input shape with a batch of one."""
         return torch.zeros((1, *self.input_shape), device=device)
