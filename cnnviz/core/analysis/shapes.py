@@ -21,10 +21,11 @@ from cnnviz.core.errors import CnnvizError, one_line
 
 def _meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
+    made: dict[int, torch.Tensor] = {}  # one meta tensor per shared weight: functional_call refuses two
     for name, p in module.named_parameters(remove_duplicate=False):
-        state[name] = torch.empty_like(p, device="meta")
+        state[name] = made.setdefault(id(p), torch.empty_like(p, device="meta"))
     for name, b in module.named_buffers(remove_duplicate=False):
-        state[name] = torch.empty_like(b, device="meta")
+        state[name] = made.setdefault(id(b), torch.empty_like(b, device="meta"))
     return state
 
 

@@ -33,7 +33,7 @@ from cnnviz.core.resources import resource_path
 DEFAULT_MODEL = "default"
 
 MODEL_FILE_SUFFIXES: tuple[str, ...] = (
-    ".json", ".pt", ".pth", ".ckpt", ".pt2", ".ts", ".torchscript", ".bin", ".safetensors",
+    ".json", ".pt", ".pth", ".ckpt", ".pt2", ".ts", ".torchscript", ".bin", ".safetensors", ".onnx",
 )  # fmt: skip
 """File suffixes that name a model (``.bin`` is a state_dict, as torch hubs name them)."""
 
@@ -139,6 +139,10 @@ def load_model(
         )  # fmt: skip
         raise ModelLoadError(f"unknown model '{text}'{hint}")
     path = _existing_file(path, "model file")
+    if path.suffix.lower() == ".onnx":
+        from cnnviz.core.models.onnx import load_onnx_file
+
+        return load_onnx_file(path, weights, input_shape)
     if path.suffix.lower() == SAFETENSORS_SUFFIX or (
         path.suffix.lower() == ".json" and _sidecar_weights(path) is not None
     ):
