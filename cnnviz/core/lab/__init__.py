@@ -1,7 +1,7 @@
 """The convolution lab: small, exact computations behind the lessons on convolution.
 
-``kernels`` holds the presets and kernels read from files; ``convolution`` convolves, pads, pools and steps
-through one output pixel; ``counts`` counts parameters and multiply-accumulates with their formulas;
+``kernels`` holds the presets, the named colour filters and kernels read from files; ``convolution`` convolves, pads, pools and steps
+through one output pixel; ``counts`` counts parameters and multiply-accumulates with their formulas and mixes channels (1x1);
 ``growth`` follows the receptive field through a stack; ``display`` turns signed outputs into pictures.
 Every public name is re-exported here.
 
@@ -39,6 +39,7 @@ from cnnviz.core.lab.convolution import (
 )
 from cnnviz.core.lab.counts import (
     BottleneckComparison,
+    ChannelMix,
     ConvVsDense,
     Count,
     MultiFilter,
@@ -49,6 +50,7 @@ from cnnviz.core.lab.counts import (
     conv_vs_dense_shapes,
     dense_param_count,
     macs_conv,
+    mix_channels,
     multi_filter,
 )
 from cnnviz.core.lab.display import (
@@ -61,7 +63,9 @@ from cnnviz.core.lab.display import (
 from cnnviz.core.lab.growth import DEMO_STACKS, RFPoint, StackLayer, rf_growth, rf_stack
 from cnnviz.core.lab.kernels import (
     KERNEL_PRESETS,
+    RGB_FILTERS,
     KernelPreset,
+    RGBFilter,
     kernel_centre,
     kernel_from_json,
     kernel_from_rows,
@@ -70,6 +74,7 @@ from cnnviz.core.lab.kernels import (
 
 __all__ = [
     "BottleneckComparison",
+    "ChannelMix",
     "ConvVsDense",
     "Count",
     "DEMO_STACKS",
@@ -80,6 +85,8 @@ __all__ = [
     "MAX_STEPS",
     "MultiFilter",
     "PADDING_MODES",
+    "RGB_FILTERS",
+    "RGBFilter",
     "RFPoint",
     "StackLayer",
     "Step",
@@ -98,6 +105,7 @@ __all__ = [
     "kernel_from_json",
     "kernel_from_rows",
     "macs_conv",
+    "mix_channels",
     "multi_filter",
     "output_size",
     "output_size_formula",

@@ -131,7 +131,7 @@ def bottleneck_comparison(
 
 @dataclass(frozen=True)
 class MultiFilter:
-    """N random filters over a C-channel image, as one Conv2d(C, N, K, padding=K//2) computes them.
+    """N filters over a C-channel image, as one Conv2d(C, N, K, padding=K//2) computes them.
 
     ``weights`` is N x C x K x K (torch's layout): filter f has one K x K slice per input channel.
     ``partials[f, c]`` is slice ``weights[f, c]`` slid over channel c alone; summing the C partials and adding
@@ -146,39 +146,106 @@ class MultiFilter:
 
 
 def multi_filter(
-    image_rgb: np.ndarray, n_filters: int, seed: int = 0, kernel_size: int = 3, bias: bool = True
+    image_rgb: np.ndarray,
+    n_filters: int,
+    seed: int = 0,
+    kernel_size: int = 3,
+    bias: bool = True,
+    *,
+    weights: np.ndarray | None = None,
 ) -> MultiFilter:
-    """Apply ``n_filters`` random C-channel kernels (seeded) to an H x W x C image; see ``MultiFilter``."""
+    """Apply ``n_filters`` C-channel kernels to an H x W x C image; see ``MultiFilter``.
+
+    Without ``weights`` the filters are random (seeded, in torch's default Conv2d range, with a random bias);
+    with ``weights`` (N x C x K x K, e.g. from ``RGB_FILTERS``) those filters are used with bias 0 and
+    ``n_filters``, ``seed``, ``kernel_size`` and ``bias`` are ignored.
+    """
     img = _as_image(image_rgb)
     if img.ndim != 3:
         raise CnnvizError("This lesson needs a colour (H x W x C) image.")
-    if n_filters < 1:
-        raise CnnvizError(f"The number of filters must be at least 1, not {n_filters}.")
-    k = kernel_size
     c = img.shape[2]
+    if weights is not None:
+        w_arr = np.asarray(weights, dtype=np.float64)
+        if w_arr.ndim != 4 or w_arr.shape[1] != c or w_arr.shape[2] != w_arr.shape[3]:
+            raise CnnvizError(
+                f"The filters must be N x {c} x K x K weights for this {c}-channel image, not {w_arr.shape}."
+            )
+        n_filters, k = w_arr.shape[0], w_arr.shape[2]
+        bias = False
+    elif n_filters < 1:
+        raise CnnvizError(f"The number of filters must be at least 1, not {n_filters}.")
+    else:
+        k = kernel_size
     pad = k // 2
     output_size(img.shape[0], k, 1, pad)
     output_size(img.shape[1], k, 1, pad)
-    gen = torch.Generator().manual_seed(int(seed))
-    bound = 1.0 / math.sqrt(c * k * k)  # torch's default Conv2d init range
-    weights = (torch.rand(n_filters, c, k, k, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-    b = (
-        (torch.rand(n_filters, generator=gen, dtype=torch.float64) * 2 - 1) * bound
-        if bias
-        else torch.zeros(n_filters, dtype=torch.float64)
-    )
+    if weights is not None:
+        w = torch.from_numpy(np.ascontiguousarray(w_arr))
+        b = torch.zeros(n_filters, dtype=torch.float64)
+    else:
+        gen = torch.Generator().manual_seed(int(seed))
+        bound = 1.0 / math.sqrt(c * k * k)  # torch's default Conv2d init range
+        w = (torch.rand(n_filters, c, k, k, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+        b = (
+            (torch.rand(n_filters, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+            if bias
+            else torch.zeros(n_filters, dtype=torch.float64)
+        )
     x = _to_nchw(img)
     # groups=C gives each (channel, filter) slice its own output: channel-major order o = c*N + f.
-    w_grouped = weights.permute(1, 0, 2, 3).reshape(c * n_filters, 1, k, k)
+    w_grouped = w.permute(1, 0, 2, 3).reshape(c * n_filters, 1, k, k)
     part = F.conv2d(x, w_grouped, padding=pad, groups=c)[0]
     partials = part.reshape(c, n_filters, *part.shape[1:]).permute(1, 0, 2, 3).contiguous()
-    full = F.conv2d(x, weights, b if bias else None, padding=pad)
+    full = F.conv2d(x, w, b if bias else None, padding=pad)
     return MultiFilter(
-        weights=weights.numpy(),
+        weights=w.numpy(),
         bias=b.numpy(),
         partials=partials.numpy(),
         outputs=_from_nchw(full, False),
         params=conv_param_count(k, k, c, n_filters, bias=bias),
+    )
+
+
+@dataclass(frozen=True)
+class ChannelMix:
+    """A 1x1 convolution of an H x W x C_in image: ``outputs[..., o] = sum_c weights[o, c] * image[..., c]``.
+
+    ``weights`` is C_out x C_in (the 1x1 kernels of Conv2d(C_in, C_out, 1) without their 1x1 tail), ``outputs``
+    is H x W x C_out: the same height and width as the input, only the channels change.
+    """
+
+    weights: np.ndarray
+    bias: np.ndarray
+    outputs: np.ndarray
+    params: Count
+
+
+def mix_channels(
+    image: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = None
+) -> ChannelMix:
+    """Mix the channels of every pixel by a C_out x C_in matrix with ``F.conv2d`` and 1x1 kernels."""
+    img = _as_image(image)
+    if img.ndim == 2:
+        img = img[..., None]
+    w = np.array(weights, dtype=np.float64)
+    c = img.shape[2]
+    if w.ndim != 2 or w.shape[1] != c or w.shape[0] < 1:
+        raise CnnvizError(
+            f"The 1x1 weights must be a C_out x {c} matrix for this {c}-channel image, not {w.shape}."
+        )
+    if not np.all(np.isfinite(w)):
+        raise CnnvizError("The 1x1 weights must be ordinary finite numbers.")
+    b = np.zeros(w.shape[0]) if bias is None else np.array(bias, dtype=np.float64).reshape(-1)
+    if b.shape != (w.shape[0],):
+        raise CnnvizError(f"The bias must have one value per output channel ({w.shape[0]}).")
+    out = F.conv2d(
+        _to_nchw(img), torch.from_numpy(w[:, :, None, None].copy()), torch.from_numpy(b.copy())
+    )
+    return ChannelMix(
+        weights=w,
+        bias=b,
+        outputs=_from_nchw(out, False),
+        params=conv_param_count(1, 1, c, w.shape[0], bias=bias is not None),
     )
 
 

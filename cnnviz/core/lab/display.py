@@ -9,10 +9,12 @@ from cnnviz.core.errors import CnnvizError
 DISPLAY_RULES = ("auto", "clip", "abs", "signed", "stretch")
 
 
-def display_rule(kernel: np.ndarray, rule: str = "auto") -> str:
-    """Resolve the ``auto`` display rule: kernels whose weights sum to 0 (edge detectors) -> ``abs``, else ``clip``.
+def display_rule(kernel: np.ndarray, rule: str = "auto", zero_sum: str = "abs") -> str:
+    """Resolve the ``auto`` display rule: kernels whose weights sum to 0 (edge detectors) -> ``zero_sum``, else
+    ``clip``.
 
-    A zero-sum kernel answers 0 on flat areas and signed values at edges, so its magnitude is what to show;
+    A zero-sum kernel answers 0 on flat areas and signed values at edges, so its magnitude (``abs``) or its sign
+    (``signed``, which tells rising from falling edges, and correlation from convolution) is what to show;
     kernels that sum to 1 (identity, blurs, sharpen, emboss) keep the brightness scale, so clipping suffices.
     """
     if rule not in DISPLAY_RULES:
@@ -21,7 +23,7 @@ def display_rule(kernel: np.ndarray, rule: str = "auto") -> str:
         return rule
     k = np.asarray(kernel, dtype=np.float64)
     scale = max(float(np.abs(k).sum()), 1e-300)
-    return "abs" if abs(float(k.sum())) <= 1e-9 * scale else "clip"
+    return zero_sum if abs(float(k.sum())) <= 1e-9 * scale else "clip"
 
 
 def to_uint8(values: np.ndarray, rule: str, full_scale: float = 1.0) -> np.ndarray:

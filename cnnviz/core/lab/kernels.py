@@ -101,6 +101,86 @@ KERNEL_PRESETS: dict[str, KernelPreset] = {
     )
 }
 
+
+@dataclass(frozen=True)
+class RGBFilter:
+    """A named C x K x K filter for colour pictures (slices R, G, B) whose effect can be predicted."""
+
+    name: str
+    title: str
+    weights: np.ndarray
+    description: str
+
+
+def _rgb(name: str, title: str, r: Any, g: Any, b: Any, description: str) -> RGBFilter:
+    w = np.stack([np.asarray(v, dtype=np.float64) for v in (r, g, b)])
+    w.setflags(write=False)
+    return RGBFilter(name, title, w, description)
+
+
+def _centre(value: float) -> np.ndarray:
+    k = np.zeros((3, 3))
+    k[1, 1] = value
+    return k
+
+
+_SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
+_ZERO = np.zeros((3, 3))
+
+RGB_FILTERS: dict[str, RGBFilter] = {
+    f.name: f
+    for f in (
+        _rgb(
+            "luminance",
+            "Brightness",
+            _centre(0.299),
+            _centre(0.587),
+            _centre(0.114),
+            "Only the centre weights: 0.299 R + 0.587 G + 0.114 B, the brightness of each pixel.",
+        ),
+        _rgb(
+            "red_minus_green",
+            "Red minus green",
+            _centre(1.0),
+            _centre(-1.0),
+            _ZERO,
+            "Red minus green at the centre: positive on red, negative on green, zero on grey and blue.",
+        ),
+        _rgb(
+            "blue_minus_yellow",
+            "Blue minus yellow",
+            _centre(-0.5),
+            _centre(-0.5),
+            _centre(1.0),
+            "Blue minus the mean of red and green: positive on blue, negative on yellow, zero on grey.",
+        ),
+        _rgb(
+            "brightness_edges",
+            "Vertical edges (all channels)",
+            _SOBEL_X / 3,
+            _SOBEL_X / 3,
+            _SOBEL_X / 3,
+            "Sobel x / 3 on every channel: vertical edges of the brightness, whatever their colour.",
+        ),
+        _rgb(
+            "red_edges",
+            "Vertical edges of red only",
+            _SOBEL_X,
+            _ZERO,
+            _ZERO,
+            "Sobel x on the red slice, zeros elsewhere: edges where red changes; green and blue are ignored.",
+        ),
+        _rgb(
+            "green_blur",
+            "Green blur",
+            _ZERO,
+            np.ones((3, 3)) / 9,
+            _ZERO,
+            "A 3x3 average of the green channel alone: a blurred green picture; red and blue are ignored.",
+        ),
+    )
+}
+
 _ALIASES = {"blur": "box_blur", "box": "box_blur", "gaussian": "gaussian_3x3", "edge": "outline"}
 
 

@@ -4,22 +4,39 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from cnnviz.core import lab as core
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.text import num
 from cnnviz.gui.lab.base import _Lesson
 from cnnviz.gui.lab.widgets import (
+    ImagePanel,
+    NumberGrid,
+    _caption,
     _headline,
     _mono_font,
     _note,
     _spin,
     _still_plot,
+    signed_rgb,
+    signed_scale,
 )
 
 if TYPE_CHECKING:
     from cnnviz.gui.lab.window import ConvolutionLab
+
+
+# Predictable mixes: brightness, the two colour-opponent pairs and one channel alone (rows of C_out x RGB).
+_MIXES = np.vstack(
+    [
+        core.RGB_FILTERS[name].weights[:, 1, 1]
+        for name in ("luminance", "red_minus_green", "blue_minus_yellow")
+    ]
+    + [np.array([0.0, 1.0, 0.0])]
+)
 
 
 class OneByOneLesson(_Lesson):
@@ -33,6 +50,10 @@ class OneByOneLesson(_Lesson):
     def __init__(self, owner: ConvolutionLab) -> None:
         super().__init__(owner)
         self.comparison: core.BottleneckComparison | None = None
+        self.mix: core.ChannelMix | None = None
+        self.mix_input = np.zeros((1, 1, 3))
+        self._build_mixing()
+        self.body.addWidget(_caption("What the squeeze saves"))
         controls = QtWidgets.QGridLayout()
         self.body.addLayout(controls)
         self.cin_spin = _spin(1, 4096, 256, "Channels coming in")
@@ -98,6 +119,141 @@ class OneByOneLesson(_Lesson):
             spin.valueChanged.connect(self.refresh)
         self.bias_check.toggled.connect(self.refresh)
         self.refresh()
+
+    # -- mixing the channels of the picture
+
+    def _build_mixing(self) -> None:
+        self.body.addWidget(
+            _caption("Mixing channels: each output channel is a weighted sum of the inputs")
+        )
+        row = QtWidgets.QHBoxLayout()
+        self.body.addLayout(row)
+        self.mix_out_spin = _spin(1, len(_MIXES), 3, "Output channels = rows of the weight matrix")
+        self.mix_reset = QtWidgets.QPushButton("Named mixes")
+        self.mix_reset.setToolTip("Brightness, red \u2212 green, blue \u2212 yellow, green only")
+        row.addWidget(QtWidgets.QLabel("Output channels"))
+        row.addWidget(self.mix_out_spin)
+        row.addWidget(self.mix_reset)
+        row.addStretch(1)
+        grid = QtWidgets.QGridLayout()
+        grid.setHorizontalSpacing(6)
+        self.body.addLayout(grid)
+        size = 84
+        self.mix_in_panels = [ImagePanel(f"{n}", fixed=size) for n in ("R", "G", "B")]
+        inputs = QtWidgets.QVBoxLayout()
+        inputs.addWidget(_caption("Input channels"))
+        in_row = QtWidgets.QHBoxLayout()
+        for panel in self.mix_in_panels:
+            in_row.addWidget(panel)
+        inputs.addLayout(in_row)
+        grid.addLayout(inputs, 0, 0)
+        matrix = QtWidgets.QVBoxLayout()
+        self.matrix_caption = _caption("")
+        matrix.addWidget(self.matrix_caption)
+        self.mix_grid = NumberGrid(editable=True, cell=(52, 26), decimals=3)
+        matrix.addWidget(self.mix_grid, 0, QtCore.Qt.AlignmentFlag.AlignHCenter)
+        matrix.addStretch(1)
+        grid.addLayout(matrix, 0, 1)
+        outputs = QtWidgets.QVBoxLayout()
+        self.mix_out_caption = _caption("")
+        outputs.addWidget(self.mix_out_caption)
+        self.mix_out_row = QtWidgets.QHBoxLayout()
+        outputs.addLayout(self.mix_out_row)
+        self.mix_out_panels: list[ImagePanel] = []
+        for _ in range(len(_MIXES)):
+            panel = ImagePanel("", fixed=size)
+            self.mix_out_panels.append(panel)
+            self.mix_out_row.addWidget(panel)
+        grid.addLayout(outputs, 0, 2)
+        grid.setColumnStretch(3, 1)
+        self.mix_formula = QtWidgets.QLabel()
+        self.mix_formula.setFont(_mono_font())
+        self.mix_formula.setWordWrap(True)
+        self.mix_formula.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        self.body.addWidget(self.mix_formula)
+        self.body.addWidget(
+            _note(
+                "Double-click a weight to change it. Outputs are red above 0, light grey at 0 and blue below, "
+                "each on its own scale. Every output keeps the input's height and width: a 1\u00d71 kernel "
+                "looks at one pixel, so nothing moves or blurs \u2014 only the channels are mixed."
+            )
+        )
+        self.mix_grid.set_array(_MIXES[:3])
+        self.mix_out_spin.valueChanged.connect(self._on_mix_outputs)
+        self.mix_reset.clicked.connect(self._reset_mix)
+        self.mix_grid.edited.connect(self.refresh_mix)
+        self.refresh_mix()
+
+    def image_changed(self) -> None:
+        self.refresh_mix()
+
+    def mix_weights(self) -> np.ndarray:
+        """The C_out x C_in weight matrix as shown."""
+        return self.mix_grid.values()
+
+    def _on_mix_outputs(self, n: int) -> None:
+        old = self.mix_grid.values()
+        new = np.array(_MIXES[:n], dtype=np.float64)
+        keep = min(n, old.shape[0])
+        new[:keep] = old[:keep]
+        self.mix_grid.set_array(new)
+        self.refresh_mix()
+
+    def _reset_mix(self) -> None:
+        self.mix_grid.set_array(_MIXES[: self.mix_out_spin.value()])
+        self.refresh_mix()
+
+    def refresh_mix(self) -> None:
+        picture = self.owner.picture(48)
+        self.mix_input = picture if picture.ndim == 3 else np.repeat(picture[..., None], 3, axis=2)
+        w = self.mix_weights()
+        try:
+            self.mix = core.mix_channels(self.mix_input, w)
+        except CnnvizError as exc:
+            self.mix = None
+            self.show_error(str(exc))
+            return
+        self.clear_error()
+        h, wd, cin = self.mix_input.shape
+        cout = w.shape[0]
+        self.matrix_caption.setText(
+            f"<b>1\u00d71 weights, C_out\u00d7C_in = {cout}\u00d7{cin}</b><br>columns R, G, B; row k makes "
+            "out k"
+        )
+        for c, panel in enumerate(self.mix_in_panels):
+            panel.set_image(core.to_uint8(self.mix_input[..., c], "clip"))
+            panel.set_title(f"{'RGB'[c]}  {wd}\u00d7{h}")
+        self.mix_out_caption.setText(f"<b>Output channels ({cout}), each {wd}\u00d7{h}</b>")
+        lines = []
+        for k, panel in enumerate(self.mix_out_panels):
+            panel.setVisible(k < cout)
+            if k >= cout:
+                continue
+            out = self.mix.outputs[..., k]
+            panel.set_image(signed_rgb(out, signed_scale(out)))
+            panel.set_title(f"out {k + 1}")
+            lines.append(f"out {k + 1} = {self.mix_terms(k)}")
+        y, x = h // 2, wd // 2
+        pixel = ", ".join(num(float(v)) for v in self.mix_input[y, x])
+        mixed = ", ".join(num(float(v)) for v in self.mix.outputs[y, x])
+        lines.append(f"at pixel [{y}, {x}]: (R, G, B) = ({pixel}) \u2192 outputs ({mixed})")
+        self.mix_formula.setText("\n".join(lines))
+
+    def mix_terms(self, k: int) -> str:
+        """Output channel ``k`` as the weighted sum shown, e.g. ``0.299\u00b7R + 0.587\u00b7G + 0.114\u00b7B``."""
+        w = self.mix_weights()[k]
+        terms = []
+        for c, weight in enumerate(w):
+            sign = "\u2212" if weight < 0 else "+"
+            terms.append((sign, f"{num(abs(float(weight)))}\u00b7{'RGB'[c]}"))
+        text = ("\u2212" if terms[0][0] == "\u2212" else "") + terms[0][1]
+        for sign, term in terms[1:]:
+            text += f" {sign} {term}"
+        return text
+
+    # -- what the squeeze saves
 
     def refresh(self) -> None:
         cin, cmid, cout = self.cin_spin.value(), self.cmid_spin.value(), self.cout_spin.value()

@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from cnnviz.core import lab as core
 from cnnviz.core.errors import CnnvizError
 from cnnviz.gui.lab.base import _Lesson
 from cnnviz.gui.lab.widgets import (
+    ColorBar,
     ImagePanel,
     NumberGrid,
     _caption,
     _note,
     _spin,
+    signed_rgb,
+    signed_scale,
 )
 
 if TYPE_CHECKING:
@@ -37,10 +40,10 @@ DEFAULT_GRID = np.array(
 )
 
 _SCALE_CHOICES = [
-    ("auto", "Auto (|value| for edge kernels)"),
+    ("auto", "Auto (signed for edge kernels)"),
     ("clip", "Clip to black..white"),
     ("abs", "Absolute value"),
-    ("signed", "Signed (grey = 0)"),
+    ("signed", "Signed (blue < 0 < red)"),
     ("stretch", "Stretch min..max"),
 ]
 
@@ -50,7 +53,8 @@ _XCORR_TEXT = (
 )
 _CONV_TEXT = (
     "True convolution: the kernel is first rotated 180\u00b0, out[i, j] = \u03a3 in[i\u2212u, j\u2212v]\u00b7k[u, v]. "
-    "Symmetric kernels (blurs) do not change; Sobel flips sign and emboss lights the other side."
+    "Symmetric kernels (blurs) do not change; Sobel flips sign (red and blue swap) and emboss lights the "
+    "other side."
 )
 
 
@@ -68,6 +72,10 @@ class PlaygroundLesson(_Lesson):
         self.output = np.zeros((1, 1))
         self.shown = np.zeros((1, 1), np.uint8)
         self.rule = "clip"
+        # What a signed picture shows: the output itself, or for a colour picture its brightness (the mean of
+        # the channels' outputs, which equals the kernel applied to the mean of the channels).
+        self.signed_map: np.ndarray | None = None
+        self.signed_scale = 1.0
 
         row = QtWidgets.QHBoxLayout()
         self.body.addLayout(row, 1)
@@ -121,8 +129,10 @@ class PlaygroundLesson(_Lesson):
         pl.setContentsMargins(0, 0, 0, 0)
         self.input_panel = ImagePanel("Input")
         self.output_panel = ImagePanel("Output")
+        self.colorbar = ColorBar(180)
         pl.addWidget(self.input_panel)
         pl.addWidget(self.output_panel)
+        pl.addWidget(self.colorbar)
         numbers = QtWidgets.QWidget()
         nl = QtWidgets.QGridLayout(numbers)
         self.grid_in = NumberGrid(editable=True, cell=(36, 30))
@@ -131,8 +141,10 @@ class PlaygroundLesson(_Lesson):
         nl.addWidget(_caption("Output"), 0, 1)
         nl.addWidget(self.grid_in, 1, 0, QtCore.Qt.AlignmentFlag.AlignTop)
         nl.addWidget(self.grid_out, 1, 1, QtCore.Qt.AlignmentFlag.AlignTop)
+        self.grid_colorbar = ColorBar(150)
+        nl.addWidget(self.grid_colorbar, 1, 2, QtCore.Qt.AlignmentFlag.AlignTop)
         nl.setRowStretch(2, 1)
-        nl.setColumnStretch(2, 1)
+        nl.setColumnStretch(3, 1)
         self.views.addWidget(pictures)
         self.views.addWidget(numbers)
         self.grid_in.set_array(DEFAULT_GRID)
@@ -211,15 +223,37 @@ class PlaygroundLesson(_Lesson):
             self.show_error(str(exc))
             return
         self.clear_error()
-        self.rule = core.display_rule(k, self.scale_combo.currentData())
-        self.shown = core.to_uint8(self.output, self.rule)
+        self.rule = core.display_rule(k, self.scale_combo.currentData(), zero_sum="signed")
+        signed = self.rule == "signed"
+        if signed:
+            out = self.output
+            self.signed_map = out if out.ndim == 2 else out.mean(axis=2)
+            self.signed_scale = signed_scale(self.signed_map)
+            self.shown = signed_rgb(self.signed_map, self.signed_scale)
+        else:
+            self.signed_map = None
+            self.shown = core.to_uint8(self.output, self.rule)
+        for bar in (self.colorbar, self.grid_colorbar):
+            bar.set_scale(self.signed_scale)
+            bar.setVisible(signed)
         if numbers:
             self.grid_out.set_array(self.output)
+            colors = {}
+            if signed:
+                for (i, j), _ in np.ndenumerate(self.output):
+                    colors[(i, j)] = QtGui.QColor(*(int(c) for c in self.shown[i, j]))
+            self.grid_out.paint(colors)
         else:
             self.input_panel.set_image(core.to_uint8(self.input, "clip"))
             self.output_panel.set_image(self.shown)
             h, w = self.output.shape[:2]
-            rule = dict(_SCALE_CHOICES).get(self.rule, self.rule).split(" (")[0]
-            self.output_panel.set_title(f"Output {w}\u00d7{h} \u2014 shown as: {rule.lower()}")
+            if signed:
+                what = "brightness, " if self.output.ndim == 3 else ""
+                self.output_panel.set_title(
+                    f"Output {w}\u00d7{h} \u2014 {what}signed: red > 0, light grey = 0, blue < 0"
+                )
+            else:
+                rule = dict(_SCALE_CHOICES).get(self.rule, self.rule).split(" (")[0]
+                self.output_panel.set_title(f"Output {w}\u00d7{h} \u2014 shown as: {rule.lower()}")
             ih, iw = self.input.shape[:2]
             self.input_panel.set_title(f"Input {iw}\u00d7{ih}")

@@ -32,6 +32,9 @@ class RFLesson(_Lesson):
     def __init__(self, owner: ConvolutionLab) -> None:
         super().__init__(owner)
         self.points: list[core.RFPoint] = []
+        self.jump_item: pg.PlotDataItem | None = (
+            None  # the orange triangles: x = layer number, y = r
+        )
         row = QtWidgets.QHBoxLayout()
         self.body.addLayout(row)
         row.addWidget(QtWidgets.QLabel("Network"))
@@ -128,7 +131,7 @@ class RFLesson(_Lesson):
                 list(range(len(other))),
                 [p.size[axis] for p in other],  # type: ignore[index]
                 pen=pg.mkPen("#9a9a9a", width=2, style=QtCore.Qt.PenStyle.DashDotLine),
-                name=f"r of {compare}",
+                name=f"r of {compare} (by layer number)",
             )
         self.plot.plot(
             xs,
@@ -160,8 +163,9 @@ class RFLesson(_Lesson):
                 name="r on a side branch (shortcut)",
             )
         jumps = [i for i in xs if self.points[i].jump]
+        self.jump_item = None
         if jumps:
-            self.plot.plot(
+            self.jump_item = self.plot.plot(
                 jumps,
                 [self.points[i].size[axis] for i in jumps],  # type: ignore[index]
                 pen=None,
@@ -172,7 +176,8 @@ class RFLesson(_Lesson):
             )
             if len(jumps) <= 12:
                 for i in jumps:
-                    label = pg.TextItem(self.points[i].name, anchor=(1.05, 1.1), color="#b35900")
+                    # Centred above its own triangle, so no label seems to name a neighbour.
+                    label = pg.TextItem(self.points[i].name, anchor=(0.5, 1.35), color="#b35900")
                     label.setPos(i, self.points[i].size[axis])  # type: ignore[index]
                     self.plot.addItem(label)
         first_global = next((i for i, p in enumerate(self.points) if p.global_), None)

@@ -121,12 +121,19 @@ class StepLesson(_Lesson):
         self.sum_label.setFont(font)
         self.sum_label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         self.body.addWidget(self.sum_label)
-        self.body.addWidget(
-            _note(
-                "Double-click an input number to change it. With stride 2 the window jumps two cells, "
-                "so the output has about half as many rows and columns."
-            )
+        self.explain_label = QtWidgets.QLabel()
+        self.explain_label.setWordWrap(True)
+        self.explain_label.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
         )
+        self.body.addWidget(self.explain_label)
+        self.geometry_label = QtWidgets.QLabel()
+        self.geometry_label.setFont(_mono_font())
+        self.geometry_label.setTextInteractionFlags(
+            QtCore.Qt.TextInteractionFlag.TextSelectableByMouse
+        )
+        self.body.addWidget(self.geometry_label)
+        self.body.addWidget(_note("Double-click an input number to change it."))
         self.body.addStretch(1)
 
         self.kernel_combo.currentIndexChanged.connect(self.rebuild)
@@ -195,6 +202,12 @@ class StepLesson(_Lesson):
         self.in_caption.setText(
             f"<b>Input {h}\u00d7{w}" + (f" with zero padding {p} (grey)</b>" if p else "</b>")
         )
+        kh, kw = self.result.kernel.shape
+        stride = self.stride_spin.value()
+        self.geometry_label.setText(
+            core.output_size_formula((h, w), (kh, kw), stride, p)
+            + f"   \u2192 {len(self.steps)} positions"
+        )
         self._show()
 
     def reset(self) -> None:
@@ -248,6 +261,7 @@ class StepLesson(_Lesson):
             )
             self.grid_out.paint({})
             self.sum_label.setText("Press Step (or Play) to place the kernel on the first window.")
+            self.explain_label.setText(self._plan_text())
             return
         s = self.steps[self.index]
         window = {(r, c): C_WINDOW for r in s.rows for c in s.cols}
@@ -268,4 +282,42 @@ class StepLesson(_Lesson):
                 terms.append(f"{_fmt(s.window[u, v])}\u00d7{wt}")
         self.sum_label.setText(
             f"out[{s.out_row}, {s.out_col}] = " + " + ".join(terms) + f" = {_fmt(s.total)}"
+        )
+        self.explain_label.setText(self._position_text(s) + "<br>" + self._plan_text())
+
+    def _plan_text(self) -> str:
+        """What the chosen stride and padding do, with this input's numbers."""
+        assert self.result is not None
+        stride, p = self.stride_spin.value(), self.result.padding[0]
+        h, w = self.input.shape
+        oh, ow = self.result.output.shape
+        kh, kw = self.result.kernel.shape
+        pad = (
+            f"Padding {p} adds {p} row{'s' if p > 1 else ''} and column{'s' if p > 1 else ''} of zeros on "
+            f"every side, so the kernel slides over {h + 2 * p}\u00d7{w + 2 * p} cells. "
+            if p
+            else f"Padding 0: the kernel slides over the {h}\u00d7{w} input itself. "
+        )
+        step = (
+            f"Stride {stride}: the window moves {stride} cell{'s' if stride > 1 else ''} between positions, "
+            f"so the {kh}\u00d7{kw} kernel fits {oh} time{'s' if oh > 1 else ''} down and {ow} across: "
+            f"the output is {oh}\u00d7{ow}."
+        )
+        return pad + step
+
+    def _position_text(self, s: core.Step) -> str:
+        """Where the window is now and why, in this position's numbers."""
+        stride = self.stride_spin.value()
+        p = self.result.padding[0] if self.result is not None else 0
+        r0, r1, c0, c1 = s.rows[0], s.rows[-1], s.cols[0], s.cols[-1]
+        where = (
+            f"rows {r0}\u2013{r1} and columns {c0}\u2013{c1} of the padded input"
+            if p
+            else (f"rows {r0}\u2013{r1} and columns {c0}\u2013{c1} of the input")
+        )
+        return (
+            f"Position {self.index + 1} of {len(self.steps)}, stride {stride}, padding {p}: output cell "
+            f"[{s.out_row}, {s.out_col}] reads {where}, because its window starts at row "
+            f"{s.out_row} \u00d7 {stride} = {r0} and column {s.out_col} \u00d7 {stride} = {c0}. "
+            f"The {len(s.rows) * len(s.cols)} products add up to {_fmt(s.total)}."
         )

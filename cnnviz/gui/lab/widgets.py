@@ -222,6 +222,71 @@ class ImagePanel(QtWidgets.QWidget):
         self.title.setText(text)
 
 
+DIVERGING = "coolwarm"  # blue below zero, white at zero, red above
+
+
+def signed_scale(values: np.ndarray) -> float:
+    """The half-range of a diverging picture: the largest magnitude (1 for an all-zero map)."""
+    v = np.asarray(values, dtype=np.float64)
+    peak = float(np.nanmax(np.abs(v))) if v.size else 0.0
+    return peak if np.isfinite(peak) and peak > 0 else 1.0
+
+
+def signed_rgb(values: np.ndarray, scale: float) -> np.ndarray:
+    """Colour a signed H x W map with the diverging map: -scale blue, 0 white, +scale red (uint8 RGB)."""
+    from cnnviz.core.present.colormaps import apply_colormap
+
+    t = 0.5 + np.asarray(values, dtype=np.float64) / (2 * scale)
+    return np.ascontiguousarray(apply_colormap(np.clip(t, 0.0, 1.0), DIVERGING)[..., :3])
+
+
+class ColorBar(QtWidgets.QWidget):
+    """A vertical colour bar for a diverging picture: +scale on top, 0 in the middle, -scale below."""
+
+    def __init__(self, height: int = 150, parent=None) -> None:
+        super().__init__(parent)
+        self.scale = 1.0
+        self.strip = QtWidgets.QLabel()
+        self.strip.setFixedSize(16, height)
+        self.strip.setStyleSheet("border: 1px solid #888;")
+        t = np.linspace(1.0, -1.0, height)[:, None].repeat(16, axis=1)
+        rgb = signed_rgb(t, 1.0)
+        self._rgb = rgb  # QImage borrows the buffer
+        image = QtGui.QImage(rgb.data, 16, height, 16 * 3, QtGui.QImage.Format.Format_RGB888)
+        self.strip.setPixmap(QtGui.QPixmap.fromImage(image))
+        self.top, self.middle, self.bottom = (
+            QtWidgets.QLabel(),
+            QtWidgets.QLabel("0"),
+            QtWidgets.QLabel(),
+        )
+        ticks = QtWidgets.QVBoxLayout()
+        ticks.setContentsMargins(0, 0, 0, 0)
+        ticks.addWidget(self.top, 0, QtCore.Qt.AlignmentFlag.AlignTop)
+        ticks.addStretch(1)
+        ticks.addWidget(self.middle)
+        ticks.addStretch(1)
+        ticks.addWidget(self.bottom, 0, QtCore.Qt.AlignmentFlag.AlignBottom)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        layout.addWidget(self.strip, 0, QtCore.Qt.AlignmentFlag.AlignVCenter)
+        holder = QtWidgets.QWidget()
+        holder.setFixedHeight(height + 14)
+        holder.setLayout(ticks)
+        layout.addWidget(holder, 0, QtCore.Qt.AlignmentFlag.AlignVCenter)
+        self.setToolTip("Red: positive, white: zero, blue: negative (the same scale on both sides)")
+        self.set_scale(1.0)
+
+    def set_scale(self, scale: float) -> None:
+        self.scale = float(scale)
+        self.top.setText(f"+{_fmt(self.scale, 3)}")
+        self.bottom.setText(f"\u2212{_fmt(self.scale, 3)}")
+
+    def labels(self) -> tuple[str, str, str]:
+        """The three numbers shown, top to bottom."""
+        return self.top.text(), self.middle.text(), self.bottom.text()
+
+
 def _cells_picture(codes: np.ndarray, cell: int = 15) -> np.ndarray:
     """Paint a grid of cell kinds (keys of ``_RGB``) as an RGB picture with white grid lines and hatched padding."""
     h, w = codes.shape

@@ -607,3 +607,42 @@ def test_core_lab_imports_no_qt():
     code = "import sys, cnnviz.core.lab; print(any(m.split('.')[0] in ('PySide6', 'pyqtgraph') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_mix_channels_is_a_1x1_conv2d():
+    rng = np.random.default_rng(1)
+    img = rng.random((7, 5, 3))
+    w = rng.normal(size=(4, 3))
+    b = rng.normal(size=4)
+    layer = torch.nn.Conv2d(3, 4, 1).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(w)[:, :, None, None])
+        layer.bias.copy_(torch.tensor(b))
+        want = layer(torch.tensor(img).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    mix = lab.mix_channels(img, w, b)
+    np.testing.assert_allclose(mix.outputs, want, atol=1e-12)
+    assert mix.outputs.shape == (7, 5, 4)
+    assert mix.params.value == sum(p.numel() for p in layer.parameters())
+    with pytest.raises(CnnvizError, match="C_out x 3 matrix"):
+        lab.mix_channels(img, np.ones((2, 4)))
+    with pytest.raises(CnnvizError, match="finite"):
+        lab.mix_channels(img, np.array([[1.0, np.nan, 0.0]]))
+
+
+def test_named_rgb_filters_are_used_as_given():
+    img = np.random.default_rng(2).random((6, 6, 3))
+    weights = np.stack([f.weights for f in lab.RGB_FILTERS.values()])
+    res = lab.multi_filter(img, 0, weights=weights)
+    x = torch.tensor(img).permute(2, 0, 1)[None]
+    want = torch.nn.functional.conv2d(x, torch.tensor(weights), padding=1)[0].permute(1, 2, 0)
+    np.testing.assert_allclose(res.outputs, want.numpy(), atol=1e-12)
+    np.testing.assert_allclose(res.partials.sum(axis=1), np.moveaxis(res.outputs, 2, 0), atol=1e-12)
+    assert not res.bias.any() and res.params.value == weights.size
+    with pytest.raises(CnnvizError, match="N x 3 x K x K"):
+        lab.multi_filter(img, 1, weights=np.ones((1, 2, 3, 3)))
+
+
+def test_display_rule_for_zero_sum_kernels_can_be_signed():
+    sobel = lab.KERNEL_PRESETS["sobel_x"].kernel
+    assert lab.display_rule(sobel, zero_sum="signed") == "signed"
+    assert lab.display_rule(lab.KERNEL_PRESETS["box_blur"].kernel, zero_sum="signed") == "clip"

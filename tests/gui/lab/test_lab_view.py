@@ -70,18 +70,33 @@ def test_playground_output_equals_conv2d_and_flip_toggle(lab, picture, qtbot):
     want = conv_channels(img, SOBEL_X, padding=1)
     np.testing.assert_allclose(lesson.input, img)
     np.testing.assert_allclose(lesson.output, want, atol=1e-12)
-    # Sobel sums to zero, so "auto" shows magnitudes.
-    shown = lesson.output_panel.image()
-    np.testing.assert_array_equal(
-        shown, np.rint(np.clip(np.abs(want), 0, 1) * 255).astype(np.uint8)
-    )
     assert np.array_equal(lesson.kernel_grid.values(), SOBEL_X)
+    # Sobel sums to zero, so "auto" shows the sign: the brightness (mean of the channels) convolved.
+    assert lesson.rule == "signed"
+    grey = conv_channels(img.mean(axis=2), SOBEL_X, padding=1)
+    np.testing.assert_allclose(lesson.signed_map, grey, atol=1e-12)
+    peak = np.abs(grey).max()
+    assert lesson.colorbar.isVisibleTo(lesson)
+    assert lesson.colorbar.labels() == (f"+{peak:.3f}", "0", f"\u2212{peak:.3f}")
+    shown = lesson.output_panel.image().astype(int)
+    assert shown.shape == (*grey.shape, 3)
+    rising, falling = grey > 0.5 * peak, grey < -0.5 * peak
+    assert rising.any() and falling.any()
+    assert (shown[rising, 0] > shown[rising, 2]).all()  # positive: red
+    assert (shown[falling, 2] > shown[falling, 0]).all()  # negative: blue
 
     lesson.flip_radio.click()
     assert lesson.flip
     flipped = conv_channels(img, SOBEL_X[::-1, ::-1], padding=1)
     np.testing.assert_allclose(lesson.output, flipped, atol=1e-12)
     np.testing.assert_allclose(lesson.output, -want, atol=1e-12)
+    # the sign flip is visible: what was red is blue now, on the same scale
+    np.testing.assert_allclose(lesson.signed_map, -grey, atol=1e-12)
+    assert lesson.colorbar.labels() == (f"+{peak:.3f}", "0", f"\u2212{peak:.3f}")
+    shown = lesson.output_panel.image().astype(int)
+    assert (shown[rising, 2] > shown[rising, 0]).all() and (
+        shown[falling, 0] > shown[falling, 2]
+    ).all()
     assert np.array_equal(lesson.applied_grid.values(), SOBEL_X[::-1, ::-1])
     assert "rotated 180" in lesson.flip_note.text()
 
@@ -108,11 +123,16 @@ def test_playground_edit_kernel_cell_and_display_rule(lab, picture):
     )
     lesson.kernel_grid.item(1, 1).setText("abc")  # not a number: the old value stays
     assert lesson.kernel_grid.item(1, 1).text() == "0.111"
-    choose(lesson.scale_combo, "signed")
-    assert lesson.rule == "signed"
+    choose(lesson.scale_combo, "abs")
+    assert lesson.rule == "abs" and not lesson.colorbar.isVisibleTo(lesson)
     np.testing.assert_array_equal(
         lesson.output_panel.image(),
-        np.rint(np.clip(0.5 + lesson.output / 2, 0, 1) * 255).astype(np.uint8),
+        np.rint(np.clip(np.abs(lesson.output), 0, 1) * 255).astype(np.uint8),
+    )
+    choose(lesson.scale_combo, "signed")
+    assert lesson.rule == "signed" and lesson.colorbar.isVisibleTo(lesson)
+    np.testing.assert_allclose(
+        lesson.signed_map, conv_channels((picture / 255.0).mean(axis=2), k, padding=1), atol=1e-12
     )
     lesson.size_spin.setValue(
         4
@@ -165,6 +185,33 @@ def test_step_through_fills_the_output_with_conv2d_values(lab, qtbot):
     assert np.isnan(lesson.output_values()[-1, -1])
     qtbot.mouseClick(lesson.reset_button, QtCore.Qt.MouseButton.LeftButton)
     assert lesson.index == -1
+
+
+def test_step_through_text_follows_the_chosen_stride_and_padding(lab, qtbot):
+    lesson = lab.lesson("step")
+    for stride, padding, steps in ((2, 1, 3), (3, 0, 2), (1, 2, 5)):
+        lesson.padding_spin.setValue(padding)
+        lesson.stride_spin.setValue(stride)
+        want = conv_channels(lesson.input, SOBEL_X, padding=padding, stride=stride)
+        oh, ow = want.shape
+        plan = lesson.explain_label.text()
+        assert f"Stride {stride}:" in plan and f"Padding {padding}" in plan
+        assert f"the output is {oh}\u00d7{ow}" in plan
+        n = 6 + 2 * padding
+        if padding:
+            assert f"slides over {n}\u00d7{n} cells" in plan
+        for _ in range(steps):
+            qtbot.mouseClick(lesson.step_button, QtCore.Qt.MouseButton.LeftButton)
+        i, j = divmod(steps - 1, ow)
+        text = lesson.explain_label.text()
+        assert text.startswith(
+            f"Position {steps} of {want.size}, stride {stride}, padding {padding}: output cell [{i}, {j}]"
+        )
+        r0, c0 = i * stride, j * stride  # the window's corner in the padded input
+        assert f"rows {r0}\u2013{r0 + 2} and columns {c0}\u2013{c0 + 2}" in text
+        assert f"row {i} \u00d7 {stride} = {r0} and column {j} \u00d7 {stride} = {c0}" in text
+        assert f"add up to {int(want[i, j])}." in text
+        assert lesson.geometry_label.text().splitlines()[0].endswith(f"= {oh}")
 
 
 def test_step_through_play_animates_to_the_end(lab, qtbot):
@@ -236,6 +283,8 @@ def test_geometry_explains_an_impossible_combination(lab):
 
 def test_rgb_filters_are_one_conv2d_layer(lab, picture):
     lesson = lab.lesson("channels")
+    choose(lesson.weights_combo, "random")
+    assert lesson.seed_spin.isEnabled()
     lesson.n_spin.setValue(3)
     lesson.seed_spin.setValue(5)
     res = lesson.result
@@ -251,6 +300,50 @@ def test_rgb_filters_are_one_conv2d_layer(lab, picture):
     lesson.show_spin.setValue(2)
     np.testing.assert_allclose(lesson.slice_grids[1].values(), res.weights[1, 1])
     assert lesson.outputs_panel.image().shape[1] == 3 * 10 + 2 * 3
+
+
+def test_rgb_named_filters_do_what_their_names_say(lab):
+    # Patches a student can predict: red, green, grey, blue, yellow, and a red edge.
+    img = np.full((12, 30, 3), 128, np.uint8)
+    img[:, 0:6] = (255, 0, 0)
+    img[:, 6:12] = (0, 255, 0)
+    img[:, 18:24] = (0, 0, 255)
+    img[:, 24:30] = (255, 255, 0)
+    lab.set_image(img)
+    lesson = lab.lesson("channels")
+    assert lesson.named and not lesson.seed_spin.isEnabled()
+    lesson.n_spin.setValue(lesson.n_spin.maximum())
+    names = lesson.filter_names()
+    assert names[:3] == ["Brightness", "Red minus green", "Blue minus yellow"]
+    res = lesson.result
+    shown = []
+    for f in range(len(names)):
+        lesson.show_spin.setValue(f + 1)
+        shown.append(np.stack([grid.values() for grid in lesson.slice_grids]))
+        assert lesson.filter_label.text().startswith(f"<b>Filter {f + 1}: {names[f]}.</b>")
+        assert names[f] in lesson.sum_panel.title.text()
+    layer = nn.Conv2d(3, len(names), 3, padding=1, bias=False).double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(np.stack(shown)))  # the weights as displayed
+        x = torch.tensor(lesson.input).permute(2, 0, 1)[None]
+        want = layer(x)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(res.outputs, want, atol=1e-12)
+    red, green, grey, blue, yellow = (want[6, c] for c in (3, 9, 15, 21, 27))
+    lum = (0.299, 0.587, 0.114)
+    assert grey[0] == pytest.approx(128 / 255) and red[0] == pytest.approx(lum[0])
+    assert (
+        red[1] == pytest.approx(1) and green[1] == pytest.approx(-1) and grey[1] == pytest.approx(0)
+    )
+    assert (
+        blue[2] == pytest.approx(1)
+        and yellow[2] == pytest.approx(-1)
+        and grey[2] == pytest.approx(0)
+    )
+    # the edge filters answer only at edges: red to green is an edge of colour, not of brightness
+    assert want[6, 15, 3] == pytest.approx(0) and abs(want[6, 11, 3]) > 0.1
+    assert want[6, 5, 3] == pytest.approx(0) and abs(want[6, 5, 4]) > 1
+    red_edges = conv_channels(lesson.input[..., 0], SOBEL_X, padding=1)
+    np.testing.assert_allclose(want[..., 4], red_edges, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
@@ -315,6 +408,48 @@ def test_one_by_one_counts_equal_real_layers(lab):
     assert lesson.table.item(0, 1).text() == f"{numel(direct):,}"
     assert lesson.table.item(3, 1).text() == f"{numel(squeezed):,}"
     assert "fewer parameters" in lesson.ratio_label.text()
+
+
+def test_one_by_one_mixes_channels_without_moving_pixels(lab, picture):
+    lesson = lab.lesson("one_by_one")
+    x = torch.tensor(picture / 255.0).permute(2, 0, 1)[None]
+
+    def check() -> None:
+        w = lesson.mix_grid.values()  # the matrix as displayed: C_out x C_in
+        assert w.shape[1] == 3
+        want = F.conv2d(x, torch.tensor(w)[:, :, None, None])[0].permute(1, 2, 0).numpy()
+        np.testing.assert_allclose(lesson.mix.outputs, want, atol=1e-12)
+        assert want.shape[:2] == picture.shape[:2]  # no spatial change
+        visible = [p for p in lesson.mix_out_panels if p.isVisibleTo(lesson)]
+        assert len(visible) == w.shape[0]
+        for k, panel in enumerate(visible):
+            assert panel.image().shape[:2] == picture.shape[:2]
+            assert f"out {k + 1} = " in lesson.mix_formula.text()
+        y, xx = picture.shape[0] // 2, picture.shape[1] // 2
+        last = lesson.mix_formula.text().splitlines()[-1]
+        assert last.startswith(f"at pixel [{y}, {xx}]: ")
+        shown = [float(v) for v in last.split("outputs (")[1].rstrip(")").split(", ")]
+        np.testing.assert_allclose(shown, want[y, xx], rtol=5e-3, atol=1e-12)
+
+    check()
+    assert (
+        lesson.mix_formula.text().splitlines()[0]
+        == "out 1 = 0.299\u00b7R + 0.587\u00b7G + 0.114\u00b7B"
+    )
+    assert (
+        lesson.mix_formula.text().splitlines()[1] == "out 2 = 1\u00b7R \u2212 1\u00b7G + 0\u00b7B"
+    )
+    lesson.mix_grid.item(1, 2).setText("0.5")  # as if typed
+    assert (
+        lesson.mix_formula.text().splitlines()[1] == "out 2 = 1\u00b7R \u2212 1\u00b7G + 0.5\u00b7B"
+    )
+    check()
+    lesson.mix_out_spin.setValue(4)
+    assert lesson.mix_grid.values()[1, 2] == 0.5  # the edit stays
+    check()
+    lesson.mix_out_spin.setValue(1)
+    check()
+    assert "1\u00d73" in lesson.matrix_caption.text()
 
 
 def summary_of(model: nn.Sequential, input_shape: tuple[int, int, int]) -> Summary:
@@ -414,6 +549,85 @@ def test_receptive_field_growth_of_the_model_and_demos(lab, tiny_summary):
         jump *= layer
     assert lesson.points[-1].size == (r, r) == (43, 43)
     assert len(lesson.plot.getPlotItem().listDataItems()) >= 3
+
+
+def demo_model(layers) -> nn.Sequential:
+    """The demo stack as a real network (one channel, so the gradient support is the field)."""
+    modules: list[nn.Module] = []
+    for layer in layers:
+        if layer.type == "MaxPool2d":
+            modules.append(nn.MaxPool2d(layer.kernel, layer.stride, layer.padding))
+        else:
+            modules.append(
+                nn.Conv2d(1, 1, layer.kernel, layer.stride, layer.padding, layer.dilation)
+            )
+    return nn.Sequential(*modules)
+
+
+@pytest.mark.parametrize(
+    "demo",
+    [
+        "3x3 convolutions with 2x2 max pooling",
+        "3x3 convolutions with stride 2",
+        "Six 5x5 convolutions",
+    ],
+)
+def test_receptive_field_markers_sit_at_their_own_layer(lab, demo):
+    from oracles import gradient_rf
+
+    from cnnviz.core.lab import DEMO_STACKS
+
+    lesson = lab.lesson("rf")
+    lesson.select_source(demo)
+    layers = DEMO_STACKS[demo]
+    model = demo_model(layers)
+    truth = [1] + [gradient_rf(model, [1, 128, 128], i)[0] for i in range(len(layers))]
+    line = next(
+        item
+        for item in lesson.plot.getPlotItem().listDataItems()
+        if item.name() == "r: receptive field size"
+    )
+    xs, ys = line.getData()
+    assert list(xs) == list(range(len(layers) + 1)) and list(ys) == truth
+    strided = [i + 1 for i, layer in enumerate(layers) if layer.stride > 1]
+    if not strided:
+        assert lesson.jump_item is None  # no stride, no jump: no triangle
+        return
+    jx, jy = lesson.jump_item.getData()
+    assert list(jx) == strided
+    assert list(jy) == [truth[i] for i in strided]
+    for i in strided:  # the table row with that number is the same layer, marked
+        assert lesson.table.item(i, 0).text() == str(i)
+        assert lesson.table.item(i, 1).text() == layers[i - 1].name
+        assert lesson.table.item(i, 3).text() == str(truth[i])
+    labels = [item for item in lesson.plot.getPlotItem().items if isinstance(item, pg.TextItem)]
+    placed = {item.toPlainText(): (item.pos().x(), item.pos().y()) for item in labels}
+    for i in strided:
+        assert placed[layers[i - 1].name] == (i, truth[i])
+
+
+def test_receptive_field_markers_of_a_real_model(lab):
+    from oracles import gradient_rf
+
+    from cnnviz.core.analysis.summary import summarize
+
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(2, 2, 5, padding=2),
+        nn.Conv2d(2, 2, 3, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(2, 1, 3),
+    )
+    lab.set_model_summary(summarize(model, (1, 96, 96)))
+    lesson = lab.lesson("rf")
+    assert lesson.source_combo.currentData() == lesson.MODEL
+    truth = [1] + [gradient_rf(model, [1, 96, 96], i)[0] for i in range(len(model))]
+    assert [p.size[0] for p in lesson.points] == truth
+    jx, jy = lesson.jump_item.getData()
+    assert list(jx) == [3, 5]  # the pooling (layer 2) and the stride-2 convolution (layer 4)
+    assert list(jy) == [truth[3], truth[5]]
 
 
 # ---------------------------------------------------------------------------------------------- lab
