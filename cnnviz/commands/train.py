@@ -14,6 +14,7 @@ from typing import Any
 
 from cnnviz.commands._common import add_budget_argument, apply_budget
 from cnnviz.core.errors import CnnvizError, SpecError
+from cnnviz.core.training.plan import DEFAULT_LR, DEFAULT_SCHEDULE, SCHEDULES, SYNTHETIC_TRAIN
 
 DEFAULT_ARCH = "default"
 
@@ -23,9 +24,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "train",
         help="train a CNN from a spec on synthetic digits, MNIST, CIFAR-10 or an image folder",
         description="Train the network described by a spec JSON on a dataset. The checkpoint is written "
-        "atomically after every epoch, so Ctrl+C keeps the last complete epoch. The default model is "
-        "reproduced by: cnnviz train --arch default --data synthetic-digits --epochs 8 --seed 0 "
-        "--lr 0.003 --batch-size 128 --out resources/models/digits.pt",
+        "atomically after every epoch, so Ctrl+C keeps the last complete epoch. Left out, the batch size "
+        "and the number of epochs scale with the data: about an eighth of the training pictures per batch "
+        "(8 to 64) and enough epochs for 300 optimiser steps, within 40,000 pictures' work beyond the first "
+        "epoch. The default model is reproduced by: cnnviz train --arch default --data synthetic-digits "
+        "--epochs 8 --seed 0 --lr 0.003 --batch-size 128 --schedule cosine --out resources/models/digits.pt",
     )
     parser.add_argument(
         "--arch",
@@ -41,14 +44,41 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "sub-folder per class (or train/ and val/ folders laid out that way)",
     )
     parser.add_argument(
-        "--epochs", type=int, required=True, metavar="N", help="passes over the training data"
+        "--epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="passes over the training data (default: enough for 300 optimiser steps, at least 1)",
     )
     parser.add_argument("--out", required=True, metavar="FILE.pt", help="checkpoint to write")
     parser.add_argument(
-        "--batch-size", type=int, default=64, metavar="B", help="images per step (default 64)"
+        "--batch-size",
+        type=int,
+        default=None,
+        metavar="B",
+        help="images per step (default: an eighth of the training pictures, a power of two from 8 to 64)",
     )
     parser.add_argument(
-        "--lr", type=float, default=1e-3, metavar="LR", help="peak learning rate (default 0.001)"
+        "--lr",
+        type=float,
+        default=DEFAULT_LR,
+        metavar="LR",
+        help=f"peak learning rate of AdamW (default {DEFAULT_LR:g})",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default=DEFAULT_SCHEDULE,
+        help="learning-rate schedule: onecycle (warm up to the peak, then anneal; the default), cosine "
+        "(a short warm-up, then cosine decay) or constant",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="synthetic-digits only: training digits to generate "
+        f"(default {SYNTHETIC_TRAIN:,}; each held-out set gets a tenth as many, at least 20)",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     parser.add_argument(
@@ -102,17 +132,16 @@ def _command_line(args: argparse.Namespace) -> str:
         str(args.arch),
         "--data",
         str(args.data),
-        "--epochs",
-        str(args.epochs),
     ]
-    parts += [
-        "--seed",
-        str(args.seed),
-        "--lr",
-        f"{args.lr:g}",
-        "--batch-size",
-        str(args.batch_size),
-    ]
+    if args.samples is not None:
+        parts += ["--samples", str(args.samples)]
+    if args.epochs is not None:
+        parts += ["--epochs", str(args.epochs)]
+    parts += ["--seed", str(args.seed), "--lr", f"{args.lr:g}"]
+    if args.batch_size is not None:
+        parts += ["--batch-size", str(args.batch_size)]
+    if args.schedule != DEFAULT_SCHEDULE:
+        parts += ["--schedule", args.schedule]
     if args.val_split != 0.1:
         parts += ["--val-split", f"{args.val_split:g}"]
     parts += ["--out", str(args.out)]
@@ -120,13 +149,41 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 class _Progress:
-    """tqdm bar per epoch on stderr (when it is a terminal) and one line per finished epoch."""
+    """tqdm bar per epoch on stderr (when it is a terminal) and one line per stage and finished epoch."""
 
     def __init__(self, save: Any, quiet: bool) -> None:
         self.save = save
         self.quiet = quiet
         self.bar: Any = None
         self.n_epochs = 0
+
+    def on_stage(self, text: str) -> None:
+        self.close()
+        if not self.quiet:
+            print(f"cnnviz: {text}", file=sys.stderr, flush=True)
+
+    def on_images(self, done: int, total: int) -> None:
+        """A bar over the images drawn in one stage (only on a terminal)."""
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=sys.stderr, leave=False, disable=None, unit="image")
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def on_train_start(self, plan: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        val = f", {plan['n_val']:,} held out for validation" if plan["n_val"] else ""
+        print(
+            f"cnnviz: training on {plan['n_train']:,} pictures{val}: {plan['epochs']} epoch"
+            f"{'s' if plan['epochs'] != 1 else ''} of {plan['batches_per_epoch']:,} batches of "
+            f"{plan['batch_size']} ({plan['epochs'] * plan['batches_per_epoch']:,} steps), peak learning "
+            f"rate {plan['lr']:g}, {plan['schedule']} schedule",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def on_epoch_start(self, epoch: int, n_epochs: int) -> None:
         self.n_epochs = n_epochs
@@ -182,10 +239,18 @@ def run(args: argparse.Namespace) -> int:
 
     apply_budget(args)
 
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise CnnvizError(f"--epochs {args.epochs} trains nothing: use 1 or more.")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise CnnvizError(f"--batch-size {args.batch_size} is too small: use 1 or more.")
+    if args.samples is not None:
+        if str(args.data).lower() not in ("synthetic-digits", "digits"):
+            raise CnnvizError(
+                f"--samples sets how many synthetic digits to generate, but --data is {args.data}: "
+                "leave --samples out, or use --data synthetic-digits."
+            )
+        if args.samples < 1:
+            raise CnnvizError(f"--samples {args.samples} generates nothing: use 1 or more.")
     out = checked_output_file(args.out)
     arch = default_arch_path() if args.arch == DEFAULT_ARCH else Path(args.arch)
     spec = load_spec(arch)
@@ -196,9 +261,22 @@ def run(args: argparse.Namespace) -> int:
     input_shape = spec["input_shape"]
     quiet = args.format == "json"
 
-    if not quiet:
+    # The checkpoint saver is attached once the model exists; until then the lines follow the data.
+    progress = _Progress(None, quiet)
+    synthetic = str(args.data).lower() in ("synthetic-digits", "digits")
+    if not quiet and not synthetic:  # synthetic digits name their own stages
         print(f"cnnviz: preparing {args.data} ...", file=sys.stderr, flush=True)
-    data = open_dataset(args.data, input_shape, seed=args.seed)
+    try:
+        data = open_dataset(
+            args.data,
+            input_shape,
+            seed=args.seed,
+            samples=args.samples,
+            stage=progress.on_stage,
+            progress=progress.on_images,
+        )
+    finally:
+        progress.close()
     if data.skipped:
         print(
             f"cnnviz: skipped {data.skipped} unreadable image file(s), e.g. {data.skipped_files[0]}",
@@ -236,8 +314,8 @@ def run(args: argparse.Namespace) -> int:
             metrics=stored,
         )
 
+    progress.save = save
     cancel = threading.Event()
-    progress = _Progress(save, quiet)
     previous = None
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -259,6 +337,7 @@ def run(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             lr=args.lr,
+            schedule=args.schedule,
             seed=args.seed,
             val_split=args.val_split,
             device=args.device,
@@ -283,7 +362,14 @@ def run(args: argparse.Namespace) -> int:
     final = dict(result.metrics)
     save(result.epochs_completed, {}, final=final)
     summary = {k: v for k, v in final.items()}
-    summary.update({"out": str(out), "command": command, "labels": list(data.labels)})
+    summary.update(
+        {
+            "out": str(out),
+            "command": command,
+            "labels": list(data.labels),
+            "warning": result.warning,
+        }
+    )
     if quiet:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
@@ -295,4 +381,6 @@ def run(args: argparse.Namespace) -> int:
         if data.skipped:
             lines.append(f"  skipped unreadable images: {data.skipped}")
         print("\n".join(lines))
+    if result.warning:
+        print(f"cnnviz: warning: {result.warning}", file=sys.stderr, flush=True)
     return 0

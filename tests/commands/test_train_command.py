@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 from shape_folders import SHAPES, TINY_SPEC, make_folder
 
 from cnnviz.cli import main
 from cnnviz.core.models.checkpoint import read_checkpoint
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread: on a shared machine a tiny net's steps are many times faster than on two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +144,89 @@ def test_cli_train_spec_without_input_shape(tmp_path, capsys):
     assert err.startswith("cnnviz: error: ") and err.count("\n") == 1
     assert 'no "input_shape"' in err and "net.json" in err
     assert not (tmp_path / "m.pt").exists()
+
+
+TINY_DIGITS = {
+    "name": "tiny digits",
+    "input_shape": [1, 12, 12],
+    "layers": [
+        {"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+        {"type": "ReLU"},
+        {"type": "MaxPool2d", "kernel_size": 2},
+        {"type": "Flatten"},
+        {"type": "Linear", "out_features": 10},
+    ],
+}
+
+
+def test_cli_synthetic_digits_name_each_stage_on_its_own_line(tmp_path, capsys):
+    arch = tmp_path / "digits.json"
+    arch.write_text(json.dumps(TINY_DIGITS))
+    code = main(["train", "--arch", str(arch), "--data", "synthetic-digits", "--samples", "60",
+                 "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "d.pt")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert not sys.stderr.isatty() and "\r" not in err  # captured: lines, no bar
+    lines = err.splitlines()
+    stages = [line for line in lines if line.startswith("cnnviz: preparing synthetic digits: ")]
+    assert [line.split(": ")[2].split(" ")[0] for line in stages] == [f"{i}/5" for i in range(1, 6)]
+    assert "drawing 60 training digits" in stages[1] and "unseen fonts" in stages[4]
+    # in order: the stages, the plan, the epoch, the final evaluations
+    order = [lines.index(stages[0]), lines.index(stages[-1])]
+    order.append(
+        next(
+            i for i, line in enumerate(lines) if line.startswith("cnnviz: training on 54 pictures")
+        )
+    )
+    order.append(next(i for i, line in enumerate(lines) if line.startswith("epoch 1/1:")))
+    order.append(
+        next(
+            i
+            for i, line in enumerate(lines)
+            if "evaluating on the heldout fonts set (20 images)" in line
+        )
+    )
+    assert order == sorted(order)
+    ckpt = read_checkpoint(tmp_path / "d.pt")
+    assert ckpt is not None and ckpt["metrics"]["n_train"] + ckpt["metrics"]["n_val"] == 60
+    assert "--samples 60" in ckpt["metrics"]["command"]
+
+
+def test_cli_samples_only_for_synthetic_digits(shapes_dir, tmp_path, capsys):
+    code = main(["train", "--arch", "default", "--data", str(shapes_dir), "--samples", "100",
+                 "--out", str(tmp_path / "m.pt")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("cnnviz: error: --samples sets how many synthetic digits to generate")
+
+
+def test_cli_defaults_scale_and_near_chance_warns(tmp_path, capsys):
+    from shape_folders import draw_shape
+
+    # Two class folders of random circles and squares: nothing to learn, whatever the defaults.
+    rnd = random.Random(11)
+    for name in ("a", "b"):
+        (tmp_path / "noise" / name).mkdir(parents=True)
+        for i in range(24):
+            draw_shape(rnd.choice(("circle", "square")), rnd).save(
+                tmp_path / "noise" / name / f"{i}.png"
+            )
+    spec = json.loads(json.dumps(TINY_SPEC))
+    spec["layers"][-1]["out_features"] = 2
+    arch = tmp_path / "two.json"
+    arch.write_text(json.dumps(spec))
+    out = tmp_path / "two.pt"
+    code = main(["train", "--arch", str(arch), "--data", str(tmp_path / "noise"), "--val-split", "0.5",
+                 "--epochs", "4", "--device", "cpu", "--out", str(out)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    metrics = read_checkpoint(out)["metrics"]
+    # 24 pictures left to train on: batches of 8 (an eighth, at least 8), the epochs as given
+    assert metrics["batch_size"] == 8 and metrics["epochs"] == 4
+    warning = [line for line in captured.err.splitlines() if line.startswith("cnnviz: warning: ")]
+    assert warning == [
+        f"cnnviz: warning: the final validation accuracy {100 * metrics['val_acc']:.1f}% (24 pictures) is "
+        "close to chance (50.0%, 2 classes): " + warning[0].split("2 classes): ", 1)[1]
+    ]
+    assert "more epochs" in warning[0] or "more pictures per class" in warning[0]
+    assert "warning" not in captured.out

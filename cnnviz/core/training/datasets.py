@@ -8,7 +8,7 @@ on the training images.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,10 @@ import torch.nn.functional as F
 from cnnviz.core.budget import check_fits
 from cnnviz.core.errors import CnnvizError, ImageLoadError
 from cnnviz.core.images import IMAGE_FILE_EXTENSIONS
+from cnnviz.core.training.plan import SYNTHETIC_EVAL, SYNTHETIC_TRAIN
 
 BUILTIN_DATASETS = ("synthetic-digits", "mnist", "fashion-mnist", "cifar10")
 _VAL_DIRS = ("val", "valid", "validation")
-
-# Sizes of the synthetic digits data (train set before the validation split, extra evaluation sets).
-SYNTHETIC_TRAIN = 60_000
-SYNTHETIC_EVAL = 5_000
 
 
 def cache_dir() -> Path:
@@ -187,13 +184,17 @@ def synthetic_digits(
     n: int = SYNTHETIC_TRAIN,
     n_eval: int = SYNTHETIC_EVAL,
     seed: int = 0,
+    stage: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TrainingData:
     """Digits rendered from the training fonts, plus two evaluation sets.
 
     ``heldout_synthetic``: fresh images from the training fonts (another seed);
     ``heldout_fonts``: images from fonts never used for training.
+    ``stage(text)`` is told when each of the five stages begins (``"preparing synthetic digits: 1/5 …"``);
+    ``progress(done, total)`` follows the images drawn within a stage.
     """
-    from cnnviz.core.training.digits import DIGIT_LABELS, generate_digits
+    from cnnviz.core.training.digits import DIGIT_LABELS, font_paths, generate_digits, glyph_bank
 
     c, h, w = _check_shape(input_shape)
     check_fits(
@@ -201,15 +202,29 @@ def synthetic_digits(
         f"synthetic digits of {w}×{h} ({n + 2 * n_eval:,} images)",
         advice="use a smaller input_shape in the spec (the digits model takes [1, 28, 28])",
     )
-    images, labels = generate_digits(n, "train", seed=seed, size=(h, w))
+    steps = iter(range(1, 6))
+
+    def begin(text: str) -> None:
+        if stage is not None:
+            stage(f"preparing synthetic digits: {next(steps)}/5 {text}…")
+
+    begin(f"rendering the {len(font_paths('train'))} training fonts")
+    glyph_bank("train")
+    begin(f"drawing {n:,} training digits")
+    images, labels = generate_digits(n, "train", seed=seed, size=(h, w), progress=progress)
     train = TensorData(_convert(images, (c, h, w)), labels)
-    evaluations = {}
-    for name, fonts, offset in (
-        ("heldout_synthetic", "train", 7919),
-        ("heldout_fonts", "heldout", 104729),
-    ):
-        e_images, e_labels = generate_digits(n_eval, fonts, seed=seed + offset, size=(h, w))
-        evaluations[name] = TensorData(_convert(e_images, (c, h, w)), e_labels)
+    begin(f"drawing {n_eval:,} held-out digits in the training fonts")
+    e_images, e_labels = generate_digits(
+        n_eval, "train", seed=seed + 7919, size=(h, w), progress=progress
+    )
+    evaluations = {"heldout_synthetic": TensorData(_convert(e_images, (c, h, w)), e_labels)}
+    begin(f"rendering the {len(font_paths('heldout'))} unseen fonts")
+    glyph_bank("heldout")
+    begin(f"drawing {n_eval:,} digits in the unseen fonts")
+    e_images, e_labels = generate_digits(
+        n_eval, "heldout", seed=seed + 104729, size=(h, w), progress=progress
+    )
+    evaluations["heldout_fonts"] = TensorData(_convert(e_images, (c, h, w)), e_labels)
     mean, std = channel_stats(train)
     preprocess = _make_preprocess(c, (h, w), mode="letterbox", auto_invert=True, mean=mean, std=std)
     return TrainingData(
@@ -389,13 +404,34 @@ def image_folder(path: str | os.PathLike[str], input_shape: Sequence[int]) -> Tr
 
 
 def open_dataset(
-    data: str | os.PathLike[str], input_shape: Sequence[int], *, seed: int = 0
+    data: str | os.PathLike[str],
+    input_shape: Sequence[int],
+    *,
+    seed: int = 0,
+    samples: int | None = None,
+    stage: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> TrainingData:
-    """Open ``data``: "synthetic-digits", "mnist", "fashion-mnist", "cifar10" or an image-folder path."""
+    """Open ``data``: "synthetic-digits", "mnist", "fashion-mnist", "cifar10" or an image-folder path.
+
+    ``samples`` sets the number of synthetic training digits (a tenth as many in each evaluation set);
+    ``stage`` and ``progress`` follow their preparation (see :func:`synthetic_digits`).
+    """
     key = str(data)
     lowered = key.lower()
     if lowered in ("synthetic-digits", "digits"):
-        return synthetic_digits(input_shape, seed=seed)
+        if samples is None:
+            return synthetic_digits(input_shape, seed=seed, stage=stage, progress=progress)
+        if samples < 1:
+            raise CnnvizError(f"Cannot generate {samples} training digits: use 1 or more.")
+        return synthetic_digits(
+            input_shape,
+            n=samples,
+            n_eval=max(20, samples // 10),
+            seed=seed,
+            stage=stage,
+            progress=progress,
+        )
     if lowered in _TORCHVISION:
         return torchvision_dataset(lowered, input_shape)
     if not Path(key).expanduser().exists() and "/" not in key and os.sep not in key:

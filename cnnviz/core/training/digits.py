@@ -16,7 +16,7 @@ always gives the same images, whatever the number of threads.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -383,10 +383,12 @@ def generate_digits(
     seed: int = 0,
     size: tuple[int, int] = (28, 28),
     augment: DigitAugment | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Render ``n`` augmented digits: (uint8 images n x 1 x H x W, light on dark; int64 labels 0-9).
 
     Deterministic in ``(n, fonts, seed, size, augment)``; the first k images do not depend on ``n``.
+    ``progress(done, n)`` is called after every chunk of images.
     """
     if n < 0:
         raise CnnvizError(f"Cannot generate {n} digits: the number of images must be zero or more.")
@@ -411,6 +413,8 @@ def generate_digits(
             stop = min(n, start + _CHUNK)
             images[start:stop] = imgs[: stop - start]
             labels[start:stop] = labs[: stop - start]
+            if progress is not None:
+                progress(stop, n)
     return images, labels
 
 

@@ -19,10 +19,21 @@ from torch import nn
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.fileio import is_cancelled
 from cnnviz.core.training.datasets import TensorData, TrainingData, open_dataset
+from cnnviz.core.training.plan import (
+    DEFAULT_LR,
+    DEFAULT_SCHEDULE,
+    SCHEDULES,
+    auto_batch_size,
+    auto_epochs,
+    chance_level,
+    chance_warning,
+)
 
 
 class TrainCallbacks(Protocol):
     """What ``train`` reports. Any method may be left out of an implementing object."""
+
+    def on_train_start(self, plan: dict[str, Any]) -> None: ...
 
     def on_epoch_start(self, epoch: int, n_epochs: int) -> None: ...
 
@@ -32,9 +43,15 @@ class TrainCallbacks(Protocol):
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None: ...
 
+    def on_stage(self, text: str) -> None: ...
+
 
 class Callbacks:
     """No-op base class for callbacks; override what you need."""
+
+    def on_train_start(self, plan: dict[str, Any]) -> None:
+        """Called once before the first epoch with what was chosen: ``n_train``, ``n_val``, ``batch_size``,
+        ``epochs``, ``batches_per_epoch``, ``lr`` and ``schedule``."""
 
     def on_epoch_start(self, epoch: int, n_epochs: int) -> None:
         """Called before the first batch of ``epoch`` (1-based)."""
@@ -44,6 +61,9 @@ class Callbacks:
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, Any]) -> None:
         """Called after validation with train/val loss and accuracy for the epoch."""
+
+    def on_stage(self, text: str) -> None:
+        """Called when work outside the epochs begins (preparing the data, the final evaluations)."""
 
 
 @dataclass
@@ -58,8 +78,12 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     cancelled: bool = False
     epochs_completed: int = 0
+    steps: int = 0
+    batches_per_epoch: int = 0
     seconds: float = 0.0
     device: str = "cpu"
+    warning: str | None = None
+    """A sentence when the final accuracy is close to chance (see ``plan.chance_warning``)."""
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -201,9 +225,9 @@ def train(
     spec: Mapping[str, Any],
     data: str | os.PathLike[str] | TrainingData,
     *,
-    epochs: int,
-    batch_size: int = 64,
-    lr: float = 1e-3,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
     seed: int = 0,
     val_split: float = 0.1,
     device: str = "auto",
@@ -211,24 +235,30 @@ def train(
     cancel: Any = None,
     model: nn.Module | None = None,
     weight_decay: float = 1e-4,
-    schedule: str = "cosine",
+    schedule: str = DEFAULT_SCHEDULE,
 ) -> TrainResult:
     """Train the model described by ``spec`` (or the given ``model``) on ``data``.
 
-    ``data`` is a TrainingData or anything ``open_dataset`` accepts. AdamW with a short warm-up then cosine
-    decay (``schedule="constant"`` keeps ``lr``). Deterministic for a given ``seed`` on one machine.
-    Returns the trained model even when cancelled (``result.cancelled``).
+    ``data`` is a TrainingData or anything ``open_dataset`` accepts. ``batch_size`` and ``epochs`` left as None
+    scale with the training set (:func:`plan.auto_batch_size`, :func:`plan.auto_epochs`); ``lr`` is the peak
+    learning rate of AdamW (default :data:`plan.DEFAULT_LR`). ``schedule``: ``onecycle`` (torch's OneCycleLR),
+    ``cosine`` (a short warm-up then cosine decay) or ``constant``. Deterministic for a given ``seed`` on one
+    machine. Returns the trained model even when cancelled (``result.cancelled``); ``result.warning`` says
+    when the final accuracy is close to chance.
     """
     from cnnviz.core.models.spec import build_model
 
-    if int(epochs) < 1:
+    if epochs is not None and int(epochs) < 1:
         raise CnnvizError(f"Cannot train for {epochs} epochs: use 1 or more.")
-    if int(batch_size) < 1:
+    if batch_size is not None and int(batch_size) < 1:
         raise CnnvizError(f"The batch size {batch_size} is too small: use 1 or more.")
-    if not (lr > 0 and math.isfinite(lr)):
+    peak = DEFAULT_LR if lr is None else float(lr)
+    if not (peak > 0 and math.isfinite(peak)):
         raise CnnvizError(f"The learning rate {lr} must be a positive number, e.g. 0.001.")
-    if schedule not in ("cosine", "constant"):
-        raise CnnvizError(f"Unknown learning-rate schedule {schedule!r}: use cosine or constant.")
+    if schedule not in SCHEDULES:
+        raise CnnvizError(
+            f"Unknown learning-rate schedule {schedule!r}: use {', '.join(SCHEDULES[:-1])} or {SCHEDULES[-1]}."
+        )
     spec = dict(spec)
     input_shape = tuple(int(v) for v in spec.get("input_shape", ()))
     if len(input_shape) != 3:
@@ -239,7 +269,8 @@ def train(
     started = time.perf_counter()
 
     if not isinstance(data, TrainingData):
-        data = open_dataset(data, input_shape, seed=seed)
+        stage = getattr(callbacks, "on_stage", None) if callbacks is not None else None
+        data = open_dataset(data, input_shape, seed=seed, stage=stage)
     if data.input_shape != input_shape:
         raise CnnvizError(
             f"The data has images of shape {list(data.input_shape)} but the model takes {list(input_shape)}: "
@@ -258,6 +289,8 @@ def train(
     n = len(train_set)
     if n == 0:
         raise CnnvizError("There are no training images left: add images or lower --val-split.")
+    batch = auto_batch_size(n) if batch_size is None else int(batch_size)
+    n_epochs = auto_epochs(n, batch) if epochs is None else int(epochs)
 
     model.to(dev)
     model.train()
@@ -266,18 +299,23 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise CnnvizError("The model has no trainable parameters: add a Conv2d or Linear layer.")
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    n_batches = math.ceil(n / batch_size)
-    total_steps = n_batches * int(epochs)
+    optimizer = torch.optim.AdamW(params, lr=peak, weight_decay=weight_decay)
+    n_batches = math.ceil(n / batch)
+    total_steps = n_batches * n_epochs
     warmup = min(total_steps // 20, 500)
+    one_cycle = (
+        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=total_steps)
+        if schedule == "onecycle"
+        else None
+    )
 
     def lr_at(step: int) -> float:
         if schedule == "constant":
-            return lr
+            return peak
         if step < warmup:
-            return lr * (step + 1) / warmup
+            return peak * (step + 1) / warmup
         progress = (step - warmup) / max(1, total_steps - warmup)
-        return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+        return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
     shuffle = torch.Generator().manual_seed(seed)
     # Reseed so dropout draws the same numbers whether the model was built here or by the caller.
@@ -288,35 +326,55 @@ def train(
         labels=list(data.labels),
         preprocess=data.preprocess,
         device=str(dev),
+        batches_per_epoch=n_batches,
+    )
+    _call(
+        callbacks,
+        "on_train_start",
+        {
+            "n_train": n,
+            "n_val": len(val_set) if val_set is not None else 0,
+            "batch_size": batch,
+            "epochs": n_epochs,
+            "batches_per_epoch": n_batches,
+            "lr": peak,
+            "schedule": schedule,
+        },
     )
     step = 0
+    last_lr = peak
     try:
-        for epoch in range(1, int(epochs) + 1):
+        for epoch in range(1, n_epochs + 1):
             if is_cancelled(cancel):
                 result.cancelled = True
                 break
-            _call(callbacks, "on_epoch_start", epoch, int(epochs))
+            _call(callbacks, "on_epoch_start", epoch, n_epochs)
             epoch_start = time.perf_counter()
             order = torch.randperm(n, generator=shuffle)
             model.train()
             loss_sum, correct, seen = 0.0, 0, 0
             for b in range(n_batches):
-                idx = order[b * batch_size : (b + 1) * batch_size]
+                idx = order[b * batch : (b + 1) * batch]
                 x = (train_set.batch(idx).to(dev) - mean) / std
                 y = train_set.labels[idx].to(dev)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step)
+                if one_cycle is None:
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr_at(step)
+                last_lr = float(optimizer.param_groups[0]["lr"])
                 optimizer.zero_grad(set_to_none=True)
                 out = model(x)
                 loss = loss_fn(out, y)
                 if not torch.isfinite(loss):
                     raise CnnvizError(
                         f"Training diverged in epoch {epoch} (the loss is {float(loss)}): "
-                        f"lower the learning rate (now {lr:g})."
+                        f"lower the learning rate (now {peak:g})."
                     )
                 loss.backward()
                 optimizer.step()
+                if one_cycle is not None:
+                    one_cycle.step()
                 step += 1
+                result.steps = step
                 batch_loss = float(loss.detach())
                 batch_correct = int((out.detach().argmax(1) == y).sum())
                 loss_sum += batch_loss * len(idx)
@@ -340,7 +398,7 @@ def train(
                 "epoch": epoch,
                 "train_loss": loss_sum / max(seen, 1),
                 "train_acc": correct / max(seen, 1),
-                "lr": lr_at(step - 1),
+                "lr": last_lr,
             }
             if val_set is not None:
                 val = evaluate(model, val_set, data.preprocess, device=dev)
@@ -363,19 +421,41 @@ def train(
         final = {k: last[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
     if not result.cancelled:
         for name, eval_set in data.evaluations.items():
+            _call(
+                callbacks,
+                "on_stage",
+                f"evaluating on the {name.replace('_', ' ')} set ({len(eval_set):,} images)",
+            )
             final[f"{name}_acc"] = evaluate(model, eval_set, data.preprocess, device=dev)["acc"]
+    n_classes = len(data.labels)
+    every_label = train_set.labels.tolist() + (
+        val_set.labels.tolist() if val_set is not None else []
+    )
+    chance = chance_level(every_label, n_classes)
     final.update(
         {
             "epochs": result.epochs_completed,
             "n_train": n,
             "n_val": len(val_set) if val_set is not None else 0,
             "skipped_images": data.skipped,
-            "batch_size": int(batch_size),
-            "lr": float(lr),
+            "batch_size": batch,
+            "lr": peak,
+            "schedule": schedule,
             "seed": int(seed),
             "data": data.name,
+            "chance_acc": chance,
         }
     )
+    if result.history and not result.cancelled:
+        result.warning = chance_warning(
+            train_acc=final.get("train_acc"),
+            val_acc=final.get("val_acc"),
+            n_val=final["n_val"],
+            n_train=n,
+            chance=chance,
+            n_classes=n_classes,
+            folder=bool(data.info.get("class_counts")),
+        )
     result.metrics = final
     model.to("cpu")
     result.seconds = time.perf_counter() - started

@@ -18,6 +18,16 @@ from cnnviz.core.models.checkpoint import VERSION, is_checkpoint, read_checkpoin
 from cnnviz.core.models.spec import build_model
 from cnnviz.core.training import Callbacks, evaluate, train
 from cnnviz.core.training.datasets import image_folder, open_dataset
+from cnnviz.core.training.plan import auto_batch_size, auto_epochs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread: on a shared machine a tiny net's steps are many times faster than on two."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +37,13 @@ def shapes_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(shapes_dir):
-    return train(
-        TINY_SPEC, str(shapes_dir), epochs=12, batch_size=16, lr=0.01, seed=0, device="cpu"
-    )
+    # The defaults: batch size and epochs follow the 81 training pictures, one-cycle schedule.
+    return train(TINY_SPEC, str(shapes_dir), seed=0, device="cpu")
 
 
 def test_training_learns_shapes_well_above_chance(trained, tmp_path):
-    assert trained.epochs_completed == 12
+    epochs = auto_epochs(81, auto_batch_size(81))
+    assert trained.epochs_completed == epochs and trained.metrics["batch_size"] == 8
     assert not trained.cancelled
     assert trained.labels == list(SHAPES)
     fresh = image_folder(
@@ -41,7 +51,8 @@ def test_training_learns_shapes_well_above_chance(trained, tmp_path):
     )
     acc = evaluate(trained.model, fresh.train, trained.preprocess)["acc"]
     assert acc >= 0.8  # chance is 1/3
-    assert len(trained.history) == 12
+    assert len(trained.history) == epochs
+    assert trained.warning is None
     assert {"train_loss", "train_acc", "val_loss", "val_acc"} <= set(trained.history[-1])
 
 
