@@ -84,13 +84,16 @@ class PoolingLesson(_Lesson):
         self.legend = QtWidgets.QLabel()
         grids.addWidget(self.legend, 2, 0, 1, 3)
         grids.setRowStretch(3, 1)
-        row.addSpacing(16)
+        row.addStretch(1)
+        # The pictures go below the numbers, so the page fits a 1024-pixel-wide screen.
+        pictures = QtWidgets.QHBoxLayout()
+        self.body.addLayout(pictures)
         self.picture_panel = ImagePanel("Picture", fixed=self.PICTURE)
         self.pooled_panel = ImagePanel("Pooled picture", fixed=self.PICTURE)
         for panel in (self.picture_panel, self.pooled_panel):
-            panel.title.setFixedWidth(self.PICTURE + 20)
-            row.addWidget(panel, 0, QtCore.Qt.AlignmentFlag.AlignTop)
-        row.addStretch(1)
+            panel.title.setFixedWidth(self.PICTURE + 40)
+            pictures.addWidget(panel, 0, QtCore.Qt.AlignmentFlag.AlignTop)
+        pictures.addStretch(1)
         self.body.addWidget(
             _note(
                 "Tinted blocks show the windows (when they do not overlap). The pooled picture is drawn to "
@@ -105,7 +108,7 @@ class PoolingLesson(_Lesson):
         self.new_button.clicked.connect(self._new_numbers)
         self.refresh()
 
-    PICTURE = 200
+    PICTURE = 170
 
     def _numbers(self) -> np.ndarray:
         return np.random.default_rng(self._seed).integers(0, 10, (8, 8, 3)).astype(np.float64)

@@ -39,9 +39,14 @@ class RFLesson(_Lesson):
         self.body.addLayout(row)
         row.addWidget(QtWidgets.QLabel("Network"))
         self.source_combo = QtWidgets.QComboBox()
-        self.source_combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
-        row.addWidget(self.source_combo)
         self.compare_combo = QtWidgets.QComboBox()
+        for combo in (self.source_combo, self.compare_combo):
+            # Long demo names would push the page wider than a small screen; the list shows them whole.
+            combo.setSizeAdjustPolicy(
+                QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+            )
+            combo.setMinimumContentsLength(24)
+        row.addWidget(self.source_combo)
         self.compare_combo.addItem("nothing", "")
         for name in core.DEMO_STACKS:
             self.compare_combo.addItem(f"Demo: {name}", name)
