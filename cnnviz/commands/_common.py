@@ -24,7 +24,7 @@ def add_model_arguments(
         default=None if required else "default",
         metavar="SPEC",
         help="'default' (bundled digits model), a torchvision name (resnet18, vgg16 ...), a spec .json, "
-        "a cnnviz checkpoint .pt, a TorchScript archive or a torch.export .pt2 file",
+        "a cnnviz checkpoint .pt, a TorchScript archive, a torch.export .pt2 file or an ONNX file",
     )
     if weights_default == "none":
         weights_help = (
