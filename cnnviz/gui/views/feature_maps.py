@@ -204,7 +204,7 @@ class FeatureMapView(QWidget):
         self.graphics.keyMove.connect(self.unitMoved)
         self.graphics.escape.connect(lambda: self.show_channel(None))
         self.graphics.painted.connect(self._after_paint)
-        self.bars = VectorPlot()
+        self.bars: VectorPlot = VectorPlot()
         self.bars.setBackground(QColor(*BACKGROUND))
         self.bars.hovered.connect(self._bar_hovered)
         self.bars.clicked.connect(lambda index: self.unitClicked.emit(index, 0, 0))
@@ -354,11 +354,11 @@ class FeatureMapView(QWidget):
         self.channel_spin.blockSignals(True)
         self.channel_spin.setMaximum(max(count - 1, -1))
         self.channel_spin.blockSignals(False)
-        self.vector = vector_values(activation)
-        is_vector = self.vector is not None
-        if is_vector:
+        self.vector = vector = vector_values(activation)
+        is_vector = vector is not None
+        if vector is not None:
             self.channel = None
-            self.bars.set_values(self.vector, self.value_labels, keep_range=same_layer)
+            self.bars.set_values(vector, self.value_labels, keep_range=same_layer)
         self.stack.setCurrentWidget(self.bars if is_vector else self.graphics)
         for widget in (self.channel_spin, self.sort_box, self.norm_box, self.cmap_box, self.hist):
             widget.setVisible(not is_vector)
