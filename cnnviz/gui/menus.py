@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMenu, QToolButton
 
 from cnnviz.core.present.view import COLORMAPS
 from cnnviz.gui import dialogs
+from cnnviz.gui.help import show_help
 
 if TYPE_CHECKING:
     from cnnviz.gui.main_window import MainWindow
@@ -84,6 +85,19 @@ def build_actions(window: MainWindow) -> None:
     window.act_model_input = a("Show Model &Input", lambda on: window.input_view.set_mode("model" if on else "original"),
                              "I", "Show the picture as the network receives it", checkable=True)  # fmt: skip
     window.act_about = a("&About cnnviz", partial(dialogs.show_about, window))
+    window.act_getting_started = a("&Getting Started", partial(show_help, window, "getting_started"),
+                                   QKeySequence.StandardKey.HelpContents, "What to do first, in five steps")  # fmt: skip
+    window.act_shortcuts = a("&Keyboard Shortcuts", partial(show_help, window, "shortcuts"), None,
+                             "Every keyboard shortcut of the window")  # fmt: skip
+    window.act_reset_layout = a("&Reset Layout", window.reset_layout, None,
+                                "Put the panels back where and how large they were at first start")  # fmt: skip
+    # Pressing a tool's shortcut again keeps it open and in front (closing is the panel's own button).
+    window.act_editor = a("Layer &Editor", lambda: window.show_tool(window.editor_dock), "Ctrl+E",
+                          "Change the network's layers and see what each change does")  # fmt: skip
+    window.act_training = a("&Training", lambda: window.show_tool(window.training_dock), "Ctrl+T",
+                            "Train the network on digits or a folder of pictures")  # fmt: skip
+    window.act_lab = a("Convolution &Lab", window.show_lab, "Ctrl+L",
+                       "Lessons on convolution in a window of their own")  # fmt: skip
     window.act_export_grid_png = a(
         "Feature Maps as &PNG…", lambda: window.choose_export("grid_png")
     )
@@ -174,21 +188,22 @@ def build_menus(window: MainWindow) -> None:
     view.addAction(window.act_model_input)
     view.addAction(window.act_fit)
     view.addSeparator()
-    for dock in (window.layers_dock, window.table_dock, window.predictions_dock, window.draw_dock):
+    for dock in (window.layers_dock, window.table_dock, window.predictions_dock, window.draw_dock,
+                 window.editor_dock, window.training_dock):  # fmt: skip
         view.addAction(dock.toggleViewAction())
+    view.addSeparator()
+    view.addAction(window.act_reset_layout)
     tools = bar.addMenu("&Tools")
-    for dock, key in (
-        (window.editor_dock, "Ctrl+E"),
-        (window.training_dock, "Ctrl+T"),
-        (window.lab_dock, "Ctrl+L"),
-    ):
-        act = dock.toggleViewAction()
-        act.setShortcut(QKeySequence(key))
-        # Opened as a tab behind "Layer table" it would look as if nothing happened: bring it to the front.
-        act.triggered.connect(lambda checked, d=dock: d.raise_() if checked else None)
+    for act in (window.act_editor, window.act_training, window.act_lab):
         tools.addAction(act)
+    # The lab's own window answers the same keys (switch tools, quit) as the main window.
+    for act in (window.act_editor, window.act_training, window.act_lab, window.act_quit):
+        window.lab_window.addAction(act)
 
     help_menu = bar.addMenu("&Help")
+    help_menu.addAction(window.act_getting_started)
+    help_menu.addAction(window.act_shortcuts)
+    help_menu.addSeparator()
     help_menu.addAction(window.act_about)
 
 

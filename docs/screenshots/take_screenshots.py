@@ -91,10 +91,9 @@ def main() -> int:
     settle(app, window, 2)
     shoot("resnet18_channel.png")
 
-    # 4. The convolution lab next to the maps.
+    # 4. The convolution lab in its own window, over the maps.
     window.feature_view.show_channel(None)
-    window.lab_dock.show()
-    window.lab_dock.raise_()
+    window.show_lab()
     settle(app, window, 2)
     shoot("convolution_lab.png")
     window.close()

@@ -504,7 +504,7 @@ def test_checkpoint_into_an_unwritable_place(gui_window, tmp_path):
 
 def test_lab_kernel_entry_and_picture_input(loaded_window, tmp_path, monkeypatch):
     w = loaded_window
-    w.lab_dock.show()
+    w.show_lab()
     lab = w.lab
     lesson = lab.lesson("playground")
     lab.set_lesson("playground")

@@ -497,8 +497,7 @@ def test_tool_docks_follow_the_current_model_and_picture(loaded_window):
     assert window.editor_dock.model is session.model
     assert window.training_dock.model is session.model
     assert window.lab.summary is session.summary
-    window.lab_dock.show()
-    window.lab_dock.raise_()
+    window.act_lab.trigger()
     np.testing.assert_array_equal(window.lab._image, session.image.display)
     # A model the editor applies becomes the app's model (and runs on the picture).
     from cnnviz.core.models import LoadedModel

@@ -8,7 +8,7 @@ with :meth:`ConvolutionLab.set_model_summary`; without them it uses a built-in s
 
 from cnnviz.gui.lab.playground import DEFAULT_GRID
 from cnnviz.gui.lab.widgets import C_CHOSEN, C_COVERED, C_CURRENT, C_DONE, C_TINT, C_WINDOW
-from cnnviz.gui.lab.window import ConvolutionLab
+from cnnviz.gui.lab.window import ConvolutionLab, LabWindow
 
 __all__ = [
     "C_CHOSEN",
@@ -19,4 +19,5 @@ __all__ = [
     "C_WINDOW",
     "DEFAULT_GRID",
     "ConvolutionLab",
+    "LabWindow",
 ]

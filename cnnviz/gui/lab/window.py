@@ -1,4 +1,4 @@
-"""The lab widget: the list of lessons on the left, the lesson on the right, export as PNG."""
+"""The lab widget (the list of lessons on the left, the lesson on the right, export as PNG) and its window."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from cnnviz.core import lab as core
 from cnnviz.core.analysis.types import Summary
@@ -164,3 +164,56 @@ class ConvolutionLab(QtWidgets.QWidget):
             # Tests (and scripts) run without modal boxes, which would wait for a click forever.
             if not os.environ.get("CNNVIZ_NO_DIALOGS"):
                 QtWidgets.QMessageBox.warning(self, "Export failed", self.last_error)
+
+
+class LabWindow(QtWidgets.QWidget):
+    """The convolution lab in a window of its own, beside the main window: its pictures get the whole screen.
+
+    Non-modal; closed (and destroyed) with its parent. ``closed`` fires when the user closes it.
+    """
+
+    closed = QtCore.Signal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent, QtCore.Qt.WindowType.Window)
+        self.setObjectName("convolution_lab_window")
+        self.setWindowTitle("Convolution lab — cnnviz")
+        self.lab = ConvolutionLab()
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)  # the lab has its own margins
+        layout.addWidget(self.lab)
+        close = QtGui.QAction("Close", self)
+        close.setShortcuts(
+            [QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Close), QtGui.QKeySequence("Esc")]
+        )
+        close.triggered.connect(self.close)
+        self.addAction(close)
+
+    def default_geometry(self) -> QtCore.QRect:
+        """A first-time place: most of the screen the parent is on, so that every lesson fits without scrolling."""
+        parent = self.parentWidget()
+        screen = (
+            parent.screen() if parent is not None else None
+        ) or QtGui.QGuiApplication.primaryScreen()
+        room = screen.availableGeometry() if screen is not None else QtCore.QRect(0, 0, 1366, 768)
+        width = min(1280, int(room.width() * 0.92))
+        height = min(860, int(room.height() * 0.92))
+        rect = QtCore.QRect(0, 0, width, height)
+        rect.moveCenter(room.center())
+        return rect
+
+    def open(self, geometry: object = None) -> None:
+        """Show the window in front, at ``geometry`` (saved by ``saveGeometry``) or at its first-time place."""
+        if not self.isVisible():
+            restored = isinstance(geometry, (QtCore.QByteArray, bytes)) and self.restoreGeometry(
+                QtCore.QByteArray(geometry)
+            )
+            if not restored:
+                self.setGeometry(self.default_geometry())
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 - Qt override
+        super().closeEvent(event)
+        self.closed.emit()
