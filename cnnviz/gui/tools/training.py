@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.models import LoadedModel
 from cnnviz.core.training import Callbacks, TrainResult
+from cnnviz.core.training.plan import DEFAULT_LR, MIN_STEPS
 from cnnviz.gui.workers import Cancelled, CancelToken, Job, JobRunner
 
 __all__ = ["DATA_CHOICES", "TrainingDock"]
@@ -60,6 +61,17 @@ class _Progress(QObject, Callbacks):
     batch = Signal(int, int, int, float, float)  # epoch, batch, n_batches, loss, acc
     epoch = Signal(int, object)  # epoch, metrics
     phase = Signal(str)
+    plan = Signal(object)  # what train chose: batch size, epochs, …
+    images = Signal(int, int)  # pictures prepared, of how many
+
+    def on_train_start(self, plan: dict[str, Any]) -> None:
+        self.plan.emit(dict(plan))
+
+    def on_stage(self, text: str) -> None:
+        self.phase.emit(text[:1].upper() + text[1:])
+
+    def on_images(self, done: int, total: int) -> None:
+        self.images.emit(int(done), int(total))
 
     def on_epoch_start(self, epoch: int, n_epochs: int) -> None:
         self.phase.emit(f"Epoch {epoch} of {n_epochs}")
@@ -72,12 +84,24 @@ class _Progress(QObject, Callbacks):
 
 
 def _open_data(
-    choice: str, folder: str, shape: tuple[int, int, int], samples: int, seed: int
+    choice: str,
+    folder: str,
+    shape: tuple[int, int, int],
+    samples: int,
+    seed: int,
+    progress: _Progress | None = None,
 ) -> Any:
     from cnnviz.core.training import datasets
 
     if choice == "synthetic-digits":
-        return datasets.synthetic_digits(shape, n=samples, n_eval=max(20, samples // 10), seed=seed)
+        return datasets.open_dataset(
+            choice,
+            shape,
+            seed=seed,
+            samples=samples,
+            stage=progress.on_stage if progress is not None else None,
+            progress=progress.on_images if progress is not None else None,
+        )
     if choice == "folder":
         if not folder.strip():
             raise CnnvizError(
@@ -110,6 +134,7 @@ class TrainingDock(QDockWidget):
         self._acc: list[tuple[float, float]] = []
         self._val: list[tuple[float, float]] = []
         self._val_acc: list[tuple[float, float]] = []
+        self._n_epochs = 0
         self._last_dir = str(Path.home())
 
         body = QWidget()
@@ -139,17 +164,31 @@ class TrainingDock(QDockWidget):
         self.samples_spin.setSingleStep(500)
         self.samples_spin.setValue(3000)
         self.samples_spin.setToolTip("How many digit pictures to generate for training")
+        # 0 reads "Auto": the core scales the batch and the epochs with the data (core.training.plan).
         self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 500)
-        self.epochs_spin.setValue(2)
+        self.epochs_spin.setRange(0, 500)
+        self.epochs_spin.setSpecialValueText("Auto")
+        self.epochs_spin.setValue(0)
+        self.epochs_spin.setToolTip(
+            f"Passes over the training pictures; Auto gives at least {MIN_STEPS} optimiser steps "
+            "(at least one epoch, fewer on large data sets)"
+        )
         self.batch_spin = QSpinBox()
-        self.batch_spin.setRange(1, 4096)
-        self.batch_spin.setValue(64)
+        self.batch_spin.setRange(0, 4096)
+        self.batch_spin.setSpecialValueText("Auto")
+        self.batch_spin.setValue(0)
+        self.batch_spin.setToolTip(
+            "Pictures per optimiser step; Auto takes an eighth of the training pictures, "
+            "a power of two from 8 to 64"
+        )
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(5)
         self.lr_spin.setRange(0.00001, 1.0)
         self.lr_spin.setSingleStep(0.0005)
-        self.lr_spin.setValue(0.001)
+        self.lr_spin.setValue(DEFAULT_LR)
+        self.lr_spin.setToolTip(
+            "Peak learning rate of AdamW: a one-cycle schedule warms up to it, then anneals"
+        )
         self.keep_check = QCheckBox("Start from the model's current weights")
         self.keep_check.setChecked(True)
         self.keep_check.setToolTip(
@@ -191,6 +230,16 @@ class TrainingDock(QDockWidget):
         self.message.setTextFormat(Qt.TextFormat.PlainText)
         self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.warning = QLabel("")
+        self.warning.setObjectName("training_warning")
+        self.warning.setWordWrap(True)
+        self.warning.setTextFormat(Qt.TextFormat.PlainText)
+        self.warning.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.warning.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.warning.setStyleSheet("color: #a64b00;")
+        self.warning.hide()
+        self.phase.setWordWrap(True)
+        self.phase.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground("w")
@@ -200,6 +249,9 @@ class TrainingDock(QDockWidget):
         for plot in (self.loss_plot, self.acc_plot):
             plot.showGrid(x=True, y=True, alpha=0.25)
             plot.setLabel("bottom", "epoch")
+            # Fractions of the first epoch are epochs too: no "(x0.001)" rescaling of the axis.
+            plot.getAxis("bottom").enableAutoSIPrefix(False)
+            plot.getAxis("left").enableAutoSIPrefix(False)
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()
         self.acc_plot.setYRange(0, 1, padding=0.02)
@@ -225,6 +277,7 @@ class TrainingDock(QDockWidget):
         layout.addWidget(self.phase)
         layout.addWidget(self.plots, 1)
         layout.addWidget(self.message)
+        layout.addWidget(self.warning)
         self._data_changed()
         self._update_controls()
 
@@ -306,8 +359,8 @@ class TrainingDock(QDockWidget):
         choice = str(self.data_combo.currentData())
         folder = self.folder_edit.text()
         samples = int(self.samples_spin.value())
-        epochs = int(self.epochs_spin.value())
-        batch = int(self.batch_spin.value())
+        epochs = int(self.epochs_spin.value()) or None  # 0 is "Auto"
+        batch = int(self.batch_spin.value()) or None
         lr = float(self.lr_spin.value())
         # The worker trains its own copy: the app keeps using (and capturing with) the current model meanwhile.
         start_from = copy.deepcopy(model.module) if self.keep_check.isChecked() else None
@@ -318,10 +371,12 @@ class TrainingDock(QDockWidget):
         progress.batch.connect(self._batch)
         progress.epoch.connect(self._epoch)
         progress.phase.connect(self.phase.setText)
+        progress.plan.connect(self._plan)
+        progress.images.connect(self._images)
 
         def job(_token: CancelToken) -> TrainResult:
             progress.phase.emit("Preparing the data…")
-            data = _open_data(choice, folder, shape, samples, seed=0)
+            data = _open_data(choice, folder, shape, samples, seed=0, progress=progress)
             cancel.check()
             return train(
                 spec,
@@ -338,8 +393,11 @@ class TrainingDock(QDockWidget):
         self._loss, self._acc, self._val, self._val_acc = [], [], [], []
         self._redraw()
         self.result = None
+        self._n_epochs = 0
         self.progress.setRange(0, 0)  # busy until the first batch reports
         self.message.setText("")
+        self.warning.setText("")
+        self.warning.hide()
         self._cancel, self._progress = cancel, progress
         self._task = self.runner.submit(
             "train",
@@ -359,9 +417,27 @@ class TrainingDock(QDockWidget):
             self._cancel.cancel()
             self.phase.setText("Cancelling after this batch…")
 
+    def _plan(self, plan: dict[str, Any]) -> None:
+        self._n_epochs = int(plan["epochs"])
+        steps = self._n_epochs * int(plan["batches_per_epoch"])
+        self.progress.setRange(0, max(1, steps))
+        self.progress.setValue(0)
+        val = f", {plan['n_val']:,} for validation" if plan["n_val"] else ""
+        self.phase.setText(
+            f"{plan['n_train']:,} training pictures{val}: {self._n_epochs} epoch"
+            f"{'s' if self._n_epochs != 1 else ''} of {plan['batches_per_epoch']:,} batches of "
+            f"{plan['batch_size']}"
+        )
+
+    def _images(self, done: int, total: int) -> None:
+        if self.progress.maximum() != total:
+            self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
     def _batch(self, epoch: int, batch: int, n_batches: int, loss: float, acc: float) -> None:
-        if self.progress.maximum() != n_batches * self.epochs_spin.value():
-            self.progress.setRange(0, n_batches * int(self.epochs_spin.value()))
+        steps = n_batches * max(1, self._n_epochs)
+        if self.progress.maximum() != steps:
+            self.progress.setRange(0, steps)
         self.progress.setValue((epoch - 1) * n_batches + batch)
         x = epoch - 1 + batch / n_batches
         if math.isfinite(loss):
@@ -393,11 +469,13 @@ class TrainingDock(QDockWidget):
         self.progress.setRange(0, 1)
         if result.cancelled:
             self.progress.setValue(0)
+            text = self._cancelled_text(result)
+            self.phase.setText(text)
             self.message.setText(
-                f"Training was cancelled after {result.epochs_completed} complete epoch"
-                f"{'s' if result.epochs_completed != 1 else ''}; the current model is unchanged."
+                "The partly trained weights were discarded; the current model is unchanged. "
+                "Press Train to start again."
             )
-            self.status.emit("Training cancelled.")
+            self.status.emit(text)
             self._update_controls()
             return
         self.progress.setValue(1)
@@ -415,10 +493,36 @@ class TrainingDock(QDockWidget):
         )
         self.trained_model = loaded
         self.model = loaded
+        self.phase.setText(
+            f"Finished {result.epochs_completed} epoch{'s' if result.epochs_completed != 1 else ''} "
+            f"({result.steps:,} steps)."
+        )
         self.message.setText(self._summary(result))
+        if result.warning:
+            self.warning.setText(f"Warning: {result.warning[:1].upper()}{result.warning[1:]}")
+            self.warning.show()
         self.status.emit(f"Training finished: {self._summary(result)}")
         self._update_controls()
         self.trained.emit(loaded)
+
+    @staticmethod
+    def _cancelled_text(result: TrainResult) -> str:
+        """What was done when the cancel took effect, in whole epochs and batches of the next one."""
+        per_epoch = max(1, result.batches_per_epoch)
+        done = result.epochs_completed
+        extra = result.steps - done * per_epoch
+
+        def plural(n: int, word: str) -> str:
+            return f"{n:,} {word}{'s' if n != 1 else ''}"
+
+        if done == 0 and extra == 0:
+            return "Cancelled before the first batch."
+        if extra == 0:
+            return f"Cancelled after {plural(done, 'complete epoch')}."
+        return (
+            f"Cancelled in epoch {done + 1} after {extra:,} of {per_epoch:,} batches "
+            f"({plural(done, 'complete epoch')} before it)."
+        )
 
     @staticmethod
     def _summary(result: TrainResult) -> str:
@@ -435,15 +539,17 @@ class TrainingDock(QDockWidget):
         self._task = self._cancel = self._progress = None
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        phase = ""
         if isinstance(exc, Cancelled):
             text = "Training was cancelled; the current model is unchanged."
+            phase = "Cancelled while the data was being prepared."
         elif isinstance(exc, CnnvizError):
             text = f"Cannot train: {exc}"
         else:
             detail = " ".join(str(exc).split()) or type(exc).__name__
             text = f"Training failed unexpectedly ({type(exc).__name__}: {detail})"
         self.message.setText(text)
-        self.phase.setText("")
+        self.phase.setText(phase)
         self.status.emit(text)
         self._update_controls()
 
