@@ -10,6 +10,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -56,9 +57,18 @@ def model_filter() -> str:
 
 
 class ZooDialog(QDialog):
-    """Pick a torchvision classification model and pretrained (or random) weights."""
+    """Pick a torchvision or timm classification model and pretrained (or random) weights.
 
-    def __init__(self, parent: QWidget | None = None, names: list[str] | None = None):
+    timm's list (when timm is installed) is read off the GUI thread the first time it is chosen;
+    ``timm_names`` gives (all, with pretrained weights) directly.
+    """
+
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        names: list[str] | None = None,
+        timm_names: tuple[list[str], list[str]] | None = None,
+    ):
         super().__init__(parent)
         self.setWindowTitle("Model zoo")
         self.resize(560, 520)
@@ -67,6 +77,19 @@ class ZooDialog(QDialog):
 
             names = torchvision_model_names()
         self.names = names
+        self._torchvision_names = names
+        self._timm_names = timm_names
+        self.source = QComboBox()
+        self.source.addItem("torchvision classification models", "torchvision")
+        from cnnviz.core.models.timm import timm_available
+
+        if timm_names is not None or timm_available():
+            self.source.addItem("timm models", "timm")
+        self.source.currentIndexChanged.connect(self._source_changed)
+        self.pretrained_only = QCheckBox("Only models with pretrained weights")
+        self.pretrained_only.setChecked(True)
+        self.pretrained_only.setVisible(False)
+        self.pretrained_only.toggled.connect(lambda _on: self._source_changed())
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("Filter, e.g. resnet, mobilenet, vgg")
         self.filter.setClearButtonEnabled(True)
@@ -92,7 +115,8 @@ class ZooDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("torchvision classification models"))
+        layout.addWidget(self.source)
+        layout.addWidget(self.pretrained_only)
         layout.addWidget(self.filter)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.pretrained)
@@ -107,15 +131,63 @@ class ZooDialog(QDialog):
         elif self.names:
             self.list.setCurrentRow(0)
 
+    def _source_changed(self, _index: int = 0) -> None:
+        timm = self.source.currentData() == "timm"
+        self.pretrained_only.setVisible(timm)
+        if not timm:
+            self._show(self._torchvision_names, "resnet18")
+        elif self._timm_names is None:
+            self._show([], "")
+            self.info.setText("Reading timm's list of models…")
+            if not hasattr(self, "_jobs"):
+                from cnnviz.core.models.timm import timm_model_names
+                from cnnviz.gui.workers import JobRunner
+
+                self._jobs = JobRunner(self)
+                self._jobs.submit(
+                    "timm names",
+                    lambda _t: (timm_model_names(), timm_model_names(pretrained=True)),
+                    on_done=self._timm_ready,
+                    on_error=lambda exc: self.info.setText(str(exc)),
+                )
+        else:
+            everything, pretrained = self._timm_names
+            names = pretrained if self.pretrained_only.isChecked() else everything
+            self._show([f"timm:{n}" for n in names], "timm:resnet50d")
+
+    def _timm_ready(self, names: tuple[list[str], list[str]]) -> None:
+        self._timm_names = names
+        if self.source.currentData() == "timm":
+            self._source_changed()
+
+    def _show(self, names: list[str], preferred: str) -> None:
+        self.names = names
+        self.list.clear()
+        self.list.addItems(names)
+        self.pretrained.setChecked(True)  # a new list starts from pretrained weights
+        if preferred in names:
+            self.list.setCurrentRow(names.index(preferred))
+        elif names:
+            self.list.setCurrentRow(0)
+        self._filter(self.filter.text())
+
     def _filter(self, text: str) -> None:
         needle = text.strip().lower()
         for i in range(self.list.count()):
             item = self.list.item(i)
             item.setHidden(bool(needle) and needle not in item.text().lower())
+        current = self.list.currentItem()
+        if current is not None and current.isHidden():  # the choice follows what is shown
+            shown = [i for i in range(self.list.count()) if not self.list.item(i).isHidden()]
+            if shown:
+                self.list.setCurrentRow(shown[0])
 
     def _model_changed(self, name: str) -> None:
         from cnnviz.core.models.torchvision import weights_for
 
+        if name.startswith("timm:"):
+            self._timm_model_changed(name)
+            return
         self._entries = weights_for(name) if name else []
         self.weights.clear()
         for w in self._entries:
@@ -135,8 +207,23 @@ class ZooDialog(QDialog):
         else:
             self.info.setText(f"{name}: no pretrained weights listed")
 
+    def _timm_model_changed(self, name: str) -> None:
+        pretrained = self._timm_names is not None and name[5:] in self._timm_names[1]
+        self._entries = [name] if pretrained else []
+        self.weights.clear()
+        if pretrained:
+            self.weights.addItem("timm's pretrained weights (Hugging Face Hub cache)", "default")
+        self.pretrained.setEnabled(pretrained)
+        if not pretrained:
+            self.random.setChecked(True)
+        self.info.setText(
+            f"{name}: pretrained weights are fetched once into the Hugging Face Hub cache."
+            if pretrained
+            else f"{name}: timm has no pretrained weights for it; it opens with random weights."
+        )
+
     def choice(self) -> tuple[str, str] | None:
-        """(model name, weights) where weights is an enum member name or "none"."""
+        """(model name, weights) where weights is an enum member name, "default" (timm) or "none"."""
         item = self.list.currentItem()
         if item is None:
             return None
@@ -154,7 +241,7 @@ class OpenModelDialog(QDialog):
         self.resize(560, 220)
         self.model = QLineEdit(model)
         self.model.setPlaceholderText(
-            "default, resnet18, or a file: spec .json, checkpoint .pt, TorchScript, .pt2"
+            "default, resnet18, timm:convnext_nano, or a file: spec .json, checkpoint, TorchScript, .pt2"
         )
         browse = QPushButton("File…")
         browse.clicked.connect(self._browse_model)
@@ -177,7 +264,7 @@ class OpenModelDialog(QDialog):
         form.addRow("Model", row)
         form.addRow("Weights", wrow)
         note = QLabel(
-            "Weights: 'default' uses pretrained weights (torchvision) or those stored in the file; "
+            "Weights: 'default' uses pretrained weights (torchvision, timm) or those stored in the file; "
             "'none' starts from random weights; or pick a state_dict file for the architecture above."
         )
         note.setWordWrap(True)
@@ -198,7 +285,10 @@ class OpenModelDialog(QDialog):
 
     def _browse_weights(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Weights file (state_dict)", "", "Weights (*.pt *.pth *.bin);;All files (*)"
+            self,
+            "Weights file (state_dict)",
+            "",
+            "Weights (*.pt *.pth *.bin *.safetensors);;All files (*)",
         )
         if path:
             self.weights.addItem(path, path)
