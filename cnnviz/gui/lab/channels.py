@@ -70,7 +70,7 @@ class ChannelsLesson(_Lesson):
         self.body.addWidget(self.filter_label)
 
         grid = QtWidgets.QGridLayout()
-        grid.setHorizontalSpacing(10)
+        grid.setHorizontalSpacing(6)
         self.body.addLayout(grid)
         names = ("Red", "Green", "Blue")
         size = 104
@@ -98,7 +98,8 @@ class ChannelsLesson(_Lesson):
             grid.addLayout(box, c, 2)
             grid.addWidget(sign("="), c, 3)
             grid.addWidget(self.partial_panels[c], c, 4)
-        brace = sign("\u2211 + bias\n\u2192")
+        brace = sign("\u2211\n\u2192")
+        brace.setToolTip("The three results are added, plus the bias")
         grid.addWidget(brace, 0, 5, 3, 1)
         self.sum_panel = ImagePanel("Output channel", fixed=150)
         grid.addWidget(self.sum_panel, 0, 6, 3, 1, QtCore.Qt.AlignmentFlag.AlignVCenter)

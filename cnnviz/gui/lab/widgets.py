@@ -259,6 +259,10 @@ class ColorBar(QtWidgets.QWidget):
             QtWidgets.QLabel("0"),
             QtWidgets.QLabel(),
         )
+        # Room for the widest number, so a new scale never needs a new layout to be read whole.
+        room = self.fontMetrics().horizontalAdvance("\u221288.888") + 2
+        for label in (self.top, self.middle, self.bottom):
+            label.setMinimumWidth(room)
         ticks = QtWidgets.QVBoxLayout()
         ticks.setContentsMargins(0, 0, 0, 0)
         ticks.addWidget(self.top, 0, QtCore.Qt.AlignmentFlag.AlignTop)
