@@ -128,7 +128,7 @@ def convert(model: Any, input_shape: tuple[int, ...], path: Path) -> tuple[fx.Gr
     shapes = _static_shapes(onnx, model, input_name, input_shape)
     b = Builder(opset, shapes, set(initializers))
     for name, proto in initializers.items():
-        b.env[name] = tensor_from_proto(onnx, proto)
+        b.env[name] = _tensor(onnx, proto, f"the initializer '{name}'")
     b.shapes[input_name] = (1, *input_shape)
     b.env[input_name] = b.graph.placeholder("x")
     for index, proto in enumerate(model.graph.node):
@@ -138,7 +138,7 @@ def convert(model: Any, input_shape: tuple[int, ...], path: Path) -> tuple[fx.Gr
             )
         node = Node(
             proto.op_type, proto.name, list(proto.input), list(proto.output),
-            {a.name: attribute_value(onnx, a) for a in proto.attribute}, index,
+            {a.name: _attribute(onnx, a, proto) for a in proto.attribute}, index,
         )  # fmt: skip
         for name in node.inputs:
             if name and name not in b.env:
@@ -165,13 +165,26 @@ def convert(model: Any, input_shape: tuple[int, ...], path: Path) -> tuple[fx.Gr
             raise OnnxModelError(f"the model's output '{out.name}' is computed by no node")
         results.append(b._arg(value))
     b.graph.output(results[0] if len(results) == 1 else tuple(results))
-    module = fx.GraphModule(b.root, b.graph, class_name=_class_name(path))
+    module = fx.GraphModule(b.root, b.graph, class_name="OnnxModel")
     module.onnx_node_names = dict(b.names)  # type: ignore[assignment]
     return module.eval(), b
 
 
-def _class_name(path: Path) -> str:
-    return "OnnxModel"
+def _tensor(onnx: Any, proto: Any, what: str) -> torch.Tensor:
+    try:
+        return tensor_from_proto(onnx, proto)
+    except OnnxModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy's words about a buffer of the wrong size
+        raise OnnxModelError(
+            f"{what} holds fewer or more bytes than its shape {list(proto.dims)} needs; the file is damaged"
+        ) from exc
+
+
+def _attribute(onnx: Any, attr: Any, proto: Any) -> Any:
+    if attr.HasField("t"):
+        return _tensor(onnx, attr.t, f"the constant of node '{proto.name}' ({proto.op_type})")
+    return attribute_value(onnx, attr)
 
 
 def weight_initializers(model: Any) -> set[str]:
