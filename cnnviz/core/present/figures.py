@@ -273,8 +273,47 @@ class GridFrame:
         return (y * self.scale + (row + 1) * self.band, x * self.scale + self.left)
 
 
+@lru_cache(maxsize=4096)
 def _text_width(text: str, size: int) -> int:
     return int(math.ceil(_font(size).getlength(text)))
+
+
+@lru_cache(maxsize=4096)
+def _label_mask(text: str, size: int) -> np.ndarray:
+    """The coverage (0..1, float32) of ``text`` drawn at the top left of a box one line high.
+
+    Drawn once per label and then stamped with NumPy: a grid of hundreds of channel numbers would otherwise
+    spend most of an export in the font renderer.
+    """
+    im = Image.new("L", (_text_width(text, size) + 2, size + 4), 0)
+    ImageDraw.Draw(im).text((0, 0), text, fill=255, font=_font(size))
+    mask = np.asarray(im, dtype=np.float32) / 255.0
+    mask.setflags(write=False)
+    return mask
+
+
+def _stamp(coverage: np.ndarray, text: str, y: float, x: float) -> None:
+    """Add label ``text`` to a coverage array with its box's top left at ``(y, x)`` (clipped to the array)."""
+    mask = _label_mask(text, _LABEL_SIZE)
+    top, left = int(round(y)), int(round(x))
+    h = min(mask.shape[0], coverage.shape[0] - top)
+    w = min(mask.shape[1], coverage.shape[1] - left)
+    if h <= 0 or w <= 0 or top < 0 or left < 0:
+        return
+    region = coverage[top : top + h, left : left + w]
+    np.maximum(region, mask[:h, :w], out=region)
+
+
+def _ink(canvas: np.ndarray, coverage: np.ndarray, ink: tuple[int, int, int]) -> None:
+    """Blend ``ink`` into RGBA ``canvas`` where ``coverage`` says (one pass over the labelled pixels only)."""
+    ys, xs = np.nonzero(coverage)
+    if not ys.size:
+        return
+    a = coverage[ys, xs][:, None]
+    pixels = canvas[ys, xs, :3].astype(np.float32)
+    canvas[ys, xs, :3] = np.round(pixels * (1 - a) + np.asarray(ink, dtype=np.float32) * a).astype(
+        np.uint8
+    )
 
 
 def _tick(value: float) -> str:
@@ -381,18 +420,15 @@ def feature_grid_figure(
     if bar is not None:
         canvas[grid_h:, : bar.shape[1]] = bar
     if labels and rows:
-        out = Image.fromarray(canvas, "RGBA")
-        draw = ImageDraw.Draw(out)
-        font = _font(_LABEL_SIZE)
-        ink = (60, 60, 60, 255)
+        coverage = np.zeros(canvas.shape[:2], dtype=np.float32)
         tile_px = layout.tile_w * scale
         if single:
-            draw.text((left, 1), f"channel {mosaic.channel}", fill=ink, font=font)
+            _stamp(coverage, f"channel {mosaic.channel}", 1, left)
         elif vector:
             for r in range(rows):
                 first = layout.order[r * layout.cols]
                 y = frame.to_figure(r + 0.5, 0, r)[0] - _LABEL_SIZE / 2 - 1
-                draw.text((2, y), str(first), fill=ink, font=font)
+                _stamp(coverage, str(first), y, 2)
         else:
             every = _label_every(layout, (layout.tile_w + layout.gap) * scale, grid_w)
             for slot, ch in enumerate(layout.order):
@@ -408,8 +444,8 @@ def feature_grid_figure(
                     if every == 1
                     else x
                 )
-                draw.text((lx, y - band + 1), label, fill=ink, font=font)
-        canvas = np.asarray(out)
+                _stamp(coverage, label, y - band + 1, lx)
+        _ink(canvas, coverage, (60, 60, 60))
     shapes: list[Shape] = []
 
     def rect(ch: int, pad: float) -> tuple[float, float, float, float]:
