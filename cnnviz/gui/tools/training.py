@@ -15,7 +15,9 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QCheckBox,
     QComboBox,
     QDockWidget,
@@ -53,6 +55,11 @@ DATA_CHOICES: tuple[tuple[str, str], ...] = (
 LOSS_PEN = pg.mkPen("#1f77b4", width=1.5)
 ACC_PEN = pg.mkPen("#2ca02c", width=1.5)
 VAL_BRUSH = pg.mkBrush("#d62728")
+
+WIDE_DOCK = 760
+"""From this width on, the plot stands beside the settings instead of below them."""
+CONTROLS_WIDTH = 400
+QWIDGETSIZE_MAX = (1 << 24) - 1
 
 
 class _Progress(QObject, Callbacks):
@@ -244,6 +251,9 @@ class TrainingDock(QDockWidget):
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground("w")
         self.plots.setMinimumHeight(150)
+        # Its size hint would count in the dock's height for its width and push the verdict below a scroll;
+        # the plot takes what room is left instead.
+        self.plots.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Ignored)
         self.loss_plot = self.plots.addPlot(title="Loss")
         self.acc_plot = self.plots.addPlot(title="Accuracy")
         for plot in (self.loss_plot, self.acc_plot):
@@ -263,23 +273,56 @@ class TrainingDock(QDockWidget):
         self.val_acc = self.acc_plot.plot(
             [], [], pen=None, symbol="o", symbolSize=7, symbolBrush=VAL_BRUSH, name="validation"
         )
-        legend = self.acc_plot.addLegend(offset=(-5, -5))
+        legend = self.acc_plot.addLegend(offset=(-5, -5), labelTextSize="8pt", verSpacing=-6)
         legend.addItem(self.acc_curve, "train (batches)")
         legend.addItem(self.val_acc, "validation")
+
+        # Settings and progress on one side, the plot and the verdict on the other: side by side in a wide
+        # dock (the bottom of the window, where the plot would otherwise scroll out of sight), stacked in a
+        # narrow one.
+        self.controls = QWidget()
+        controls = QVBoxLayout(self.controls)
+        controls.setContentsMargins(0, 0, 0, 0)
+        controls.setSpacing(4)
+        controls.addLayout(form)
+        controls.addLayout(buttons)
+        controls.addWidget(self.progress)
+        controls.addWidget(self.phase)
+        controls.addStretch(1)
+        results = QWidget()
+        results_layout = QVBoxLayout(results)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        results_layout.setSpacing(4)
+        # The verdict above the plot: in a short dock the plot gives up height first, not the words.
+        results_layout.addWidget(self.message)
+        results_layout.addWidget(self.warning)
+        results_layout.addWidget(self.plots, 1)
+        self.columns = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        self.columns.setSpacing(8)
+        self.columns.addWidget(self.controls)
+        self.columns.addWidget(results, 1)
 
         layout = QVBoxLayout(body)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.setSpacing(4)
         layout.addWidget(self.about)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.phase)
-        layout.addWidget(self.plots, 1)
-        layout.addWidget(self.message)
-        layout.addWidget(self.warning)
+        layout.addLayout(self.columns, 1)
+        self._arrange()
         self._data_changed()
         self._update_controls()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._arrange()
+
+    def _arrange(self) -> None:
+        """Columns side by side when the dock is wide enough for a readable plot next to the settings."""
+        wide = self.width() >= WIDE_DOCK
+        direction = QBoxLayout.Direction.LeftToRight if wide else QBoxLayout.Direction.TopToBottom
+        if self.columns.direction() != direction:
+            self.columns.setDirection(direction)
+        self.controls.setMaximumWidth(CONTROLS_WIDTH if wide else QWIDGETSIZE_MAX)
+        self.plots.setMinimumHeight(120 if wide else 150)
 
     # ----------------------------------------------------------------------------------------------------------
     # Model
@@ -420,6 +463,9 @@ class TrainingDock(QDockWidget):
     def _plan(self, plan: dict[str, Any]) -> None:
         self._n_epochs = int(plan["epochs"])
         steps = self._n_epochs * int(plan["batches_per_epoch"])
+        # The whole run's extent from the start: the curves fill it, and no axis shows negative epochs.
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.setXRange(0, self._n_epochs, padding=0.02)
         self.progress.setRange(0, max(1, steps))
         self.progress.setValue(0)
         val = f", {plan['n_val']:,} for validation" if plan["n_val"] else ""

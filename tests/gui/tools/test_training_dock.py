@@ -149,6 +149,10 @@ def test_first_epoch_axis_reads_epochs_and_cancel_says_what_was_done(
     xs, _ = dock.loss_curve.getData()
     seen = len(xs)
     assert 0 < xs[-1] < 1  # still in the first epoch
+    # The plots span the planned run, from epoch 0 to 3, from the first batch on.
+    for plot in (dock.loss_plot, dock.acc_plot):
+        low, high = plot.viewRange()[0]
+        assert -0.1 < low <= 0 and 3 <= high < 3.1
     for plot in (dock.loss_plot, dock.acc_plot):
         axis = plot.getAxis("bottom")
         assert axis.autoSIPrefixScale == 1.0
