@@ -181,8 +181,32 @@ def test_commands_on_an_onnx_file(tmp_path):
     for args in (
         ["predict", "--model", str(path), str(picture)],
         ["rf", "--model", str(path), "--layer", "conv_same", "--unit", "1,1"],
+        ["export", "--model", str(path), "--image", str(picture), "--layer", "conv_same"]
+        + ["--unit", "1,1", "--out", str(tmp_path / "out")],
     ):
         run = subprocess.run(
             [sys.executable, "-m", "cnnviz", *args], capture_output=True, text=True
         )
         assert run.returncode == 0, run.stderr
+    assert (tmp_path / "out" / "manifest.json").is_file()
+
+
+def test_opset9_operators_match_onnxruntime(tmp_path):
+    """Before opset 10/11/13: Upsample, Clip and Pad by attributes, Softmax over the flattened axes."""
+    bn = [_init("s", 3), _init("b", 3), _init("m", 3), _floats("v", [2.0] * 3)]
+    nodes = [
+        N("BatchNormalization", ["x", "s", "b", "m", "v"], ["n"], "bn"),
+        N("Clip", ["n"], ["c"], "clip", min=-0.5, max=0.75),
+        N("Pad", ["c"], ["p"], "pad", pads=[0, 0, 1, 2, 0, 0, 0, 1], value=0.25),
+        N("Upsample", ["p", "scales"], ["u"], "upsample", mode="nearest"),
+        N("Softmax", ["u"], ["y"], "softmax", axis=1),
+    ]
+    path = _save(
+        tmp_path, nodes, [*bn, _floats("scales", [1, 1, 2, 3])], shape=(1, 3, 5, 4), opset=9
+    )
+    loaded = load_model(path)
+    x = torch.randn(1, 3, 5, 4)
+    with torch.no_grad():
+        ours = loaded.module(x).numpy()
+    truth = run_onnxruntime(path, x)
+    assert ours.shape == truth.shape and abs(ours - truth).max() < 1e-5
