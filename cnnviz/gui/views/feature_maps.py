@@ -42,7 +42,7 @@ from cnnviz.core.present.view import (
 )
 from cnnviz.core.text import shape as shape_text
 from cnnviz.gui.views.elided import ElidedLabel
-from cnnviz.gui.views.vector_plot import VectorPlot
+from cnnviz.gui.views.vector_plot import VISIBLE_ROWS, VectorPlot
 from cnnviz.gui.workers import JobRunner
 
 __all__ = ["FeatureMapView"]
@@ -173,6 +173,8 @@ class FeatureMapView(QWidget):
         for key, text in ORDERS.items():
             self.order_box.addItem(text, key)
         self.order_box.setToolTip("Order of the bars")
+        self._order_chosen = False  # until the user picks an order, long vectors open largest first
+        self.order_box.activated.connect(lambda _i: setattr(self, "_order_chosen", True))
         self.order_box.currentIndexChanged.connect(
             lambda _i: self.bars.set_order(self.order_box.currentData())
         )
@@ -358,6 +360,12 @@ class FeatureMapView(QWidget):
         is_vector = vector is not None
         if vector is not None:
             self.channel = None
+            if not self._order_chosen:
+                order = "largest" if vector.size > VISIBLE_ROWS else "index"
+                self.order_box.blockSignals(True)
+                self.order_box.setCurrentIndex(self.order_box.findData(order))
+                self.order_box.blockSignals(False)
+                self.bars.order_mode = order
             self.bars.set_values(vector, self.value_labels, keep_range=same_layer)
         self.stack.setCurrentWidget(self.bars if is_vector else self.graphics)
         for widget in (self.channel_spin, self.sort_box, self.norm_box, self.cmap_box, self.hist):
@@ -637,8 +645,8 @@ class FeatureMapView(QWidget):
         if index < 0 or v is None or index >= v.size:
             self.readout.set_texts(*VECTOR_HINTS)
             return
-        labels = self.bars.labels
-        label = f"   ({labels[index]})" if labels is not None else ""
+        name = self.bars.label(index)
+        label = f"   ({name})" if name is not None else ""
         rank = int(np.sum(v > v[index])) + 1
         self.readout.set_texts(
             f"index {index}   value {v[index]:.5g}{label}   rank {rank} of {v.size}",

@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QComboBox,
     QGraphicsPathItem,
     QGraphicsRectItem,
@@ -143,12 +144,14 @@ class InputView(QWidget):
         self.erf_caption = ElidedLabel(" ")
         self.erf_bar = QLabel()
         self.erf_bar.setFixedSize(90, 10)
-        self.erf_bar.setScaledContents(True)
         ramp = np.ascontiguousarray(
-            apply_colormap(np.linspace(0, 1, 256, dtype=np.float32)[None, :], ERF_CMAP)
+            np.repeat(
+                apply_colormap(np.linspace(0, 1, 90, dtype=np.float32)[None, :], ERF_CMAP),
+                10,
+                axis=0,
+            )
         )
-        self._ramp = ramp  # QImage does not copy the buffer
-        image = QImage(ramp.data, 256, 1, 256 * 4, QImage.Format.Format_RGBA8888)
+        image = QImage(ramp.data, 90, 10, 90 * 4, QImage.Format.Format_RGBA8888).copy()
         self.erf_bar.setPixmap(QPixmap.fromImage(image))
         self.erf_bar.setToolTip(
             "Colour scale of the effective receptive field: 0 (clear) to the largest gradient"
@@ -167,11 +170,12 @@ class InputView(QWidget):
         head = QVBoxLayout()
         head.setContentsMargins(6, 4, 6, 0)
         head.setSpacing(2)
-        row = QHBoxLayout()
-        row.addWidget(self.title, 1)
+        # The name gets a line of its own: beside the mode box a narrow view would leave it no room.
+        head.addWidget(self.title)
+        self._head_row = row = QBoxLayout(QBoxLayout.Direction.LeftToRight)
+        row.addWidget(self.subtitle, 1)
         row.addWidget(self.mode_box)
         head.addLayout(row)
-        head.addWidget(self.subtitle)
         box = QVBoxLayout(self)
         box.setContentsMargins(0, 0, 0, 0)
         box.setSpacing(2)
@@ -180,6 +184,14 @@ class InputView(QWidget):
         box.addWidget(self.erf_legend)
         box.addWidget(self.readout)
         self.readout.setContentsMargins(6, 0, 6, 2)
+
+    def resizeEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(ev)
+        # A narrow view puts the mode box under the sizes instead of squeezing them out.
+        narrow = self.width() < self.mode_box.sizeHint().width() * 2 + 40
+        direction = QBoxLayout.Direction.TopToBottom if narrow else QBoxLayout.Direction.LeftToRight
+        if self._head_row.direction() != direction:
+            self._head_row.setDirection(direction)
 
     # -- input ---------------------------------------------------------------------------------------------------
 

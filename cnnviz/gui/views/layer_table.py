@@ -71,7 +71,8 @@ class LayerListView(QWidget):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.tree.header()
         header.setStretchLastSection(False)
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        # Names first: the Layer column is as wide as its names, the others scroll in beside it when narrow.
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(self._current_changed)
@@ -91,6 +92,7 @@ class LayerListView(QWidget):
         self.tree.clear()
         self.items = {}
         containers = {n for n in names if rows.get(n) is not None and rows[n].kind == "container"}
+        captioned = 0
         for name in names:
             row = rows.get(name)
             type_name = row.type if row is not None else ""
@@ -98,6 +100,7 @@ class LayerListView(QWidget):
             parent = self.items.get(parent_key) if parent_key else None
             short = name[len(parent_key) + 1 :] if parent is not None and parent_key else name
             label = layer_label(short, row)
+            captioned += label != short
             item = QTreeWidgetItem([label, type_name, shape_text(shapes.get(name))])
             item.setData(0, NAME_ROLE, name)
             item.setToolTip(0, layer_label(name, row) if label != short else name)
@@ -116,6 +119,8 @@ class LayerListView(QWidget):
                 top = self.tree.topLevelItem(i)
                 if top is not None:
                     top.setExpanded(False)
+        # Names such as "4 · Conv2d 3×3, 32" already carry the type: the Type column would repeat them.
+        self.tree.setColumnHidden(1, bool(names) and captioned == len(names))
         self.tree.blockSignals(False)
         self._apply_filter(self.filter.text())
         if current in self.items:
@@ -197,6 +202,8 @@ def share_text(share: float | None) -> str:
     """A percentage as the table shows it: ``12.3 %``, ``<0.1 %`` for tiny non-zero shares."""
     if share is None:
         return ""
+    if share == 0:
+        return "0 %"
     if 0 < share < 0.05:
         return "<0.1 %"
     return f"{share:.1f} %"

@@ -139,11 +139,18 @@ class VectorPlot(pg.PlotWidget):
         self.mark.setRect(QRectF(lo, row - 0.5, hi - lo, 1.0))
         self.mark.setVisible(True)
 
+    def label(self, index: int) -> str | None:
+        """The class name of value ``index``; None without labels or when it only repeats the index."""
+        if self.labels is None or not 0 <= index < len(self.labels):
+            return None
+        label = str(self.labels[index])
+        return None if label.strip() == str(index) else label
+
     def row_name(self, index: int) -> str:
         """``281 tabby`` with labels, else ``281``."""
-        if self.labels is None:
+        label = self.label(index)
+        if label is None:
             return str(index)
-        label = self.labels[index]
         if len(label) > LABEL_CHARS:
             label = label[: LABEL_CHARS - 1] + "…"
         return f"{index} {label}"
