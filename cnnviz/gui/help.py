@@ -5,8 +5,16 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 if TYPE_CHECKING:
     from cnnviz.gui.main_window import MainWindow
@@ -43,32 +51,49 @@ def _label(action: QAction) -> str:
     return action.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
 
 
-def shortcut_rows(window: QWidget) -> list[tuple[str, str]]:
-    """(what, keys) for every action of ``window`` and its children that has a shortcut, sorted by name."""
-    rows: set[tuple[str, str]] = set()
+def _section(window: QWidget, action: QAction) -> str:
+    """Where an action's keys work: the panel or window that owns it, else the main window."""
+    node = action.parent()
+    while isinstance(node, QObject) and node is not window:
+        if isinstance(node, QWidget) and (node.isWindow() or isinstance(node, QDockWidget)):
+            return node.windowTitle().split(" — ")[0] or "Main window"
+        node = node.parent()
+    return "Main window"
+
+
+def shortcut_rows(window: QWidget) -> list[tuple[str, str, str]]:
+    """(where, what, keys) for every action of ``window`` and its children that has a shortcut; the main
+    window's first, then each panel's, by name."""
+    rows: set[tuple[str, str, str]] = set()
     for action in window.findChildren(QAction):
-        keys = [
-            k.toString(QKeySequence.SequenceFormat.NativeText)
-            for k in action.shortcuts()
-            if not k.isEmpty()
-        ]
+        keys: list[str] = []
+        for key in action.shortcuts():
+            text = key.toString(QKeySequence.SequenceFormat.NativeText)
+            if text and text not in keys:
+                keys.append(text)
         label = _label(action)
         if keys and label:
-            rows.add((label, ", ".join(keys)))
-    return sorted(rows, key=lambda row: (row[0].lower(), row[1]))
+            rows.add((_section(window, action), label, ", ".join(keys)))
+    return sorted(rows, key=lambda r: (r[0] != "Main window", r[0].lower(), r[1].lower(), r[2]))
 
 
 def shortcuts_html(window: QWidget) -> str:
-    """The keyboard shortcuts page as HTML: a two-column table."""
-    body = "".join(
-        f"<tr><td>{html.escape(what)}</td><td style='padding-left:18px'><b>{html.escape(keys)}</b></td></tr>"
-        for what, keys in shortcut_rows(window)
-    )
-    return (
-        "<h2>Keyboard shortcuts</h2><table cellspacing='4'>"
-        + body
-        + "</table><p>In the feature maps, the arrow keys move the selected unit.</p>"
-    )
+    """The keyboard shortcuts page as HTML: a two-column table per panel."""
+    parts = ["<h2>Keyboard shortcuts</h2>"]
+    section = None
+    for where, what, keys in shortcut_rows(window):
+        if where != section:
+            if section is not None:
+                parts.append("</table>")
+            parts.append(f"<h3>{html.escape(where)}</h3><table cellspacing='3'>")
+            section = where
+        parts.append(
+            f"<tr><td width='220'>{html.escape(what)}</td><td><b>{html.escape(keys)}</b></td></tr>"
+        )
+    if section is not None:
+        parts.append("</table>")
+    parts.append("<p>In the feature maps, the arrow keys move the selected unit.</p>")
+    return "".join(parts)
 
 
 class HelpDialog(QDialog):
@@ -85,7 +110,7 @@ class HelpDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.browser)
         layout.addWidget(buttons)
-        self.resize(560, 520)
+        self.resize(580, 640)
 
 
 def show_help(window: MainWindow, page: str) -> HelpDialog:

@@ -27,6 +27,8 @@ class UnitHint(QWidget):
         self.setObjectName("unit_hint")
         self.host = host
         self.target = QPoint(host.width() // 2, host.height() // 2)
+        self.below = True  # the bubble hangs below its target, pointer up
+        self._view: Any = None
         self.label = QLabel(HINT_TEXT)
         self.label.setWordWrap(True)
         self.label.setTextFormat(Qt.TextFormat.PlainText)
@@ -53,7 +55,7 @@ class UnitHint(QWidget):
         self.raise_()
 
     def offer(self, view: Any) -> None:
-        """Point at the middle of the first map of ``view`` (a FeatureMapView), if it shows 2-D maps."""
+        """Point at the first map of ``view`` (a FeatureMapView), if it shows 2-D maps, and show the bubble."""
         maps = getattr(view.mosaic, "maps", None)
         if (
             self.isVisible()
@@ -62,9 +64,15 @@ class UnitHint(QWidget):
             or not view.isVisible()
         ):
             return
-        _c, h, w = maps.shape
-        point = view.graphics.mapTo(self.host, view.widget_point(0, h // 2, w // 2))
-        self.point_at(point)
+        self._view = view
+        self.point_at(self._map_edge(view))
+
+    def _map_edge(self, view: Any) -> QPoint:
+        # The middle of the first map's bottom edge: the bubble sits below it and leaves that map in view.
+        _c, h, w = view.mosaic.maps.shape
+        last = view.widget_point(0, h - 1, w // 2)
+        step = last.y() - view.widget_point(0, max(0, h - 2), w // 2).y() if h > 1 else 0
+        return view.graphics.mapTo(self.host, QPoint(int(last.x()), int(last.y() + step / 2)))
 
     def dismiss(self) -> None:
         """Hide the bubble for good and say so (``dismissed``)."""
@@ -75,35 +83,44 @@ class UnitHint(QWidget):
     def _place(self) -> None:
         host = self.host
         width = max(160, min(420, host.width() - 16))
-        box = self.layout()
-        height = box.totalHeightForWidth(width) if box is not None else 60
-        height = max(height, self.minimumSizeHint().height())
+        # The label wraps beside the button: its height at the width it gets, plus the margins and pointer.
+        room = width - self.button.sizeHint().width() - 28
+        text = self.label.heightForWidth(max(80, room))
+        height = max(text, self.button.sizeHint().height()) + 16 + _ARROW
         tx = min(max(self.target.x(), 8), host.width() - 8)
-        ty = min(max(self.target.y(), height), host.height())
         x = min(max(tx - width // 2, 8), max(8, host.width() - width - 8))
-        self.setGeometry(x, ty - height, width, height)
+        # Below the target, pointing up; above it, pointing down, where there is no room below.
+        self.below = self.target.y() + height <= host.height()
+        y = self.target.y() if self.below else max(0, self.target.y() - height)
+        margins = (12, 8 + _ARROW, 8, 8) if self.below else (12, 8, 8, 8 + _ARROW)
+        box = self.layout()
+        if box is not None:
+            box.setContentsMargins(*margins)
+        self.setGeometry(x, y, width, height)
+        self.update()
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         if watched is self.host and event.type() == QEvent.Type.Resize and self.isVisible():
+            if self._view is not None and getattr(self._view.mosaic, "maps", None) is not None:
+                self.target = self._map_edge(self._view)
             self._place()
         return False
 
     def paintEvent(self, _event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        body = QRectF(0.5, 0.5, self.width() - 1.0, self.height() - 1.0 - _ARROW)
+        top = _ARROW if self.below else 0
+        body = QRectF(0.5, top + 0.5, self.width() - 1.0, self.height() - 1.0 - _ARROW)
         tip_x = float(min(max(self.target.x() - self.x(), 16), self.width() - 16))
         path = QPainterPath()
         path.addRoundedRect(body, 8, 8)
+        base = body.top() + 1 if self.below else body.bottom() - 1
+        tip = 0.0 if self.below else float(self.height())
         pointer = QPainterPath()
         pointer.addPolygon(
             QPolygonF(
-                [
-                    QPointF(tip_x - _ARROW, body.bottom() - 1),
-                    QPointF(tip_x + _ARROW, body.bottom() - 1),
-                    QPointF(tip_x, float(self.height())),
-                ]
-            )  # fmt: skip
+                [QPointF(tip_x - _ARROW, base), QPointF(tip_x + _ARROW, base), QPointF(tip_x, tip)]
+            )
         )
         painter.setPen(QColor("#c9a227"))
         painter.setBrush(QColor("#fff4c2"))

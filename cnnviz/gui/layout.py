@@ -15,7 +15,15 @@ from PySide6.QtWidgets import QDockWidget, QFrame, QScrollArea, QWidget
 if TYPE_CHECKING:
     from cnnviz.gui.main_window import MainWindow
 
-__all__ = ["default_size", "dock_extent", "reset_layout", "restore_proportions", "scrollable"]
+__all__ = [
+    "apply_defaults",
+    "default_size",
+    "dock_extent",
+    "reset_layout",
+    "restore_proportions",
+    "scrollable",
+    "tool_sized",
+]
 
 # (share of the window, smallest, largest) of each dock's default extent, by object name: width for the
 # side docks, height for the bottom ones.
@@ -99,6 +107,11 @@ def reset_layout(window: MainWindow, default_state: bytes) -> None:
     model = window.session.model
     window.draw_dock.setVisible(model is not None and model.input_shape[0] == 1)
     window.table_dock.raise_()
+    apply_defaults(window)
+
+
+def apply_defaults(window: MainWindow) -> None:
+    """Give the side docks and the table their default extents (a first start, with no saved layout)."""
     _resize(window, [window.layers_dock, window.predictions_dock, window.table_dock])
 
 

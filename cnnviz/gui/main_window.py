@@ -281,6 +281,11 @@ class MainWindow(QMainWindow):
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
+        if event.spontaneous() or self.property("laidOut"):
+            return  # shown again (after minimising, say): the user's layout stays as it is
+        self.setProperty("laidOut", True)
+        if not self.prefs.get("windowState"):
+            QTimer.singleShot(0, partial(layout.apply_defaults, self))  # a first start
         # A layout saved while the window was small: squeezed docks get their share back once laid out.
         QTimer.singleShot(0, partial(layout.restore_proportions, self))
 

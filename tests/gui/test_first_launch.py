@@ -33,15 +33,20 @@ def test_the_hint_points_at_a_feature_map_until_dismissed_and_never_again(qtbot,
     hint = window.unit_hint
     qtbot.waitUntil(hint.isVisible, timeout=5000)
     assert "click a unit" in hint.label.text().lower()
-    # Its pointer touches the middle of the first map.
-    maps = window.feature_view.mosaic.maps
-    target = window.feature_view.graphics.mapTo(
-        window.feature_view,
-        window.feature_view.widget_point(0, maps.shape[1] // 2, maps.shape[2] // 2),
-    )
-    assert hint.geometry().bottom() <= target.y() + 2
-    assert hint.geometry().left() <= target.x() <= hint.geometry().right()
+    # Its pointer touches the first map from below, and leaves that map in view.
+    view = window.feature_view
+    maps = view.mosaic.maps
+    bottom = view.graphics.mapTo(view, view.widget_point(0, maps.shape[1] - 1, maps.shape[2] // 2))
+    top = view.graphics.mapTo(view, view.widget_point(0, 0, maps.shape[2] // 2))
+    assert top.y() < hint.geometry().top() and bottom.y() <= hint.geometry().top() + 2
+    assert hint.geometry().top() - bottom.y() < 20
+    assert hint.geometry().left() <= bottom.x() <= hint.geometry().right()
     assert window.feature_view.rect().contains(hint.geometry())
+    # Its words are all inside the bubble.
+    assert hint.label.height() >= hint.label.heightForWidth(hint.label.width())
+    assert hint.rect().contains(hint.label.geometry()) and hint.rect().contains(
+        hint.button.geometry()
+    )
     qtbot.mouseClick(hint.button, Qt.MouseButton.LeftButton)
     assert not hint.isVisible()
     close(window)

@@ -182,10 +182,9 @@ class LabWindow(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)  # the lab has its own margins
         layout.addWidget(self.lab)
-        close = QtGui.QAction("Close", self)
-        close.setShortcuts(
-            [QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Close), QtGui.QKeySequence("Esc")]
-        )
+        close = QtGui.QAction("Close the Lab", self)
+        # Ctrl+W, not Esc: the lessons' editors use Esc themselves.
+        close.setShortcut(QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Close))
         close.triggered.connect(self.close)
         self.addAction(close)
 
