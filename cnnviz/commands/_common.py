@@ -23,19 +23,20 @@ def add_model_arguments(
         required=required,
         default=None if required else "default",
         metavar="SPEC",
-        help="'default' (bundled digits model), a torchvision name (resnet18, vgg16 ...), a spec .json, "
-        "a cnnviz checkpoint .pt, a TorchScript archive, a torch.export .pt2 file or an ONNX file",
+        help="'default' (bundled digits model), a torchvision name (resnet18, vgg16 ...), a timm model "
+        "as timm:NAME (timm:resnet50d ...), a spec .json, a cnnviz checkpoint (.pt, or .safetensors with "
+        "its .json), a TorchScript archive, a torch.export .pt2 file or an ONNX file",
     )
     if weights_default == "none":
         weights_help = (
             "'none' (the default here, as the result depends only on the architecture: random weights "
-            "for a torchvision name, a file keeps its own), 'default' (pretrained, downloaded into the "
-            "torch hub cache when online) or a state_dict file"
+            "for a torchvision or timm name, a file keeps its own), 'default' (pretrained, downloaded into "
+            "the torch hub or Hugging Face Hub cache when online) or a state_dict file (.pth, .safetensors)"
         )
     else:
         weights_help = (
-            "'default' (pretrained, downloaded into the torch hub cache when online), 'none' (random) "
-            "or a state_dict file"
+            "'default' (pretrained, downloaded into the torch hub or Hugging Face Hub cache when online), "
+            "'none' (random) or a state_dict file (.pth, .safetensors)"
         )
     parser.add_argument("--weights", default=weights_default, metavar="W", help=weights_help)
     parser.add_argument(

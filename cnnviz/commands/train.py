@@ -50,7 +50,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="N",
         help="passes over the training data (default: enough for 300 optimiser steps, at least 1)",
     )
-    parser.add_argument("--out", required=True, metavar="FILE.pt", help="checkpoint to write")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE.pt",
+        help="checkpoint to write: FILE.pt, or FILE.safetensors (the weights) with FILE.json beside it",
+    )
     parser.add_argument(
         "--batch-size",
         type=int,

@@ -172,6 +172,11 @@ def _save_safetensors_pair(ckpt: dict[str, Any], target: Path) -> Path:
         problem = write_target_problem(path)
         if problem is not None:
             raise ModelLoadError(f"Cannot save {path}: it {problem}; give the name of a file.")
+    if sidecar.exists() and not _is_sidecar(sidecar):
+        raise ModelLoadError(
+            f"Cannot save {target}: {sidecar.name} beside it, where the checkpoint's description goes, "
+            "is another file (an architecture spec?) that would be overwritten; choose another name."
+        )
     tensors = {k: v.contiguous() for k, v in ckpt["state_dict"].items()}
     data = save(tensors, metadata={"format": FORMAT, "sidecar": sidecar.name})
     meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
@@ -184,6 +189,17 @@ def _save_safetensors_pair(ckpt: dict[str, Any], target: Path) -> Path:
     except CnnvizError as exc:
         raise ModelLoadError(f"Cannot save the checkpoint: {exc}") from exc
     return target
+
+
+def _is_sidecar(path: Path) -> bool:
+    """True when ``path`` is a checkpoint's JSON description (which a new save may replace)."""
+    from cnnviz.core.errors import CnnvizError
+    from cnnviz.core.jsonio import read_json
+
+    try:
+        return is_checkpoint(read_json(path))
+    except CnnvizError:
+        return False
 
 
 def is_checkpoint(obj: Any) -> bool:

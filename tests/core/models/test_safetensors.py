@@ -217,6 +217,18 @@ def test_a_checkpoint_pair_loads_as_the_full_model(tmp_path, which):
     assert ckpt is not None and ckpt["metrics"]["loss"] is None
 
 
+def test_saving_never_overwrites_a_spec_as_the_sidecar(tmp_path):
+    spec = _spec_file(tmp_path)
+    before = spec.read_bytes()
+    with pytest.raises(ModelLoadError, match="tiny.json beside it.* would be overwritten"):
+        _save_pair(tmp_path)
+    assert spec.read_bytes() == before and not (tmp_path / "tiny.safetensors").exists()
+    # saving again over an earlier checkpoint pair is fine
+    path, _ = _save_pair(tmp_path, "again.safetensors")
+    again, model = _save_pair(tmp_path, "again.safetensors")
+    assert again == path and load_model(str(path)).labels == ["circle", "square", "triangle"]
+
+
 def test_a_checkpoint_without_its_sidecar_says_so(tmp_path):
     path, _ = _save_pair(tmp_path)
     sidecar_path(path).unlink()
