@@ -98,10 +98,12 @@ def load_model(
     """Load a model by name or file, ready to run.
 
     ``spec``: ``"default"`` (the bundled digits model), a torchvision classification model name
-    (``"resnet18"``), an architecture spec JSON, a cnnviz checkpoint, a TorchScript archive, a ``torch.export``
-    ``.pt2`` program, or an ``nn.Module``. ``weights``: ``"default"`` (torchvision's pretrained weights from the
-    hub cache, downloaded when online), ``"none"``/``None`` (random initialisation) or a state_dict file (for a
-    torchvision name or a spec). Files that need full unpickling are refused unless ``trust`` is True.
+    (``"resnet18"``), a timm model (``"timm:convnext_nano"``), an architecture spec JSON, a cnnviz checkpoint
+    (``.pt``, or ``.safetensors`` with its ``.json``), a TorchScript archive, a ``torch.export`` ``.pt2``
+    program, or an ``nn.Module`` (a timm one keeps timm's input size and preprocessing). ``weights``:
+    ``"default"`` (torchvision's or timm's pretrained weights from their cache, downloaded when online),
+    ``"none"``/``None`` (random initialisation) or a state_dict file, ``.pth`` or ``.safetensors`` (for a
+    torchvision or timm name or a spec). Files that need full unpickling are refused unless ``trust`` is True.
     ``input_shape`` (C, H, W) overrides what the file implies. ``progress(done, total)`` follows downloads.
     """
     from cnnviz.core.validate import check_load_model_arguments
