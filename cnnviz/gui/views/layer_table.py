@@ -70,11 +70,10 @@ class LayerListView(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.tree.header()
-        header.setStretchLastSection(False)
+        header.setStretchLastSection(True)
         # Names first: the Layer column is as wide as its names, the others scroll in beside it when narrow.
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.currentItemChanged.connect(self._current_changed)
         self.items: dict[str, QTreeWidgetItem] = {}
         layout = QVBoxLayout(self)
@@ -103,6 +102,7 @@ class LayerListView(QWidget):
             captioned += label != short
             item = QTreeWidgetItem([label, type_name, shape_text(shapes.get(name))])
             item.setData(0, NAME_ROLE, name)
+            item.setToolTip(2, f"output {item.text(2)}")
             item.setToolTip(0, layer_label(name, row) if label != short else name)
             if row is not None and row.kind in ("function", "method"):
                 item.setForeground(1, QBrush(QColor(120, 120, 200)))

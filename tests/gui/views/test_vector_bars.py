@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 from gui_helpers import wait_idle  # noqa: E402
 
@@ -85,3 +86,47 @@ def test_vector_values_and_order_helpers():
     assert list(value_order(v, "largest")) == [2, 0, 1, 3]
     assert list(value_order(v, "magnitude")) == [1, 2, 0, 3]
     assert list(value_order(v, "index")) == [0, 1, 2, 3]
+
+
+class _Wheel:
+    """A wheel turn as the scene hands it to the view box."""
+
+    def __init__(self, delta: int, ctrl: bool = False):
+        from PySide6.QtCore import Qt
+
+        self._delta = delta
+        self._mods = Qt.KeyboardModifier.ControlModifier if ctrl else Qt.KeyboardModifier.NoModifier
+
+    def delta(self) -> int:
+        return self._delta
+
+    def modifiers(self):
+        return self._mods
+
+    def accept(self) -> None:
+        pass
+
+
+def test_a_thousand_logits_open_largest_first_and_scroll(qtbot):
+    from cnnviz.gui.views.feature_maps import FeatureMapView
+
+    view = FeatureMapView()
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 8, size=(1, 1000)).astype(np.float32)
+    view.value_labels = [f"class {i}" for i in range(1000)]
+    view.set_layer("fc", logits)
+    bars = view.bars
+    assert view.order_box.currentData() == "largest"
+    top = int(np.argmax(logits))
+    assert bars.bar_rows()[top] == 0
+    np.testing.assert_allclose(bars.bar_values(), logits[0], rtol=1e-6)
+    (y0, y1) = bars.vb.viewRange()[1]
+    assert y1 - y0 < 40  # a readable page of rows, not 1000 slivers
+    assert bars.tick_texts()[0] == f"{top} class {top}"
+    bars.vb.wheelEvent(_Wheel(-120))
+    (z0, z1) = bars.vb.viewRange()[1]
+    assert z0 > y0 and z1 - z0 == pytest.approx(y1 - y0)
