@@ -32,12 +32,18 @@ from cnnviz.core.models.timm import preprocess_from_data_config, timm_model_name
 REPO = Path(__file__).resolve().parents[3]
 
 
+def _empty_container(module: nn.Module) -> bool:
+    return isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)) and len(module) == 0
+
+
 def hook_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, list[tuple[int, ...]]]:
     """Every leaf module's tensor output shapes, one per call, recorded with plain hooks on a real forward."""
     shapes: dict[str, list[tuple[int, ...]]] = {}
     handles = []
     for name, module in model.named_modules():
-        if name and not list(module.children()):
+        # An empty Sequential (timm's identity shortcut) runs no operation: torch.fx inlines it to
+        # nothing, so the table has no row for it.
+        if name and not list(module.children()) and not _empty_container(module):
 
             def hook(_m, _i, out, name=name):
                 if isinstance(out, torch.Tensor):
