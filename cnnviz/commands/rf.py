@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from cnnviz.core.analysis.receptive import receptive_field
-    from cnnviz.core.present.captions import box_text, unit_notes
+    from cnnviz.core.present.captions import box_text, layer_title, unit_notes
+    from cnnviz.core.text import dims
 
     model = load_from_args(args)
     geometry = None
@@ -45,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(data)
         return 0
-    c, h, w = box.input_shape
-    print(f"layer {box.layer}, unit (y={box.unit[0]}, x={box.unit[1]}) on a {c}×{h}×{w} input")
+    print(
+        f"{layer_title(box.layer)}, unit (y={box.unit[0]}, x={box.unit[1]}) on a {dims(box.input_shape)} input"
+    )
     if box.global_:
         print("global: every unit of this layer sees the whole input")
     else:

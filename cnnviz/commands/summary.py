@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnviz.core.present import tables
 
     model = load_from_args(args)
-    summary = summarize(model, args.input_size or model.input_shape, name=str(args.model))
+    # The model's own name ("digits" for the bundled one, as the app and exports call it), not the argument.
+    summary = summarize(model, args.input_size or model.input_shape, name=model.name)
     if args.format == "json":
         print_json(summary.to_json())
     elif args.format == "csv":

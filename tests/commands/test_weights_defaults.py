@@ -36,7 +36,7 @@ def test_summary_without_weights_prints_the_table_offline(capsys):
 def test_rf_without_weights_works_offline(capsys):
     assert main(["rf", "--model", "resnet18", "--layer", "layer1", "--unit", "0,0"]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith("layer layer1, unit (y=0, x=0)")
+    assert out.startswith("layer1, unit (y=0, x=0)")
     assert "error" not in err
 
 

@@ -11,7 +11,15 @@ from typing import Any
 
 from cnnviz.core.text import dims, pair
 
-__all__ = ["box_text", "grid_caption", "unit_caption", "unit_lines", "unit_notes", "unit_status"]
+__all__ = [
+    "box_text",
+    "grid_caption",
+    "layer_title",
+    "unit_caption",
+    "unit_lines",
+    "unit_notes",
+    "unit_status",
+]
 
 GATE_NOTE = "+gate: also sees the whole picture"
 MEASURED_NOTE = "measured by gradient"
@@ -23,6 +31,11 @@ def box_text(box: Sequence[int] | None) -> str:
         return "none"
     top, left, bottom, right = box
     return f"rows {top}–{bottom}, columns {left}–{right}"
+
+
+def layer_title(layer: str) -> str:
+    """A layer's name as a title: ``layer3`` says what it is; a bare index reads ``layer 3`` (or ``layer 0.1``)."""
+    return layer if layer[:1].isalpha() else f"layer {layer}"
 
 
 def _rsp(unit_box: Any) -> str:
@@ -119,10 +132,8 @@ def grid_caption(
     hi = float(mosaic.hi.max()) if mosaic.hi.size else 0.0
     norm = "per channel" if mosaic.norm == "channel" else "per layer"
     shown = dims(shape if shape is not None else mosaic.maps.shape)
-    # A name such as "layer3" says what it is; a bare index ("3", "0.1") reads as a layer with the word.
-    title = layer if layer[:1].isalpha() else f"layer {layer}"
     lines = [
-        f"{model_name}   {title}{kind}   output {shown}",
+        f"{model_name}   {layer_title(layer)}{kind}   output {shown}",
         f"{what}, colormap {mosaic.cmap}, normalised {norm}, values {lo:.4g} .. {hi:.4g}",
     ]
     if unit_box is not None:
