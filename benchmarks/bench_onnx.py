@@ -33,7 +33,20 @@ def _timed(fn: Any) -> tuple[Any, float]:
 def _onnx2torch(path: Path) -> Any:
     from onnx2torch import convert
 
-    return convert(str(path))
+    return convert(str(path)).eval()
+
+
+def _randomize_norms(module: torch.nn.Module) -> torch.nn.Module:
+    """Random batch-norm statistics and weights: outputs of a freshly built network are otherwise near zero."""
+    g = torch.Generator().manual_seed(0)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    return module
 
 
 def main() -> None:
@@ -49,7 +62,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
-            net = getattr(torchvision.models, name)(weights=None).eval()
+            net = _randomize_norms(getattr(torchvision.models, name)(weights=None)).eval()
             for opset in (int(v) for v in args.opsets.split(",")):
                 path = Path(folder) / f"{name}_{opset}.onnx"
                 with warnings.catch_warnings():
@@ -59,6 +72,7 @@ def main() -> None:
                 session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
                 truth = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
                 row: dict[str, Any] = {"model": name, "opset": opset, "fold": not args.no_fold}
+                row["output_max_abs"] = float(np.abs(truth).max())
                 times: dict[str, tuple[float, float]] = {}
                 for label, convert in (
                     ("cnnviz", lambda p=path: load_onnx(p).module),

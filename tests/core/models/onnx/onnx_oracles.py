@@ -35,6 +35,19 @@ def file_weight_count(path: Path) -> int:
     return sum(int(np.prod(inits[n].dims)) for n in used)
 
 
+def randomize_norms(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random batch-norm statistics and affine weights, so that outputs are far from zero and differences show."""
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    return module
+
+
 def export(
     module: torch.nn.Module, path: Path, opset: int, fold: bool = True, size: int = 224
 ) -> Path:

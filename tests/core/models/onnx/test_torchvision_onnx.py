@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from onnx_oracles import export, file_weight_count, onnx, run_onnxruntime
+from onnx_oracles import export, file_weight_count, onnx, randomize_norms, run_onnxruntime
 
 from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.models import load_model
@@ -13,7 +13,7 @@ from cnnviz.core.models import load_model
 
 def _check(tmp_path, name: str, opset: int, fold: bool) -> None:
     torch.manual_seed(0)
-    net = getattr(torchvision.models, name)(weights=None).eval()
+    net = randomize_norms(getattr(torchvision.models, name)(weights=None)).eval()
     path = export(net, tmp_path / f"{name}.onnx", opset, fold)
     loaded = load_model(path)
     assert loaded.source == "onnx" and loaded.input_shape == (3, 224, 224)
@@ -22,6 +22,7 @@ def _check(tmp_path, name: str, opset: int, fold: bool) -> None:
         ours = loaded.module(x).numpy()
     truth = run_onnxruntime(path, x)
     assert ours.shape == truth.shape
+    assert abs(truth).max() > 1e-2  # a real signal, not a vanishing one
     assert abs(ours - truth).max() < 1e-4
 
     summary = summarize(loaded)
