@@ -162,6 +162,7 @@ class FeatureMapView(QWidget):
         self.channel_spin.setMinimum(-1)
         self.channel_spin.setSpecialValueText("all")
         self.channel_spin.setPrefix("ch ")
+        self.channel_spin.setValue(-1)
         self.channel_spin.setToolTip("Show one channel enlarged (or all channels)")
         self.channel_spin.valueChanged.connect(lambda v: self.show_channel(None if v < 0 else v))
         self.back_button = QToolButton()
@@ -210,6 +211,8 @@ class FeatureMapView(QWidget):
         self.bars.setBackground(QColor(*BACKGROUND))
         self.bars.hovered.connect(self._bar_hovered)
         self.bars.clicked.connect(lambda index: self.unitClicked.emit(index, 0, 0))
+        self.bars.scene().sigMouseClicked.connect(self._bars_clicked)
+        self.bars.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.graphics)
         self.stack.addWidget(self.bars)
@@ -700,6 +703,18 @@ class FeatureMapView(QWidget):
             self.show_channel(ch if self.channel is None else None)
             return
         self.unitClicked.emit(ch, y, x)
+
+    def _bars_clicked(self, ev: Any) -> None:
+        if ev.button() != Qt.MouseButton.RightButton:
+            return
+        menu = QMenu(self)
+        menu.addAction("Export feature maps as PNG…", lambda: self.exportRequested.emit("grid_png"))
+        menu.addAction("Export feature maps as SVG…", lambda: self.exportRequested.emit("grid_svg"))
+        menu.addSeparator()
+        menu.addAction(
+            "Reset zoom", lambda: self.bars.set_values(self.bars.values, self.bars.labels)
+        )
+        menu.popup(ev.screenPos().toPoint())
 
     def _context_menu(self, ev: Any) -> None:
         hit = self._locate(ev.scenePos())

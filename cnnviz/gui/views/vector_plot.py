@@ -2,7 +2,8 @@
 
 One bar per value, all on one scale with a zero line, so signed values compare at a glance. Bars are rows from
 the top (in index order or largest first); class names label the rows of the output layer. The wheel scrolls
-through long vectors (1000 logits), Ctrl+wheel zooms; hovering a bar reads its value, clicking selects it.
+through long vectors (1000 logits), Ctrl+wheel zooms; hovering a bar reads its value, clicking selects it and
+the Up/Down keys move the selection.
 """
 
 from __future__ import annotations
@@ -206,11 +207,30 @@ class VectorPlot(pg.PlotWidget):
         lo, hi = self.vb.viewRange()[0]
         return self.vb.mapViewToScene(pg.Point((lo + hi) / 2, float(self._rows[index])))
 
+    def keyPressEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        """Up/Down select the bar above/below the selected one (Shift: five rows)."""
+        step = {Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1}.get(ev.key())
+        if step is None or self.values.size == 0:
+            super().keyPressEvent(ev)
+            return
+        if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            step *= 5
+        row = int(self._rows[self.selected]) + step if self.selected is not None else 0
+        row = min(max(row, 0), self.values.size - 1)
+        top, bottom = self.vb.viewRange()[1]
+        if not top <= row <= bottom:  # keep the selected bar in view
+            span = bottom - top
+            start = row - 0.5 if row < top else row + 0.5 - span
+            self.vb.setYRange(start, start + span, padding=0)
+        self.clicked.emit(int(self.order[row]))
+        ev.accept()
+
     def _moved(self, scene_pos: Any) -> None:
         index = self.index_at(scene_pos)
         self.hovered.emit(-1 if index is None else index)
 
     def _clicked(self, ev: Any) -> None:
+        self.setFocus()
         if ev.button() != Qt.MouseButton.LeftButton:
             return
         index = self.index_at(ev.scenePos())

@@ -130,3 +130,22 @@ def test_a_thousand_logits_open_largest_first_and_scroll(qtbot):
     bars.vb.wheelEvent(_Wheel(-120))
     (z0, z1) = bars.vb.viewRange()[1]
     assert z0 > y0 and z1 - z0 == pytest.approx(y1 - y0)
+
+
+def test_up_and_down_keys_move_the_selected_bar(loaded_window, qtbot):
+    from PySide6.QtCore import Qt
+
+    window = loaded_window
+    session = window.session
+    session.select_layer("7")
+    bars = window.feature_view.bars
+    bars.set_order("largest")
+    ranked = list(np.argsort(-_forward(window, 7).reshape(-1), kind="stable"))
+    with qtbot.waitSignal(bars.clicked) as first:
+        qtbot.keyClick(bars, Qt.Key.Key_Down)
+    assert first.args == [ranked[0]]
+    session.select_unit(0, 0, channel=int(ranked[0]))
+    with qtbot.waitSignal(bars.clicked) as second:
+        qtbot.keyClick(bars, Qt.Key.Key_Down)
+    assert second.args == [ranked[1]]
+    assert session.selection.channel == ranked[1] and bars.selected == ranked[1]
