@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "export",
     "train",
     "convolve",
+    "samples",
 )
 
 
