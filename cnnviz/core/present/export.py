@@ -140,9 +140,14 @@ class ExportResult:
     cancelled: bool = False
 
 
-def unit_point(unit_box: Any, geometry: Any = None) -> tuple[float, float]:
+def unit_point(unit_box: Any, geometry: Any = None) -> tuple[float, float] | None:
     """The picture point a unit looks at: the centre of its receptive-field box, in original-picture pixels
-    (pixel-index coordinates) when ``geometry`` is given, else in model-input pixels."""
+    (pixel-index coordinates) when ``geometry`` is given, else in model-input pixels.
+
+    None without a unit (``unit_box`` None) or for a unit that sees the whole input (no one spot).
+    """
+    if unit_box is None or getattr(unit_box, "global_", False):
+        return None
     cy = (unit_box.box[0] + unit_box.box[2]) / 2
     cx = (unit_box.box[1] + unit_box.box[3]) / 2
     if geometry is None:

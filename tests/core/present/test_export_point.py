@@ -100,3 +100,6 @@ def test_unit_point_is_the_box_centre_in_the_picture(resnet):
     py, px = export.unit_point(box, image.geometry)
     assert export.unit_point(box) == ((box.box[0] + box.box[2]) / 2, (box.box[1] + box.box[3]) / 2)
     assert image.geometry.point_from_original(py, px) == pytest.approx(export.unit_point(box))
+    # No spot without a unit, or for a unit that sees the whole picture.
+    assert export.unit_point(None, image.geometry) is None
+    assert export.unit_point(receptive_field(model, "avgpool", (0, 0)), image.geometry) is None
