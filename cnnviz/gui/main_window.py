@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QMimeData, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QImage
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QGuiApplication,
+    QImage,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -17,7 +25,6 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QProgressBar,
-    QSizePolicy,
     QSplitter,
     QToolBar,
     QToolButton,
@@ -26,12 +33,15 @@ from PySide6.QtWidgets import (
 
 from cnnviz.core.errors import describe_error
 from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS
-from cnnviz.gui import dialogs
+from cnnviz.gui import dialogs, layout
+from cnnviz.gui.help import HelpDialog
+from cnnviz.gui.hints import UnitHint
 from cnnviz.gui.icons import app_icon
 from cnnviz.gui.menus import build_actions, build_menus, build_toolbar
 from cnnviz.gui.settings import Preferences, recent_path, recent_problem
 from cnnviz.gui.state import Session, UnitSelection
 from cnnviz.gui.views.draw_canvas import DrawPanel, qimage_to_array
+from cnnviz.gui.views.elided import ElidedLabel
 from cnnviz.gui.views.feature_maps import FeatureMapView
 from cnnviz.gui.views.input_view import InputView
 from cnnviz.gui.views.layer_table import LayerListView, LayerTableView
@@ -87,6 +97,12 @@ class MainWindow(QMainWindow):
 
     # Built by cnnviz.gui.menus.
     act_about: QAction
+    act_getting_started: QAction
+    act_shortcuts: QAction
+    act_reset_layout: QAction
+    act_editor: QAction
+    act_training: QAction
+    act_lab: QAction
     act_default_model: QAction
     act_erf: QAction
     act_export_all: QAction
@@ -164,14 +180,12 @@ class MainWindow(QMainWindow):
             "Layer table", self.layer_table, Qt.DockWidgetArea.BottomDockWidgetArea
         )
         self._build_tool_docks()
-        self.resizeDocks([self.layers_dock], [340], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.predictions_dock], [250], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.table_dock], [230], Qt.Orientation.Vertical)
+        self.help_dialogs: dict[str, HelpDialog] = {}
+        self.unit_hint = UnitHint(self.feature_view)
+        self.unit_hint.dismissed.connect(self._hint_dismissed)
 
         # -- status bar ------------------------------------------------------------------------------------------
-        self.unit_label = QLabel("")
-        self.unit_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.unit_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.unit_label = ElidedLabel("")
         self.unit_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.busy_label = QLabel("")
         self.progress = QProgressBar()
@@ -182,9 +196,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setText("Cancel")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel_work)
-        self.message_label = QLabel("")
-        self.message_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.message_label = ElidedLabel("")
         self.message_label.setStyleSheet("color: palette(dark);")
         self._message_timer = QTimer(self)
         self._message_timer.setSingleShot(True)
@@ -201,6 +213,8 @@ class MainWindow(QMainWindow):
         build_menus(self)
         build_toolbar(self)
         self._connect()
+        # What Reset Layout returns to: the docks as built, before any saved state is restored.
+        self._default_state = bytes(self.saveState().data())
         self._restore_settings()
 
     # ------------------------------------------------------------------------------------------------------------
@@ -219,29 +233,77 @@ class MainWindow(QMainWindow):
         return dock
 
     def _build_tool_docks(self) -> None:
-        """The layer editor, training and convolution-lab docks, tabbed with the table (hidden until asked for)."""
-        from cnnviz.gui.lab import ConvolutionLab
+        """The layer editor and training docks, tabbed with the table (hidden until asked for), and the
+        convolution lab's own window (its pictures need more room than a dock has)."""
+        from cnnviz.gui.lab import LabWindow
         from cnnviz.gui.tools.editor import LayerEditorDock
         from cnnviz.gui.tools.training import TrainingDock
 
         self.editor_dock = LayerEditorDock(self)
         self.training_dock = TrainingDock(self)
-        self.lab = ConvolutionLab()
-        self.lab_dock = QDockWidget("Convolution lab", self)
-        self.lab_dock.setObjectName("convolution_lab_dock")
-        self.lab_dock.setWidget(self.lab)
-        for dock in (self.editor_dock, self.training_dock, self.lab_dock):
+        for dock in (self.editor_dock, self.training_dock):
+            # Their forms scroll rather than raise the window's minimum height past a small screen.
+            layout.scrollable(dock)
             self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, dock)
             self.tabifyDockWidget(self.table_dock, dock)
             dock.hide()
             dock.visibilityChanged.connect(partial(self._tool_dock_shown, dock))
         self.table_dock.raise_()
+        self.lab_window = LabWindow(self)
+        self.lab = self.lab_window.lab
 
     def _tool_dock_shown(self, dock: QDockWidget, visible: bool) -> None:
         # These tools need room: the first time one opens, give the bottom area about half the window.
-        if visible and not dock.property("sized") and not dock.isFloating():
+        if visible and not dock.property("sized"):
             dock.setProperty("sized", True)
-            self.resizeDocks([dock], [max(380, int(self.height() * 0.48))], Qt.Orientation.Vertical)
+            layout.tool_sized(self, dock)
+
+    def show_tool(self, tool: QWidget) -> None:
+        """Show a tool (a tool dock or the lab's window) in front, with the keyboard focus; never hide it."""
+        if tool is self.lab_window:
+            self.show_lab()
+            return
+        tool.show()
+        tool.raise_()
+        tool.activateWindow()
+        tool.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def show_lab(self) -> None:
+        """Open the convolution lab's window (where it was last time) with the current picture."""
+        self.lab_window.open(self.prefs.get("labGeometry"))
+        self._feed_lab()
+
+    def reset_layout(self) -> None:
+        """View › Reset Layout: the docks of a first start at their default sizes, saved at once."""
+        layout.reset_layout(self, self._default_state)
+        self.save_settings()
+        self.message("The window layout is back to its defaults.", 5000)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if event.spontaneous() or self.property("laidOut"):
+            return  # shown again (after minimising, say): the user's layout stays as it is
+        self.setProperty("laidOut", True)
+        if not self.prefs.get("windowState"):
+            QTimer.singleShot(0, partial(layout.apply_defaults, self))  # a first start
+        # A layout saved while the window was small: squeezed docks get their share back once laid out.
+        QTimer.singleShot(0, partial(layout.restore_proportions, self))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        old, new = event.oldSize(), event.size()
+        if old.isValid() and (new.width() > old.width() or new.height() > old.height()):
+            # Growing back after a shrink: squeezed docks get their share again (after the layout settles).
+            QTimer.singleShot(0, partial(layout.restore_proportions, self))
+
+    # -- the first-launch hint -------------------------------------------------------------------------------
+    def _offer_hint(self) -> None:
+        if not self.prefs.get("unitHintDone", False, bool):
+            self.unit_hint.offer(self.feature_view)
+
+    def _hint_dismissed(self) -> None:
+        self.prefs.set("unitHintDone", True)
+        self.prefs.sync()
 
     def _connect(self) -> None:
         s = self.session
@@ -283,9 +345,9 @@ class MainWindow(QMainWindow):
         self.training_dock.trained.connect(s.set_model)
         s.summaryChanged.connect(self.lab.set_model_summary)
         s.imageChanged.connect(lambda _image: self._feed_lab())
-        self.lab_dock.visibilityChanged.connect(
-            lambda visible: self._feed_lab() if visible else None
-        )
+        self.lab_window.closed.connect(self._save_lab_geometry)
+        self.feature_view.painted.connect(self._offer_hint)
+        s.unitChanged.connect(lambda sel: self.unit_hint.dismiss() if sel is not None else None)
 
     # ------------------------------------------------------------------------------------------------------------
     # Settings
@@ -330,7 +392,12 @@ class MainWindow(QMainWindow):
             self.prefs.set("norm", fv.norm)
             self.prefs.set("sort", fv.sorted)
 
+    def _save_lab_geometry(self) -> None:
+        self.prefs.set("labGeometry", self.lab_window.saveGeometry())
+
     def save_settings(self) -> None:
+        if self.lab_window.isVisible():
+            self._save_lab_geometry()
         self.prefs.set("geometry", self.saveGeometry())
         self.prefs.set("windowState", self.saveState())
         self.prefs.set("erf", self.session.erf_enabled)
@@ -364,7 +431,7 @@ class MainWindow(QMainWindow):
     def _feed_lab(self) -> None:
         """Give the convolution lab the current picture (only while it is shown: its lessons recompute)."""
         image = self.session.image
-        if image is not None and self.lab_dock.isVisible():
+        if image is not None and self.lab_window.isVisible():
             self.lab.set_image(image.display)
 
     def _update_title(self) -> None:
@@ -399,7 +466,9 @@ class MainWindow(QMainWindow):
         act = s.activation()
         model = s.model
         labels = getattr(model, "labels", None)
-        channels = act.shape[1] if act is not None and act.ndim == 2 else None
+        # Class names label the values of the output layer only (the last one captured).
+        output = next(reversed(s.activations), None)
+        channels = act.shape[1] if act is not None and act.ndim >= 2 and name == output else None
         self.feature_view.value_labels = (
             labels if labels is not None and channels == len(labels) else None
         )
@@ -439,8 +508,7 @@ class MainWindow(QMainWindow):
 
     def message(self, text: str, timeout_ms: int = 0) -> None:
         """A transient message in the status bar (kept until replaced when ``timeout_ms`` is 0)."""
-        self.message_label.setText(text)
-        self.message_label.setToolTip(text)
+        self.message_label.setText(text)  # elided to fit, with the whole text as its tooltip
         if timeout_ms > 0:
             self._message_timer.start(timeout_ms)
         else:
@@ -722,6 +790,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------------------------------------------------
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self.save_settings()
+        self.lab_window.close()
         self.training_dock.shutdown()
         self.editor_dock.shutdown()
         self.session.shutdown()
