@@ -129,7 +129,7 @@ def chance_warning(
     The validation accuracy is judged when there is a validation set, the training accuracy otherwise.
     ``folder``: the data is a picture folder, whose class sub-folders may be worth checking.
     """
-    check = ", or check that each class folder holds its own kind of picture" if folder else ""
+    check = ["check that each class folder holds its own kind of picture"] if folder else []
     judged_val = val_acc is not None and n_val > 0
     if judged_val:
         assert val_acc is not None
@@ -152,13 +152,13 @@ def chance_warning(
     )
     if judged_val and fits_training:
         assert train_acc is not None
-        advice = (
-            f"the model fits its training pictures ({_pct(train_acc)}) but not new ones; add more pictures "
-            f"per class or use a smaller model{check}."
-        )
+        diagnosis = f"the model fits its training pictures ({_pct(train_acc)}) but not new ones"
+        remedies = ["add more pictures per class", "use a smaller model", *check]
     else:
-        advice = (
-            "the model has not learned to tell the classes apart; train for more epochs or try a learning "
-            f"rate 3 to 10 times higher or lower{check}."
-        )
-    return f"{head}: {advice}"
+        diagnosis = "the model has not learned to tell the classes apart"
+        remedies = [
+            "train for more epochs",
+            "try a learning rate 3 to 10 times higher or lower",
+            *check,
+        ]
+    return f"{head}: {diagnosis}; {', '.join(remedies[:-1])} or {remedies[-1]}."
