@@ -93,7 +93,6 @@ class Builder:
         self.names: dict[str, str] = {}  # module attribute -> ONNX node name
         self._params: dict[str, nn.Parameter] = {}
         self._consts: dict[int, fx.Node] = {}
-        self.weight_inputs: set[str] = set()  # initialisers that became parameters
         self.aliases: dict[str, str] = {}  # Identity outputs of an initialiser -> that initialiser
 
     # -- values ---------------------------------------------------------------------------------------------
@@ -176,8 +175,6 @@ class Builder:
             param = nn.Parameter(tensor.detach().to(torch.float32).clone(), requires_grad=True)
             if key in self.initializers:
                 self._params[key] = param
-        if key in self.initializers:
-            self.weight_inputs.add(key)
         return param
 
     def _attribute_name(self, node: Node, suffix: str) -> str:
@@ -187,7 +184,8 @@ class Builder:
         if suffix:
             base = f"{base}_{suffix}"
         name, n = base, 1
-        while name in self.names or hasattr(self.root, name):
+        # GraphModule's own attributes (graph, code, forward ...) cannot name a layer
+        while name in self.names or hasattr(self.root, name) or hasattr(fx.GraphModule, name):
             n += 1
             name = f"{base}_{n}"
         return name

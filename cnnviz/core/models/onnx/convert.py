@@ -185,21 +185,3 @@ def _attribute(onnx: Any, attr: Any, proto: Any) -> Any:
     if attr.HasField("t"):
         return _tensor(onnx, attr.t, f"the constant of node '{proto.name}' ({proto.op_type})")
     return attribute_value(onnx, attr)
-
-
-def weight_initializers(model: Any) -> set[str]:
-    """The initialisers a converted module holds as parameters: weights and biases of layers."""
-    initializers = {t.name for t in model.graph.initializer}
-    slots = {"Conv": (1, 2), "Gemm": (1, 2), "BatchNormalization": (1, 2)}
-    used: set[str] = set()
-    for node in model.graph.node:
-        for i in slots.get(node.op_type, ()):
-            if i < len(node.input) and node.input[i] in initializers:
-                used.add(node.input[i])
-        if node.op_type == "MatMul" and len(node.input) > 1 and node.input[1] in initializers:
-            used.add(node.input[1])
-    return used
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())

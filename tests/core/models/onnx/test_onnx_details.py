@@ -95,3 +95,26 @@ def test_without_the_onnx_package_the_error_says_how_to_install(tmp_path, monkey
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
     with pytest.raises(CnnvizError, match=r"pip install 'cnnviz\[onnx\]'"):
         load_model(path)
+
+
+def test_node_names_that_clash_with_module_attributes(tmp_path):
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], "graph"),
+        helper.make_node("Sigmoid", ["a"], ["b"], "forward"),
+        helper.make_node("Relu", ["b"], ["y"], "/forward"),  # the same attribute name once cleaned
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TP.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TP.FLOAT, None)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "names.onnx"
+    onnx.save(model, str(path))
+    loaded = load_model(path)
+    assert sorted(loaded.metadata["onnx_names"].values()) == ["/forward", "forward", "graph"]
+    x = torch.randn(1, 3, 4, 4)
+    assert torch.allclose(loaded.module(x), torch.relu(torch.sigmoid(torch.relu(x))))
+    assert [r.name for r in summarize(loaded).rows if r.kind == "module"] == list(
+        loaded.metadata["onnx_names"]
+    )
