@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviz.gui.views.elided import ElidedLabel
+
 __all__ = ["DrawCanvas", "DrawPanel", "qimage_to_array"]
 
 
@@ -161,11 +163,14 @@ class DrawPanel(QWidget):
         self.width_slider.setValue(self.canvas.pen_width)
         self.width_slider.setToolTip("Pen width")
         self.width_slider.valueChanged.connect(lambda v: setattr(self.canvas, "pen_width", int(v)))
-        hint = QLabel(
-            "Draw a digit with the mouse; the maps and the prediction follow. Right click clears."
+        # One line that shortens with the dock (a wrapped hint was cut in half by a short dock).
+        hint = ElidedLabel()
+        hint.set_texts(
+            "Draw a digit with the mouse; the maps and the prediction follow. Right click clears.",
+            "Draw a digit; the maps follow. Right click clears.",
+            "Draw a digit · right click clears",
         )
-        hint.setWordWrap(True)
-        hint.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.hint = hint
         row = QHBoxLayout()
         row.addWidget(QLabel("Pen"))
         row.addWidget(self.width_slider, 1)
