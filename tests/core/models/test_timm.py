@@ -99,6 +99,24 @@ def test_timm_zoo_by_name_matches_a_real_forward(name):
     assert_summary_matches_forward(name)
 
 
+def test_an_untraceable_timm_model_falls_back_to_hooks_and_says_so(capsys):
+    # ConViT's attention branches on a tensor's value: torch.fx cannot trace it
+    loaded = load_model("timm:convit_tiny", weights="none")
+    summary = summarize(loaded, receptive_fields=False)
+    assert not summary.traced
+    assert summary.note is not None and "could not be traced with torch.fx" in summary.note
+    by_name = {r.name: r.output_shape for r in summary.rows}
+    truth = hook_shapes(loaded.module, torch.randn(1, *loaded.input_shape))
+    assert truth
+    for module_name, calls in truth.items():
+        for n, shape in enumerate(calls):
+            key = module_name if n == 0 else f"{module_name}@{n}"
+            assert by_name[key] == shape, key
+    code = main(["summary", "--model", "timm:convit_tiny"])
+    out = capsys.readouterr().out
+    assert code == 0 and "Note: the model could not be traced with torch.fx" in out
+
+
 def test_input_size_and_labels_come_from_timm_config():
     loaded = load_model("timm:xception41", weights="none")
     assert loaded.input_shape == (3, 299, 299)
