@@ -647,6 +647,7 @@ class FeatureMapView(QWidget):
         v = self.vector
         if index < 0 or v is None or index >= v.size:
             self.readout.set_texts(*VECTOR_HINTS)
+            self.bars.setToolTip("")
             return
         name = self.bars.label(index)
         label = f"   ({name})" if name is not None else ""
@@ -654,6 +655,10 @@ class FeatureMapView(QWidget):
         self.readout.set_texts(
             f"index {index}   value {v[index]:.5g}{label}   rank {rank} of {v.size}",
             f"index {index}   value {v[index]:.5g}{label}",
+        )
+        # Also beside the pointer: the read-out line is far from a bar at the top of a tall chart.
+        self.bars.setToolTip(
+            f"{self.bars.row_name(index)}: {v[index]:.5g} (rank {rank} of {v.size})"
         )
 
     def _refresh_readout(self) -> None:

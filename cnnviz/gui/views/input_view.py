@@ -210,6 +210,8 @@ class InputView(QWidget):
         )
         refit = key != getattr(self, "_key", None)
         self._key = key
+        if refit:
+            self.readout.setText(" ")  # the last read-out was of another picture
         self.loaded = loaded
         self._name = name
         self._apply_mode()
