@@ -141,3 +141,54 @@ def test_export_bad_out_is_one_line_and_writes_nothing(cli_files, tmp_path, caps
     assert code == 2
     assert err.startswith("cnnviz: error: ") and message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_export_all_layers_for_a_picture_point(cli_files, tmp_path, capsys):
+    from cnnviz.core.analysis.receptive import receptive_field
+    from cnnviz.core.images import load_image
+    from cnnviz.core.models import load_model
+
+    spec, picture = cli_files
+    out = tmp_path / "out"
+    code = main(["export", "--model", str(spec), "--weights", "none", "--image", str(picture),
+                 "--all-layers", "--point", "14,30", "--no-erf", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["point"] == [14, 30] and manifest["unit"] is None
+    model = load_model(str(spec), weights="none")
+    geometry = load_image(picture, model.preprocess).geometry
+    spatial = [e for e in manifest["layers"] if len(e["shape"]) == 3]
+    assert len(spatial) == 4
+    for entry in spatial:
+        unit = tuple(entry["unit"])
+        assert f"{entry['layer']} (" in text and f"[unit (y={unit[0]}, x={unit[1]})]" in text
+        rf = json.loads((out / entry["files"]["rf_json"]).read_text())
+        assert rf == receptive_field(model, entry["layer"], unit, geometry=geometry).to_json()
+        # The unit's box holds the point (mapped onto the model input).
+        py, px = geometry.point_from_original(14, 30)
+        top, left, bottom, right = rf["box"]
+        assert top <= py <= bottom and left <= px <= right
+    for entry in manifest["layers"]:
+        if len(entry["shape"]) != 3:
+            assert "rf_skipped" in entry and "rf_json" not in entry["files"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--point", "30,0"], "outside the picture, which is 30×40"),
+        (["--point", "2,2", "--unit", "1,1"], "not allowed with argument"),
+        (["--point", "a,b"], "is not Y,X"),
+    ],
+)
+def test_export_point_errors_are_one_line(cli_files, tmp_path, capsys, extra, message):
+    spec, picture = cli_files
+    try:  # usage mistakes leave through argparse's exit, the others through main's return
+        code = main(["export", "--model", str(spec), "--weights", "none", "--image", str(picture),
+                     "--all-layers", "--out", str(tmp_path / "o"), *extra])  # fmt: skip
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
