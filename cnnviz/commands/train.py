@@ -153,6 +153,9 @@ def _command_line(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
+_SCHEDULE_WORDS = {"onecycle": "one-cycle"}
+
+
 class _Progress:
     """tqdm bar per epoch on stderr (when it is a terminal) and one line per stage and finished epoch."""
 
@@ -185,7 +188,7 @@ class _Progress:
             f"cnnviz: training on {plan['n_train']:,} pictures{val}: {plan['epochs']} epoch"
             f"{'s' if plan['epochs'] != 1 else ''} of {plan['batches_per_epoch']:,} batches of "
             f"{plan['batch_size']} ({plan['epochs'] * plan['batches_per_epoch']:,} steps), peak learning "
-            f"rate {plan['lr']:g}, {plan['schedule']} schedule",
+            f"rate {plan['lr']:g}, {_SCHEDULE_WORDS.get(plan['schedule'], plan['schedule'])} schedule",
             file=sys.stderr,
             flush=True,
         )
@@ -382,7 +385,10 @@ def run(args: argparse.Namespace) -> int:
         for key in ("train_acc", "val_acc", "heldout_synthetic_acc", "heldout_fonts_acc"):
             if final.get(key) is not None:
                 lines.append(f"  {key}: {final[key]:.4f}")
-        lines.append(f"  epochs: {result.epochs_completed}, time: {final.get('seconds', 0):.1f} s")
+        lines.append(
+            f"  epochs: {result.epochs_completed}, batch size: {final['batch_size']}, steps: "
+            f"{result.steps:,}, time: {final.get('seconds', 0):.1f} s"
+        )
         if data.skipped:
             lines.append(f"  skipped unreadable images: {data.skipped}")
         print("\n".join(lines))

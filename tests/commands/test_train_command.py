@@ -164,9 +164,12 @@ def test_cli_synthetic_digits_name_each_stage_on_its_own_line(tmp_path, capsys):
     arch.write_text(json.dumps(TINY_DIGITS))
     code = main(["train", "--arch", str(arch), "--data", "synthetic-digits", "--samples", "60",
                  "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "d.pt")])  # fmt: skip
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert code == 0, err
     assert not sys.stderr.isatty() and "\r" not in err  # captured: lines, no bar
+    # 54 digits left to train on: batches of 8 (an eighth, at least 8), so 7 steps in the one epoch
+    assert "  epochs: 1, batch size: 8, steps: 7, time: " in captured.out
     lines = err.splitlines()
     stages = [line for line in lines if line.startswith("cnnviz: preparing synthetic digits: ")]
     assert [line.split(": ")[2].split(" ")[0] for line in stages] == [f"{i}/5" for i in range(1, 6)]
