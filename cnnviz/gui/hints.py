@@ -55,15 +55,11 @@ class UnitHint(QWidget):
         self.raise_()
 
     def offer(self, view: Any) -> None:
-        """Point at the first map of ``view`` (a FeatureMapView), if it shows 2-D maps, and show the bubble."""
+        """Point at the first map of ``view`` (a FeatureMapView), if it shows 2-D maps, and show the bubble;
+        called again after each new mosaic, it follows the maps (another layer, another size)."""
         maps = getattr(view.mosaic, "maps", None)
-        if (
-            self.isVisible()
-            or maps is None
-            or getattr(maps, "ndim", 0) != 3
-            or not view.isVisible()
-        ):
-            return
+        if maps is None or getattr(maps, "ndim", 0) != 3 or not view.isVisible():
+            return  # a layer without 2-D maps: wait for one, or stay where the last one was
         self._view = view
         self.point_at(self._map_edge(view))
 

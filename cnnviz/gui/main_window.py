@@ -20,7 +20,6 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -37,7 +36,7 @@ from cnnviz.gui import dialogs, layout
 from cnnviz.gui.help import HelpDialog
 from cnnviz.gui.hints import UnitHint
 from cnnviz.gui.icons import app_icon
-from cnnviz.gui.menus import build_actions, build_menus, build_toolbar
+from cnnviz.gui.menus import build_actions, build_menus, build_status_bar, build_toolbar
 from cnnviz.gui.settings import Preferences, recent_path, recent_problem
 from cnnviz.gui.state import Session, UnitSelection
 from cnnviz.gui.views.draw_canvas import DrawPanel, qimage_to_array
@@ -122,6 +121,11 @@ class MainWindow(QMainWindow):
     act_quit: QAction
     act_sort: QAction
     act_zoo: QAction
+    unit_label: ElidedLabel
+    message_label: ElidedLabel
+    busy_label: ElidedLabel
+    progress: QProgressBar
+    cancel_button: QToolButton
     samples_menu: QMenu
     recent_images_menu: QMenu
     recent_models_menu: QMenu
@@ -184,31 +188,10 @@ class MainWindow(QMainWindow):
         self.unit_hint = UnitHint(self.feature_view)
         self.unit_hint.dismissed.connect(self._hint_dismissed)
 
-        # -- status bar ------------------------------------------------------------------------------------------
-        self.unit_label = ElidedLabel("")
-        self.unit_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.busy_label = QLabel("")
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(180)
-        self.progress.setMaximumHeight(16)
-        self.progress.setVisible(False)
-        self.cancel_button = QToolButton()
-        self.cancel_button.setText("Cancel")
-        self.cancel_button.setVisible(False)
-        self.cancel_button.clicked.connect(self.cancel_work)
-        self.message_label = ElidedLabel("")
-        self.message_label.setStyleSheet("color: palette(dark);")
         self._message_timer = QTimer(self)
         self._message_timer.setSingleShot(True)
+        build_status_bar(self)
         self._message_timer.timeout.connect(lambda: self.message_label.setText(""))
-        status = self.statusBar()
-        # Both permanent: hovering a menu shows action tips without hiding the unit read-out.
-        status.addPermanentWidget(self.unit_label, 3)
-        status.addPermanentWidget(self.message_label, 2)
-        status.addPermanentWidget(self.busy_label)
-        status.addPermanentWidget(self.progress)
-        status.addPermanentWidget(self.cancel_button)
-
         build_actions(self)
         build_menus(self)
         build_toolbar(self)
@@ -276,6 +259,9 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         """View › Reset Layout: the docks of a first start at their default sizes, saved at once."""
         layout.reset_layout(self, self._default_state)
+        self.prefs.set("labGeometry", None)
+        if self.lab_window.isVisible():
+            self.lab_window.setGeometry(self.lab_window.default_geometry())
         self.save_settings()
         self.message("The window layout is back to its defaults.", 5000)
 

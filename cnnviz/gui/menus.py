@@ -1,4 +1,5 @@
-"""The main window's actions, menus and toolbar: what the user can ask for, and where it is offered.
+"""The main window's actions, menus, toolbar and status bar: what the user can ask for, where it is offered,
+and where the window answers.
 
 Each function works on a :class:`~cnnviz.gui.main_window.MainWindow`, which owns the views, docks and slots
 named here, and stores what it builds on the window.
@@ -11,16 +12,17 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMenu, QToolButton
+from PySide6.QtWidgets import QMenu, QProgressBar, QSizePolicy, QToolButton
 
 from cnnviz.core.present.view import COLORMAPS
 from cnnviz.gui import dialogs
 from cnnviz.gui.help import show_help
+from cnnviz.gui.views.elided import ElidedLabel
 
 if TYPE_CHECKING:
     from cnnviz.gui.main_window import MainWindow
 
-__all__ = ["POPULAR_MODELS", "build_actions", "build_menus", "build_toolbar"]
+__all__ = ["POPULAR_MODELS", "build_actions", "build_menus", "build_status_bar", "build_toolbar"]
 
 POPULAR_MODELS = ("resnet18", "resnet50", "vgg16", "alexnet", "googlenet", "mobilenet_v3_small",
                   "efficientnet_b0", "densenet121", "convnext_tiny")  # fmt: skip
@@ -234,3 +236,33 @@ def build_toolbar(window: MainWindow) -> None:
     export_button.setMenu(menu)
     tb.addWidget(export_button)
     window.toolbar = tb
+
+
+def build_status_bar(window: MainWindow) -> None:
+    """The status bar: the selected unit, messages, and the progress and Cancel of background work.
+
+    Its labels elide what does not fit (the whole text in their tooltip), so a long message never widens the
+    window.
+    """
+    window.unit_label = ElidedLabel("")
+    window.unit_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    window.busy_label = ElidedLabel("")  # "Exporting <a long file name>…"
+    window.busy_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+    window.busy_label.setMaximumWidth(320)
+    window.progress = QProgressBar()
+    window.progress.setMaximumWidth(180)
+    window.progress.setMaximumHeight(16)
+    window.progress.setVisible(False)
+    window.cancel_button = QToolButton()
+    window.cancel_button.setText("Cancel")
+    window.cancel_button.setVisible(False)
+    window.cancel_button.clicked.connect(window.cancel_work)
+    window.message_label = ElidedLabel("")
+    window.message_label.setStyleSheet("color: palette(dark);")
+    status = window.statusBar()
+    # All permanent: hovering a menu shows action tips without hiding the unit read-out.
+    status.addPermanentWidget(window.unit_label, 3)
+    status.addPermanentWidget(window.message_label, 2)
+    status.addPermanentWidget(window.busy_label)
+    status.addPermanentWidget(window.progress)
+    status.addPermanentWidget(window.cancel_button)

@@ -274,6 +274,13 @@ def test_nothing_is_cut_off_in_the_main_window(started, qtbot, size):
         "picture cnnviz can read; choose a PNG, JPEG, BMP, GIF, TIFF or WebP file",
     )
     problems += _check(window, "error", size, qtbot)
+    # Background work with a long label (an export to a long file name) elides too.
+    window.busy_label.setText("Exporting " + "a-very-long-file-name-" * 6 + ".png…")
+    window.progress.setVisible(True)
+    window.cancel_button.setVisible(True)
+    problems += _check(window, "busy", size, qtbot)
+    assert window.minimumSizeHint().width() <= 1024
+    window._busy_changed(False, "")
     for act, dock in (
         (window.act_editor, window.editor_dock),
         (window.act_training, window.training_dock),

@@ -47,6 +47,21 @@ def test_the_hint_points_at_a_feature_map_until_dismissed_and_never_again(qtbot,
     assert hint.rect().contains(hint.label.geometry()) and hint.rect().contains(
         hint.button.geometry()
     )
+    # Another layer, drawn at another size: the bubble follows the first map.
+    window.resize(1000, 720)
+    later = next(
+        n
+        for n, v in window.session.activations.items()
+        if v.ndim == 4 and v.shape[2] < maps.shape[1]
+    )
+    window.session.select_layer(later)
+    wait_idle(window)
+    qtbot.waitUntil(lambda: window.feature_view.mosaic.maps.shape[1] < maps.shape[1], timeout=5000)
+    QApplication.processEvents()
+    new = window.feature_view.mosaic.maps
+    edge = view.graphics.mapTo(view, view.widget_point(0, new.shape[1] - 1, new.shape[2] // 2))
+    assert hint.isVisible() and 0 <= hint.geometry().top() - edge.y() < 20
+    assert hint.geometry().left() <= edge.x() <= hint.geometry().right()
     qtbot.mouseClick(hint.button, Qt.MouseButton.LeftButton)
     assert not hint.isVisible()
     close(window)
