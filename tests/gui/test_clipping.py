@@ -241,19 +241,8 @@ def started(gui_window, qtbot):
     return gui_window
 
 
-# Offenders in views built elsewhere, still cut at the time of writing: reported as an expected failure
-# while they remain, so that everything else stays strict. Each entry: (module, start of the text).
-KNOWN_ELSEWHERE = [
-    ("cnnviz.gui.views.draw_canvas", "Draw a digit with the mouse"),
-]
-
-
 def _assert_none(problems: list[str]) -> None:
-    known = [p for p in problems if any(f"] {m}: " in p and t in p for m, t in KNOWN_ELSEWHERE)]
-    rest = [p for p in problems if p not in known]
-    assert not rest, "text cut off without a tooltip:\n" + "\n".join(rest)
-    if known:
-        pytest.xfail("cut off in a view built elsewhere:\n" + "\n".join(sorted(set(known))))
+    assert not problems, "text cut off without a tooltip:\n" + "\n".join(problems)
 
 
 def _check(root: QWidget, state: str, size: tuple[int, int], qtbot) -> list[str]:
