@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 __all__ = ["ElidedLabel"]
@@ -39,6 +39,7 @@ class ElidedLabel(QLabel):
         """Show the longest of ``texts`` that fits (given longest first)."""
         self._texts = tuple(str(t) for t in texts) or ("",)
         self._refit()
+        self.updateGeometry()
 
     def text(self) -> str:
         return self._texts[0]
@@ -71,6 +72,18 @@ class ElidedLabel(QLabel):
             self.setToolTip(full + (f"\n{self._base_tip}" if self._base_tip else ""))
         else:
             self.setToolTip(self._base_tip)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        """As wide as the full text, so that a layout gives it the room it needs when there is room."""
+        hint = super().sizeHint()
+        margins = self.contentsMargins()
+        width = (
+            self.fontMetrics().horizontalAdvance(self._texts[0]) + margins.left() + margins.right()
+        )
+        return QSize(width + 2, hint.height())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(8, super().minimumSizeHint().height())
 
     def resizeEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(ev)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QGraphicsRectItem,
     QHBoxLayout,
     QMenu,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QToolButton,
@@ -241,11 +242,17 @@ class FeatureMapView(QWidget):
         self.channel_spin.setMaximumWidth(96)
         head = QHBoxLayout()
         head.setContentsMargins(6, 4, 6, 0)
-        head.addWidget(self.title, 1)
+        # The shape and channel count share the title's line: beside the controls they had no room.
+        for label in (self.title, self.subtitle):
+            label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        head.addWidget(self.title)
+        head.addSpacing(8)
+        head.addWidget(self.subtitle)
+        head.addStretch(1)
         head.addWidget(self.back_button)
         controls = QHBoxLayout()
         controls.setContentsMargins(6, 0, 6, 0)
-        controls.addWidget(self.subtitle, 1)
+        controls.addStretch(1)
         controls.addWidget(self.channel_spin)
         controls.addWidget(self.order_box)
         controls.addWidget(self.sort_box)
