@@ -99,6 +99,7 @@ def test_timm_zoo_by_name_matches_a_real_forward(name):
     assert_summary_matches_forward(name)
 
 
+@pytest.mark.slow
 def test_an_untraceable_timm_model_falls_back_to_hooks_and_says_so(capsys):
     # ConViT's attention branches on a tensor's value: torch.fx cannot trace it
     loaded = load_model("timm:convit_tiny", weights="none")
