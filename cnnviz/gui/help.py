@@ -61,11 +61,14 @@ def _section(window: QWidget, action: QAction) -> str:
     return "Main window"
 
 
-def shortcut_rows(window: QWidget) -> list[tuple[str, str, str]]:
-    """(where, what, keys) for every action of ``window`` and its children that has a shortcut; the main
-    window's first, then each panel's, by name."""
+def shortcut_rows(window: QWidget, *others: QWidget) -> list[tuple[str, str, str]]:
+    """(where, what, keys) for every action with a shortcut of ``window``, the other windows given (such as
+    the lab's) and their children; the main window's first, then each panel's, by name."""
     rows: set[tuple[str, str, str]] = set()
-    for action in window.findChildren(QAction):
+    actions = [
+        a for root in (window, *others) for a in (*root.actions(), *root.findChildren(QAction))
+    ]
+    for action in actions:
         keys: list[str] = []
         for key in action.shortcuts():
             text = key.toString(QKeySequence.SequenceFormat.NativeText)
@@ -77,11 +80,11 @@ def shortcut_rows(window: QWidget) -> list[tuple[str, str, str]]:
     return sorted(rows, key=lambda r: (r[0] != "Main window", r[0].lower(), r[1].lower(), r[2]))
 
 
-def shortcuts_html(window: QWidget) -> str:
+def shortcuts_html(window: QWidget, *others: QWidget) -> str:
     """The keyboard shortcuts page as HTML: a two-column table per panel."""
     parts = ["<h2>Keyboard shortcuts</h2>"]
     section = None
-    for where, what, keys in shortcut_rows(window):
+    for where, what, keys in shortcut_rows(window, *others):
         if where != section:
             if section is not None:
                 parts.append("</table>")
@@ -118,7 +121,7 @@ def show_help(window: MainWindow, page: str) -> HelpDialog:
     title, text = (
         ("Getting started", GETTING_STARTED)
         if page == "getting_started"
-        else ("Keyboard shortcuts", shortcuts_html(window))
+        else ("Keyboard shortcuts", shortcuts_html(window, window.lab_window))
     )
     dialog = window.help_dialogs.get(page)
     if dialog is None:

@@ -232,7 +232,9 @@ class MainWindow(QMainWindow):
             dock.hide()
             dock.visibilityChanged.connect(partial(self._tool_dock_shown, dock))
         self.table_dock.raise_()
-        self.lab_window = LabWindow(self)
+        # Without a parent: a window of its own that the main window can cover (one with a parent stays on top).
+        self.lab_window = LabWindow()
+        self.destroyed.connect(self.lab_window.deleteLater)
         self.lab = self.lab_window.lab
 
     def _tool_dock_shown(self, dock: QDockWidget, visible: bool) -> None:
@@ -253,7 +255,7 @@ class MainWindow(QMainWindow):
 
     def show_lab(self) -> None:
         """Open the convolution lab's window (where it was last time) with the current picture."""
-        self.lab_window.open(self.prefs.get("labGeometry"))
+        self.lab_window.open(self.prefs.get("labGeometry"), near=self)
         self._feed_lab()
 
     def reset_layout(self) -> None:
@@ -261,7 +263,7 @@ class MainWindow(QMainWindow):
         layout.reset_layout(self, self._default_state)
         self.prefs.set("labGeometry", None)
         if self.lab_window.isVisible():
-            self.lab_window.setGeometry(self.lab_window.default_geometry())
+            self.lab_window.setGeometry(self.lab_window.default_geometry(near=self))
         self.save_settings()
         self.message("The window layout is back to its defaults.", 5000)
 

@@ -106,7 +106,9 @@ def test_help_keyboard_shortcuts_come_from_the_real_actions(gui_window):
     text = gui_window.help_dialogs["shortcuts"].browser.toPlainText()
     native = QKeySequence.SequenceFormat.NativeText
     listed = 0
-    for action in gui_window.findChildren(QAction):
+    lab_actions = gui_window.lab_window.actions()
+    assert any("Lab" in a.text() and not a.shortcut().isEmpty() for a in lab_actions)
+    for action in [*gui_window.findChildren(QAction), *lab_actions]:
         if action.shortcut().isEmpty() or not action.text():
             continue
         listed += 1

@@ -56,6 +56,9 @@ def test_the_lab_has_a_window_of_its_own(started, qtbot):
     lab = window.lab_window
     qtbot.waitUntil(lab.isVisible, timeout=3000)
     assert lab.isWindow() and lab.window() is lab  # not a dock inside the main window
+    assert (
+        lab.parentWidget() is None
+    )  # a window of its own: the main window can come in front of it
     assert window.minimumSizeHint().height() <= 700
     # Fed with the current picture, as the dock was.
     assert window.lab._image.shape == window.session.image.display.shape

@@ -169,7 +169,7 @@ class ConvolutionLab(QtWidgets.QWidget):
 class LabWindow(QtWidgets.QWidget):
     """The convolution lab in a window of its own, beside the main window: its pictures get the whole screen.
 
-    Non-modal; closed (and destroyed) with its parent. ``closed`` fires when the user closes it.
+    Non-modal and independent (the main window closes it when it closes). ``closed`` fires when it closes.
     """
 
     closed = QtCore.Signal()
@@ -188,11 +188,11 @@ class LabWindow(QtWidgets.QWidget):
         close.triggered.connect(self.close)
         self.addAction(close)
 
-    def default_geometry(self) -> QtCore.QRect:
-        """A first-time place: most of the screen the parent is on, so that every lesson fits without scrolling."""
-        parent = self.parentWidget()
+    def default_geometry(self, near: QtWidgets.QWidget | None = None) -> QtCore.QRect:
+        """A first-time place: most of the screen ``near`` (the main window) is on, so that lessons fit."""
+        anchor = near or self.parentWidget()
         screen = (
-            parent.screen() if parent is not None else None
+            anchor.screen() if anchor is not None else None
         ) or QtGui.QGuiApplication.primaryScreen()
         room = screen.availableGeometry() if screen is not None else QtCore.QRect(0, 0, 1366, 768)
         width = min(1280, int(room.width() * 0.92))
@@ -201,14 +201,15 @@ class LabWindow(QtWidgets.QWidget):
         rect.moveCenter(room.center())
         return rect
 
-    def open(self, geometry: object = None) -> None:
-        """Show the window in front, at ``geometry`` (saved by ``saveGeometry``) or at its first-time place."""
+    def open(self, geometry: object = None, near: QtWidgets.QWidget | None = None) -> None:
+        """Show the window in front, at ``geometry`` (saved by ``saveGeometry``) or at its first-time place
+        on the screen of ``near``."""
         if not self.isVisible():
             restored = isinstance(geometry, (QtCore.QByteArray, bytes)) and self.restoreGeometry(
                 QtCore.QByteArray(geometry)
             )
             if not restored:
-                self.setGeometry(self.default_geometry())
+                self.setGeometry(self.default_geometry(near))
         self.show()
         self.raise_()
         self.activateWindow()
