@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import timm
+from gui_helpers import wait_idle
 
 from cnnviz.gui.dialogs import ZooDialog
 
@@ -48,3 +49,12 @@ def test_timm_list_is_read_in_the_background_and_filters(qtbot):
         "resnet18",
         "IMAGENET1K_V1",
     )
+
+
+def test_a_timm_model_from_the_zoo_opens_in_the_window(gui_window):
+    gui_window.load_zoo_model("timm:mobilenetv3_small_100", "none")
+    wait_idle(gui_window)
+    model = gui_window.session.model
+    assert model is not None and model.name == "timm:mobilenetv3_small_100"
+    assert model.input_shape == (3, 224, 224) and model.labels is not None
+    assert len(model.labels) == 1000
