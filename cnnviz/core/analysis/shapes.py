@@ -21,7 +21,8 @@ from cnnviz.core.errors import CnnvizError, one_line
 
 def _meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
-    made: dict[int, torch.Tensor] = {}  # one meta tensor per shared weight: functional_call refuses two
+    # one meta tensor per shared weight: functional_call refuses two
+    made: dict[int, torch.Tensor] = {}
     for name, p in module.named_parameters(remove_duplicate=False):
         state[name] = made.setdefault(id(p), torch.empty_like(p, device="meta"))
     for name, b in module.named_buffers(remove_duplicate=False):
