@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from cnnviz.core.errors import describe_error
-from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS
+from cnnviz.core.present.view import COLORMAPS, NORMALIZATIONS, layer_label
 from cnnviz.gui import dialogs, layout
 from cnnviz.gui.help import HelpDialog
 from cnnviz.gui.hints import UnitHint
@@ -50,14 +50,15 @@ from cnnviz.gui.workers import CancelToken, JobRunner
 __all__ = ["MainWindow", "unit_status"]
 
 
-def unit_status(selection: UnitSelection | None) -> str:
-    """The status-bar line for a selected unit: layer, unit, r, S, P and the box in original-image pixels."""
+def unit_status(selection: UnitSelection | None, row: Any = None) -> str:
+    """The status-bar line for a selected unit: layer (named with its ``row``'s type where it is a bare
+    index), unit, r, S, P and the box in original-image pixels."""
     from cnnviz.core.present.captions import unit_status as status_line
 
     if selection is None:
         return ""
     return status_line(
-        selection.layer,
+        layer_label(selection.layer, row),
         selection.unit,
         selection.box,
         channel=selection.channel,
@@ -185,6 +186,8 @@ class MainWindow(QMainWindow):
         )
         self._build_tool_docks()
         self.help_dialogs: dict[str, HelpDialog] = {}
+        # a status line to show instead of "Loaded …" when the next model is in
+        self._after_load = ""
         self.unit_hint = UnitHint(self.feature_view)
         self.unit_hint.dismissed.connect(self._hint_dismissed)
 
@@ -329,6 +332,9 @@ class MainWindow(QMainWindow):
         for dock in (self.editor_dock, self.training_dock):
             s.modelChanged.connect(dock.set_model)
             dock.status.connect(lambda text: self.message(text, 10000))
+        # The editor's own summary of what Apply kept is the status line once the edited model is in.
+        editor = self.editor_dock
+        editor.applied.connect(lambda _m: self._say_after_load(editor.notice.text()))
         self.editor_dock.applied.connect(s.set_model)
         self.training_dock.trained.connect(s.set_model)
         s.summaryChanged.connect(self.lab.set_model_summary)
@@ -412,9 +418,12 @@ class MainWindow(QMainWindow):
             )
             if d
         ]
-        self.message(
-            f"Loaded {model.name}" + (f" ({', '.join(details)})." if details else "."), 6000
-        )
+        loaded = f"Loaded {model.name}" + (f" ({', '.join(details)})." if details else ".")
+        self.message(self._after_load or loaded, 8000 if self._after_load else 6000)
+        self._after_load = ""
+
+    def _say_after_load(self, text: str) -> None:
+        self._after_load = text
 
     def _feed_lab(self) -> None:
         """Give the convolution lab the current picture (only while it is shown: its lessons recompute)."""
@@ -467,7 +476,8 @@ class MainWindow(QMainWindow):
     def _unit_changed(self, selection: UnitSelection | None) -> None:
         self.feature_view.set_selection(selection)
         self.input_view.set_selection(selection)
-        self.unit_label.setText(unit_status(selection))
+        row = self.session.row(selection.layer) if selection is not None else None
+        self.unit_label.setText(unit_status(selection, row))
 
     def _erf_toggled(self, on: bool) -> None:
         if self.act_erf.isChecked() != on:

@@ -507,3 +507,44 @@ def test_tool_docks_follow_the_current_model_and_picture(loaded_window):
     window.editor_dock.applied.emit(edited)
     wait_idle(window)
     assert session.model is edited and window.feature_view.mosaic is not None
+
+
+def test_apply_in_the_editor_ends_with_its_summary_in_the_status_bar(qtbot, gui_window, tmp_path):
+    from cnnviz.core.models.spec import save_spec
+
+    spec = {
+        "name": "status net",
+        "input_shape": [1, 12, 12],
+        "layers": [
+            {"type": "Conv2d", "out_channels": 3, "kernel_size": 3},
+            {"type": "ReLU"},
+            {"type": "Flatten"},
+            {"type": "Linear", "out_features": 2},
+        ],
+    }
+    path = tmp_path / "net.json"
+    save_spec(spec, path)
+    window = gui_window
+    window.load_model(str(path), "none")
+    wait_idle(window)
+    dock = window.editor_dock
+    rect = dock.view.visualRect(dock.table_model.index(0, 2))
+    qtbot.mouseClick(dock.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    dock.editors["out_channels"].setValue(5)
+    with qtbot.waitSignal(window.session.modelChanged, timeout=60_000):
+        dock.apply_action.trigger()
+    wait_idle(window)
+    assert window.session.model.module[0].out_channels == 5
+    summary = dock.notice.text()
+    assert summary.startswith("Applied: ")
+    assert window.message_label.text() == summary
+
+
+def test_status_line_names_a_sequential_index_with_its_type(loaded_window):
+    window = loaded_window
+    module = window.session.model.module
+    conv = next(name for name, m in module.named_children() if isinstance(m, torch.nn.Conv2d))
+    window.session.select_layer(conv)
+    window.session.select_unit(1, 1, channel=0)
+    wait_idle(window)
+    assert window.unit_label.text().startswith(f"{conv} · Conv2d")

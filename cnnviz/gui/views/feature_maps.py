@@ -455,7 +455,7 @@ class FeatureMapView(QWidget):
         if self.channel is not None:
             what = f"channel {self.channel} of {c}"
         elif self.vector is not None:
-            what = f"{c} values, one bar each" + (", labelled by class" if self.bars.labels else "")
+            what = "one bar per value" + (", labelled by class" if self.bars.labels else "")
         else:
             what = f"{c} channels"
         name = self.layer or ""
@@ -509,6 +509,11 @@ class FeatureMapView(QWidget):
         self.bar_item.setRect(QRectF(lo, -0.28 * top, max(hi - lo, 1e-12), 0.22 * top))
         self.hist.setXRange(left, right, padding=0.02)
         self.hist.setYRange(-0.3 * top, top, padding=0.02)
+        if self.vector is not None:
+            # The bars share one axis whatever the colour normalisation says: no colour scale to describe.
+            self.bar_item.clear()
+            self._vector_stats()
+            return
         if self.norm == "channel" and chosen is None and mosaic.maps.shape[0] > 1:
             # No single scale fits every map: show no colour bar under the values, say so instead.
             self.bar_item.clear()

@@ -10,6 +10,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QModelIndex,
     QPersistentModelIndex,
     QSortFilterProxyModel,
@@ -411,6 +412,8 @@ class LayerTableView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(False)
         self.table.horizontalHeader().setHighlightSections(False)
         self.table.selectionModel().currentRowChanged.connect(self._row_changed)
+        # The viewport narrows when the vertical scroll bar appears, after this widget's own resize.
+        self.table.viewport().installEventFilter(self)
         self.formula = ElidedLabel(" ")
         self.formula.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.totals = ElidedLabel(" ")
@@ -460,6 +463,11 @@ class LayerTableView(QWidget):
     def resizeEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(ev)
         self._stretch_first()
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Resize and watched is self.table.viewport():
+            self._stretch_first()
+        return super().eventFilter(watched, event)
 
     def showEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
         super().showEvent(ev)

@@ -116,3 +116,18 @@ def test_layer_list_names_sequential_indices_with_their_type(qtbot):
     assert view.items["1"].text(0) == "1 · ReLU"
     view.filter.setText("3×3")
     assert not view.items["0"].isHidden() and view.items["1"].isHidden()
+
+
+def test_the_layer_column_gives_back_the_room_of_a_vertical_scroll_bar(qtbot):
+    view = LayerTableView()
+    qtbot.addWidget(view)
+    view.resize(1400, 120)  # wide enough for every column, too short for every row
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_summary(summarize(load_model(_net(), input_shape=(3, 16, 16))))
+    qtbot.wait(50)
+    t = view.table
+    assert t.verticalScrollBar().isVisible()
+    used = sum(t.columnWidth(c) for c in range(view.model.columnCount()))
+    assert used == t.viewport().width()
+    assert not t.horizontalScrollBar().isVisible()

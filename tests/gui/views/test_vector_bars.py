@@ -52,6 +52,13 @@ def test_pooled_vector_is_one_scale_of_bars_without_class_names(loaded_window):
     truth = _forward(window, 5).reshape(-1)
     np.testing.assert_allclose(view.bars.bar_values(), truth, rtol=1e-5, atol=1e-6)
     assert view.bars.labels is None  # 8 pooled channels are not the 4 classes
+    # One axis for all bars: the value line gives their range, not a per-channel colour scale, also
+    # when the selection changes afterwards.
+    window.session.select_unit(0, 0, channel=2)
+    wait_idle(window)
+    line = view.hist_label.text()
+    assert "per channel" not in line
+    assert f"{truth.min():.4g}" in line and f"{truth.max():.4g}" in line
     assert not view.cmap_box.isVisible() or not view.isVisible()
 
 
