@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from cnnviz._version import __version__
 from cnnviz.core.errors import CnnvizError, is_out_of_memory, one_line
@@ -39,8 +39,23 @@ class _Parser(argparse.ArgumentParser):
     Sub-command parsers are made of the same class (argparse's default ``parser_class``).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"cnnviz: error: {self.prog}: {message} (see '{self.prog} --help')\n")
+        where = "" if self.prog == "cnnviz" else f"{self.prog}: "
+        self.exit(2, f"cnnviz: error: {where}{message} (see '{self.prog} --help')\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        # Arguments a sub-command does not know are left over at the top: name that sub-command's help.
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            owner = self.commands.get(getattr(parsed, "command", None) or "", self)
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"cnnviz.commands.{name}")
         command = module.register(sub)
+        parser.commands[command.prog.rsplit(" ", 1)[-1]] = command
         # Also accepted after the sub-command; SUPPRESS keeps the sub-parser from resetting a
         # `cnnviz --verbose COMMAND` back to False with its own default.
         command.add_argument(

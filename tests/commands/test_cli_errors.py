@@ -89,6 +89,23 @@ def test_usage_errors_are_one_line_and_exit_2(capsys, argv):
     assert captured.out == ""
 
 
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--bogus"], "cnnviz: error: unrecognized arguments: --bogus (see 'cnnviz --help')"),
+        (
+            ["summary", "--model", "default", "--bogus"],
+            "cnnviz: error: cnnviz summary: unrecognized arguments: --bogus "
+            "(see 'cnnviz summary --help')",
+        ),
+    ],
+)
+def test_unknown_arguments_name_the_command_they_were_given_to(capsys, argv, expected):
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    assert _lines(capsys.readouterr().err) == [expected]
+
+
 def test_the_models_note_goes_to_stderr(capsys, monkeypatch):
     import dataclasses
 
