@@ -109,7 +109,12 @@ def test_status_bar_names_unit_r_s_p_and_box(loaded_window, gui_model):
     r, s, p = sequential_rf(gui_model.module, 3)
     text = window.unit_label.text()
     box = window.session.selection.box.image_box
-    assert text.startswith("3   unit (y 1, x 1, channel 0)")
+    conv = gui_model.module[3]
+    kh, kw = conv.kernel_size
+    # a bare Sequential index is named with its type, as in the Layers list
+    assert text.startswith(
+        f"3 · Conv2d {kh}×{kw}, {conv.out_channels}   unit (y 1, x 1, channel 0)"
+    )
     assert f"r = {r}" in text and f"S = {s}" in text and f"P = {p}" in text
     assert f"rows {box[0]}–{box[2]}, columns {box[1]}–{box[3]}" in text
 
@@ -538,13 +543,3 @@ def test_apply_in_the_editor_ends_with_its_summary_in_the_status_bar(qtbot, gui_
     summary = dock.notice.text()
     assert summary.startswith("Applied: ")
     assert window.message_label.text() == summary
-
-
-def test_status_line_names_a_sequential_index_with_its_type(loaded_window):
-    window = loaded_window
-    module = window.session.model.module
-    conv = next(name for name, m in module.named_children() if isinstance(m, torch.nn.Conv2d))
-    window.session.select_layer(conv)
-    window.session.select_unit(1, 1, channel=0)
-    wait_idle(window)
-    assert window.unit_label.text().startswith(f"{conv} · Conv2d")
