@@ -57,10 +57,17 @@ class CaptureResult(Mapping[str, Any]):
         return len(self.activations)
 
 
+def _has_tensor(value: Any) -> bool:
+    """A tensor, or a tuple or list holding one (``nn.MultiheadAttention`` returns ``(output, None)``)."""
+    if _is_tensorish(value):
+        return True
+    return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
+
+
 def as_numpy(value: Any) -> np.ndarray | None:
-    """A layer output as a float32 NumPy array on the CPU (the first of a tuple), or None if not a tensor."""
+    """A layer output as a float32 NumPy array on the CPU (the first tensor of a tuple), or None if none."""
     if isinstance(value, (tuple, list)):
-        value = value[0] if value else None
+        value = next((v for v in value if isinstance(v, torch.Tensor)), None)
     if value is None or not hasattr(value, "detach"):
         return None
     t = value.detach()
@@ -167,6 +174,8 @@ def _keeper(dtype: torch.dtype | None, to_cpu: bool) -> Any:
 
 def _make_keeper(dtype: torch.dtype | None, to_cpu: bool) -> Any:
     def keep(value: Any) -> Any:
+        if type(value) in (tuple, list):
+            return type(value)(keep(v) for v in value)
         if isinstance(value, torch.Tensor) and value.is_floating_point():
             if to_cpu:
                 value = value.to("cpu", non_blocking=False)
@@ -202,7 +211,7 @@ def _capture_fx(
         if source is None or source not in values:
             continue
         value = values[source]
-        if _is_tensorish(value):
+        if _has_tensor(value):
             activations[key] = value
     return CaptureResult(activations, output, "fx", None)
 
@@ -247,7 +256,7 @@ def _capture_hooks(
             key = name if n == 0 else f"{name}@{n}"
             if last and last[-1][0] == key:
                 last.pop()
-            if (selected is None or key in selected) and _is_tensorish(out):
+            if (selected is None or key in selected) and _has_tensor(out):
                 activations[key] = keep(out) if keep is not None else out
 
         handles.append(sub.register_forward_pre_hook(pre))

@@ -2,8 +2,11 @@
 
 Shapes come from running the traced graph on *meta* tensors (torch computes every output shape with its own
 shape rules, but no arithmetic), so the table matches a real forward pass exactly and is cheap enough to refresh
-while layers are edited. MACs count multiply-accumulates of convolutions, linear layers and matrix products for a
-batch of one (the convention of torchinfo and most papers); element-wise layers count none.
+while layers are edited. MACs count multiply-accumulates of convolutions, linear layers, matrix products
+(``matmul``, ``bmm``, ``einsum``) and attention (``nn.MultiheadAttention``, ``F.scaled_dot_product_attention``,
+torchvision's shifted windows) for a batch of one (the convention of torchinfo, fvcore and most papers);
+element-wise layers count none. A layer that returns a tuple or list is a row too: its shapes, and
+``output_structure`` says how it is built.
 """
 
 from __future__ import annotations
@@ -37,15 +40,45 @@ from cnnviz.core.validate import check_summarize_arguments
 
 
 def _shape(value: Any) -> tuple[int, ...] | list[tuple[int, ...]] | None:
+    """A tensor's shape; a tuple or list of tensors gives each one's; a mix gives its first tensor's."""
     if isinstance(value, torch.Tensor):
         return tuple(int(s) for s in value.shape)
-    if (
-        isinstance(value, (tuple, list))
-        and value
-        and all(isinstance(v, torch.Tensor) for v in value)
-    ):
-        return [tuple(int(s) for s in v.shape) for v in value]
+    if isinstance(value, (tuple, list)) and value:
+        if all(isinstance(v, torch.Tensor) for v in value):
+            return [tuple(int(s) for s in v.shape) for v in value]
+        first = next((v for v in value if isinstance(v, torch.Tensor)), None)
+        if first is not None:
+            return tuple(int(s) for s in first.shape)
     return None
+
+
+def _structure(value: Any) -> str | None:
+    """How a tuple or list output is built (``tuple (tensor, None)``); None for a plain tensor."""
+    if not isinstance(value, (tuple, list)) or not value:
+        return None
+
+    def part(v: Any) -> str:
+        if isinstance(v, torch.Tensor):
+            return "tensor"
+        if isinstance(v, (tuple, list)):
+            return f"{type(v).__name__} of {len(v)}"
+        return "None" if v is None else type(v).__name__
+
+    return f"{type(value).__name__} ({', '.join(part(v) for v in value)})"
+
+
+def _call_args(graph: LayerGraph, values: Mapping[str, Any], items: Sequence[Any]) -> list[Any]:
+    """An fx call's arguments: layers by their values, parameters by themselves, constants as they are."""
+
+    def resolve(a: Any) -> Any:
+        if hasattr(a, "op"):
+            k = graph.node_key(a)
+            return values.get(k) if k is not None else graph.constant(a)
+        if isinstance(a, (tuple, list)):
+            return type(a)(resolve(v) for v in a)
+        return a
+
+    return [resolve(a) for a in items]
 
 
 def _fill_geometry(row: LayerRow, module: nn.Module) -> None:
@@ -114,19 +147,19 @@ def summarize(
                 continue  # sizes, ints, unpacking: not layers
             node = gnode.fx_node
             assert node is not None
-            # layer inputs by their values; parameters read with get_attr by the tensors themselves
-            args = [
-                values.get(k) if (k := graph.node_key(a)) is not None else graph.constant(a)
-                for a in node.args
-                if hasattr(a, "op")
-            ]
+            args = _call_args(graph, values, node.args)
             row = LayerRow(key, gnode.type, gnode.kind, depth, out_shape, inputs=list(gnode.inputs))
+            row.output_structure = _structure(value)
             if gnode.module is not None:
                 row.params, row.trainable_params = module_params(gnode.module)
-                row.macs = module_macs(gnode.module, args[0] if args else None, value)
+                row.macs = module_macs(gnode.module, args[0] if args else None, value, args)
                 _fill_geometry(row, gnode.module)
             else:
-                row.macs = function_macs(gnode.type, args, value)
+                names = list(node.kwargs)
+                kwargs = dict(
+                    zip(names, _call_args(graph, values, list(node.kwargs.values())), strict=True)
+                )
+                row.macs = function_macs(gnode.type, args, value, kwargs)
             rows.append(row)
         # containers sum the MACs of what runs inside them
         by_key = {r.name: r for r in rows}
@@ -151,6 +184,7 @@ def summarize(
                 continue
             kind = "container" if qual in children else "module"
             row = LayerRow(key, type(sub).__name__, kind, qual.count("."), out_shape)
+            row.output_structure = _structure(value)
             row.params, row.trainable_params = module_params(sub)
             if kind == "module":
                 row.macs = module_macs(sub, received.get(key), value)

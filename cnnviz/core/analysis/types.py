@@ -81,6 +81,7 @@ class LayerRow:
     param_formula: str | None = None
     rf: ReceptiveField | None = None
     inputs: list[str] = field(default_factory=list)
+    output_structure: str | None = None  # a tuple or list output: how it is built
 
     @property
     def spatial_shape(self) -> tuple[int, int] | None:

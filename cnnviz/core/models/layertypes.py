@@ -273,37 +273,162 @@ def geometry(module: nn.Module) -> dict[str, Any]:
     return {}
 
 
-def module_macs(module: nn.Module, inp: Any, out: Any) -> int:
-    """Multiply-accumulates of one call of ``module`` for a batch of one; element-wise layers count none."""
+def _conv_macs(weight: torch.Tensor, out: torch.Tensor, transposed_inp: Any = None) -> int:
+    # every output pixel (every input pixel for a transposed convolution) meets the whole kernel once per group
+    grid = transposed_inp if isinstance(transposed_inp, torch.Tensor) else out
+    if grid.dim() == weight.dim():
+        return weight.numel() * int(grid.shape[0]) * _numel(grid.shape[2:])
+    return weight.numel() * _numel(grid.shape[1:])  # an unbatched call
+
+
+def _rows(t: torch.Tensor) -> int:
+    """Positions a linear map is applied at: every axis but the last."""
+    return _numel(t.shape[:-1])
+
+
+def _attention_products(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> int:
+    """Q·Kᵀ (L×S over E) and weights·V (L×Ev over S), batched over the leading axes of ``q``."""
+    if q.dim() < 2 or k.dim() < 2 or v.dim() < 2:
+        return 0
+    batch = _numel(q.shape[:-2])
+    length, source = int(q.shape[-2]), int(k.shape[-2])
+    return batch * length * source * (int(q.shape[-1]) + int(v.shape[-1]))
+
+
+def _mha_macs(module: nn.MultiheadAttention, args: list[Any]) -> int:
+    query = args[0] if args else None
+    if not isinstance(query, torch.Tensor) or query.dim() not in (2, 3):
+        return 0
+    key = args[1] if len(args) > 1 and isinstance(args[1], torch.Tensor) else query
+    embed = int(module.embed_dim)
+    # (L, N, E), or (N, L, E) when batch_first; an unbatched (L, E) is one sequence
+    if query.dim() == 3:
+        batch = int(query.shape[0] if module.batch_first else query.shape[1])
+        length = int(query.shape[1] if module.batch_first else query.shape[0])
+        source = int(key.shape[1] if module.batch_first else key.shape[0])
+    else:
+        batch, length, source = 1, int(query.shape[0]), int(key.shape[0])
+    projections = length * embed * embed + source * (int(module.kdim) + int(module.vdim)) * embed
+    out_proj = length * embed * embed
+    # the heads split E, so the two products cost as much as one head of width E
+    return batch * (projections + out_proj + 2 * length * source * embed)
+
+
+def module_macs(module: nn.Module, inp: Any, out: Any, args: list[Any] | None = None) -> int:
+    """Multiply-accumulates of one call of ``module``; element-wise layers count none.
+
+    The count covers the whole call (cnnviz's tables run a batch of one, so it is the per-sample count).
+    ``args`` are all the call's positional inputs (``inp`` is the first): multi-head attention reads its key
+    and value there. Tuple outputs count through their first tensor.
+    """
+    args = list(args) if args is not None else [inp]
+    if isinstance(out, (tuple, list)):
+        out = next((o for o in out if isinstance(o, torch.Tensor)), None)
+    if isinstance(module, nn.MultiheadAttention):
+        return _mha_macs(module, args)
+    weight = getattr(module, "weight", None)
     if isinstance(module, CONV_MODULES) and isinstance(out, torch.Tensor):
-        return module.weight.numel() * _numel(out.shape[2:])
+        assert isinstance(weight, torch.Tensor)
+        return _conv_macs(weight, out)
     if isinstance(module, CONVT_MODULES) and isinstance(inp, torch.Tensor):
-        # every input pixel is multiplied by the whole kernel
-        return module.weight.numel() * _numel(inp.shape[2:])
+        assert isinstance(weight, torch.Tensor)
+        return _conv_macs(weight, inp, inp)
     if isinstance(module, nn.Linear) and isinstance(out, torch.Tensor):
-        positions = _numel(out.shape[1:-1]) if out.dim() > 2 else 1
-        return module.in_features * module.out_features * positions
+        return module.in_features * module.out_features * _rows(out)
+    if isinstance(module, nn.Bilinear) and isinstance(out, torch.Tensor):
+        assert isinstance(weight, torch.Tensor)
+        return weight.numel() * _rows(out)
     return 0
 
 
-def function_macs(op: str, args: list[Any], out: Any) -> int:
-    """Multiply-accumulates of a traced function call ``op`` (``torch.nn.functional.conv2d``, ``matmul`` ...)."""
+def _einsum_macs(args: list[Any]) -> int:
+    """The product of every distinct index size: each output element sums over the contracted ones."""
+    if not args or not isinstance(args[0], str):
+        return 0
+    operands = args[1:]
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = list(operands[0])
+    tensors = [t for t in operands if isinstance(t, torch.Tensor)]
+    if len(tensors) < 2:
+        return 0  # a transpose, trace or sum: no products
+    inputs = args[0].replace(" ", "").split("->")[0].split(",")
+    if len(inputs) != len(tensors) or any("." in term for term in inputs):
+        return 0
+    sizes: dict[str, int] = {}
+    for term, t in zip(inputs, tensors, strict=True):
+        if len(term) != t.dim():
+            return 0
+        for letter, size in zip(term, t.shape, strict=True):
+            sizes[letter] = max(sizes.get(letter, 1), int(size))
+    # (n-1) products of n operands per summed element; the second and later add one multiply each
+    return _numel(sizes.values()) * (len(tensors) - 1)
+
+
+def _matmul_macs(a: Any, b: Any, out: torch.Tensor) -> int:
+    if not isinstance(a, torch.Tensor) or a.dim() == 0:
+        return 0
+    inner = int(a.shape[-1])
+    return max(out.numel(), 1) * inner
+
+
+def _swin_window_attention_macs(args: list[Any]) -> int:
+    """torchvision's ``shifted_window_attention``: q/k/v and output projections plus windowed attention."""
+    x, qkv_weight, proj_weight = (args + [None] * 5)[:3]
+    window = args[4] if len(args) > 4 else None
+    if not (
+        isinstance(x, torch.Tensor)
+        and x.dim() == 4
+        and isinstance(qkv_weight, torch.Tensor)
+        and isinstance(proj_weight, torch.Tensor)
+        and isinstance(window, (list, tuple))
+        and len(window) == 2
+    ):
+        return 0
+    wh, ww = int(window[0]), int(window[1])
+    batch, height, width, channels = (int(s) for s in x.shape)
+    padded_h, padded_w = -(-height // wh) * wh, -(-width // ww) * ww
+    positions = batch * padded_h * padded_w
+    projections = positions * (qkv_weight.numel() + proj_weight.numel())
+    # every position attends to the wh·ww positions of its window, once for the weights and once for V
+    return projections + 2 * positions * wh * ww * channels
+
+
+def function_macs(
+    op: str, args: list[Any], out: Any, kwargs: Mapping[str, Any] | None = None
+) -> int:
+    """Multiply-accumulates of a traced function call ``op`` (``F.conv2d``, ``torch.matmul``, ``einsum`` ...).
+
+    ``args`` are the call's positional arguments (tensors as their values, constants as they are), ``kwargs``
+    its keyword arguments. Like :func:`module_macs` it counts the whole call.
+    """
     name = op.split(".")[-1]
+    kwargs = kwargs or {}
+    if isinstance(out, (tuple, list)):
+        out = next((o for o in out if isinstance(o, torch.Tensor)), None)
     if not isinstance(out, torch.Tensor):
         return 0
-    if (
-        name in ("conv1d", "conv2d", "conv3d")
-        and len(args) >= 2
-        and isinstance(args[1], torch.Tensor)
-    ):
-        return args[1].numel() * _numel(out.shape[2:])
-    if name == "linear" and len(args) >= 2 and isinstance(args[1], torch.Tensor):
-        return args[1].numel() * (_numel(out.shape[1:-1]) if out.dim() > 2 else 1)
-    if name in ("matmul", "mm", "bmm", "matmul_") and len(args) >= 2:
-        a = args[0]
-        if isinstance(a, torch.Tensor) and a.dim() >= 1:
-            batch_one = out.shape[1:] if out.dim() > 2 else out.shape
-            return _numel(batch_one) * int(a.shape[-1])
+    second = args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("other"))
+    if name in ("conv1d", "conv2d", "conv3d") and isinstance(second, torch.Tensor):
+        return _conv_macs(second, out)
+    if name in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
+        if isinstance(second, torch.Tensor) and isinstance(args[0], torch.Tensor):
+            return _conv_macs(second, out, args[0])
+        return 0
+    if name == "linear" and isinstance(second, torch.Tensor):
+        return second.numel() * _rows(out)
+    if name in ("matmul", "mm", "bmm", "matmul_", "matmul__", "__matmul__"):
+        return _matmul_macs(args[0] if args else None, second, out)
+    if name in ("addmm", "baddbmm", "addbmm") and len(args) >= 2:
+        return _matmul_macs(args[1], args[2] if len(args) > 2 else None, out)
+    if name == "einsum":
+        return _einsum_macs(args)
+    if name == "scaled_dot_product_attention":
+        q, k, v = (list(args) + [kwargs.get(n) for n in ("query", "key", "value")])[:3]
+        if all(isinstance(t, torch.Tensor) for t in (q, k, v)):
+            return _attention_products(q, k, v)
+        return 0
+    if name == "shifted_window_attention":
+        return _swin_window_attention_macs(args)
     return 0
 
 
