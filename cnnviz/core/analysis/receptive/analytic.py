@@ -7,8 +7,6 @@ boxes, maps that carry a mask over an output axis back to the axes of its inputs
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -17,6 +15,30 @@ import torch
 from torch import nn
 
 from cnnviz.core.analysis.graph import GraphNode, LayerGraph
+from cnnviz.core.analysis.receptive.facts import (
+    _RESHAPES,
+    _SPLITS,
+    _arg,
+    _AxisRF,
+    _conv_like,
+    _holds_tensor,
+    _kept_axes,
+    _merge,
+    _NodeRF,
+    _pair,
+    _shape,
+    _tensor_args,
+)
+from cnnviz.core.analysis.receptive.indexmaps import (
+    IndexMap,
+    adaptive_map,
+    broadcast_map,
+    every_map,
+    gather_map,
+    identity_map,
+    transposed_map,
+    window_map,
+)
 from cnnviz.core.analysis.types import ReceptiveField, Summary
 from cnnviz.core.models.layertypes import (
     ADAPTIVE_MODULES,
@@ -28,167 +50,8 @@ from cnnviz.core.models.layertypes import (
     window_geometry,
 )
 
-# Maps a boolean mask over one axis of a layer's output to the mask over that axis of one of its inputs.
-IndexMap = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass
-class _AxisRF:
-    r: Fraction
-    s: Fraction
-    p: Fraction
-
-
-@dataclass
-class _NodeRF:
-    """What the analysis knows about one layer's output."""
-
-    axes: tuple[int, int] | None  # tensor dims that are (H, W); None: no spatial map
-    sizes: tuple[int, int] | None  # (H, W) of the output
-    rf: tuple[_AxisRF, _AxisRF] | None  # None with global_ False: unknown
-    global_: bool = False
-    uniform: bool = True
-    gated: bool = False  # multiplied by a global gate (squeeze-and-excitation): depends on everything through it
-    # per input key: index maps (H, W) from this node's output axes to that input's axes; None: every position
-    back: Mapping[str, tuple[IndexMap, IndexMap] | None] | None = None
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Per-layer analysis
-
-
-def _tensor_args(node: GraphNode, graph: LayerGraph) -> list[str]:
-    """Keys of the layer inputs in argument order (flattening lists, e.g. torch.cat([a, b]))."""
-    assert node.fx_node is not None
-    keys: list[str] = []
-
-    def visit(a: Any) -> None:
-        if isinstance(a, (list, tuple)):
-            for v in a:
-                visit(v)
-        elif hasattr(a, "op"):
-            k = graph.node_key(a)
-            if k is not None:
-                keys.append(k)
-
-    for a in node.fx_node.args:
-        visit(a)
-    for a in node.fx_node.kwargs.values():
-        visit(a)
-    return keys
-
-
-def _arg(node: GraphNode, index: int, name: str, default: Any) -> Any:
-    assert node.fx_node is not None
-    if name in node.fx_node.kwargs:
-        return node.fx_node.kwargs[name]
-    if len(node.fx_node.args) > index:
-        return node.fx_node.args[index]
-    return default
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(x) for x in v)
-    return (v[0], v[0]) if len(v) == 1 else (v[-2], v[-1])
-
-
-def _window_map(k: int, s: int, p: int, d: int, n_in: int) -> IndexMap:
-    taps = np.arange(k) * d
-
-    def back(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros(n_in, dtype=bool)
-        ys = np.flatnonzero(mask)
-        if ys.size:
-            idx = (ys[:, None] * s - p + taps[None, :]).ravel()
-            out[idx[(idx >= 0) & (idx < n_in)]] = True
-        return out
-
-    return back
-
-
-def _transposed_map(k: int, s: int, p: int, d: int, n_in: int) -> IndexMap:
-    # output y = i*s - p + t*d  <=>  i = (y + p - t*d) / s when that is a whole number
-    taps = np.arange(k) * d
-
-    def back(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros(n_in, dtype=bool)
-        ys = np.flatnonzero(mask)
-        if ys.size:
-            num = (ys[:, None] + p - taps[None, :]).ravel()
-            ok = num % s == 0
-            idx = num[ok] // s
-            out[idx[(idx >= 0) & (idx < n_in)]] = True
-        return out
-
-    return back
-
-
-def _adaptive_map(n_in: int, n_out: int) -> IndexMap:
-    starts = np.array([(i * n_in) // n_out for i in range(n_out)])
-    ends = np.array([-((-(i + 1) * n_in) // n_out) for i in range(n_out)])  # ceil, exclusive
-
-    def back(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros(n_in, dtype=bool)
-        for y in np.flatnonzero(mask):
-            out[starts[y] : ends[y]] = True
-        return out
-
-    return back
-
-
-def _gather_map(source: np.ndarray, n_in: int) -> IndexMap:
-    """Output position y reads input positions source[y] (a list of arrays or an int array)."""
-
-    def back(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros(n_in, dtype=bool)
-        idx = source[mask].ravel() if source.ndim > 1 else source[mask]
-        idx = idx[(idx >= 0) & (idx < n_in)]
-        out[idx] = True
-        return out
-
-    return back
-
-
-def _identity_map(mask: np.ndarray) -> np.ndarray:
-    return mask
-
-
-def _broadcast_map(mask: np.ndarray) -> np.ndarray:
-    # a size-1 axis broadcast over the output: any output position reads position 0
-    return np.array([bool(mask.any())])
-
-
-def _merge(rfs: list[_NodeRF]) -> tuple[tuple[_AxisRF, _AxisRF] | None, bool, bool]:
-    """Merge paths by their extreme edges (Araujo et al.). Returns (rf, global, uniform)."""
-    if any(r.global_ for r in rfs):
-        return None, True, True
-    known = [r.rf for r in rfs if r.rf is not None]
-    if len(known) != len(rfs) or not rfs:
-        return None, False, True
-    merged = []
-    uniform = all(r.uniform for r in rfs)
-    for axis in range(2):
-        items = [rf[axis] for rf in known]
-        s = items[0].s
-        if any(i.s != s for i in items):
-            uniform = False
-            s = min(i.s for i in items)
-        left = min(-i.p for i in items)
-        right = max(-i.p + i.r - 1 for i in items)
-        merged.append(_AxisRF(right - left + 1, s, -left))
-    return (merged[0], merged[1]), False, uniform
-
-
-def _conv_like(rf: _AxisRF, k: int, s: int, p: int, d: int) -> _AxisRF:
-    return _AxisRF(rf.r + (d * (k - 1)) * rf.s, rf.s * s, rf.p + p * rf.s)
-
-
-def _shape(value: Any) -> tuple[int, ...] | None:
-    if isinstance(value, torch.Tensor):
-        return tuple(value.shape)
-    return None
 
 
 class _Analyzer:
@@ -210,30 +73,129 @@ class _Analyzer:
             self.info[node.key] = result
         return self.info
 
-    def _spatial_inputs(self, keys: list[str]) -> list[tuple[str, _NodeRF]]:
-        return [(k, self.info[k]) for k in keys if k in self.info and self.info[k].axes is not None]
+    def _depends(self, key: str) -> bool:
+        """Whether a layer input carries data of the image (not a parameter, a constant or a size)."""
+        if key not in self.info or self.info[key].const:
+            return False
+        # a value we were not given may be a tensor: it counts, so that nothing is dropped unseen
+        return key not in self.values or _holds_tensor(self.values[key])
 
     def _analyse(self, node: GraphNode) -> _NodeRF:
-        out_shape = _shape(self.values.get(node.key))
+        out_value = self.values.get(node.key)
+        out_shape = _shape(out_value)
         if node.kind == "input":
             if out_shape is None or len(out_shape) != 4:
                 return _NodeRF(None, None, None)
             one = _AxisRF(Fraction(1), Fraction(1), Fraction(0))
             return _NodeRF((2, 3), (out_shape[2], out_shape[3]), (one, one))
-        if out_shape is None:
-            return _NodeRF(None, None, None)
-        in_keys = _tensor_args(node, self.graph)
-        spatial = self._spatial_inputs(in_keys)
-        if not spatial:
-            # constants or non-spatial inputs only (e.g. after flatten): nothing spatial to follow
-            globals_ = [self.info[k] for k in in_keys if k in self.info and self.info[k].global_]
-            if globals_:
-                return _NodeRF(None, None, None, global_=True)
+        in_keys = [k for k in _tensor_args(node, self.graph) if self._depends(k)]
+        if not in_keys:
+            return _NodeRF(None, None, None, const=True)
+        # Every input that carries image data counts: one whose spatial dependence is unknown makes the
+        # result unknown, never dropped (dropping it would report a local box where the unit sees more).
+        spatial = [(k, self.info[k]) for k in in_keys if self.info[k].axes is not None]
+        others = [(k, self.info[k]) for k in in_keys if self.info[k].axes is None]
+        if any(not info.global_ for _, info in others):
             return _NodeRF(None, None, None)
         module = node.module
-        op = node.type.split(".")[-1]
-        name = op.lower()
+        name = node.type.split(".")[-1].lower()
+        if name == "getitem" and len(in_keys) == 1 and self.info[in_keys[0]].parts:
+            return self._element(node, in_keys[0], self.info[in_keys[0]])
+        if not spatial:
+            # only inputs that already see the whole image (e.g. after global pooling and flatten)
+            return _NodeRF(None, None, None, global_=True)
+        if isinstance(out_value, (tuple, list)):
+            return self._tuple_output(node, name, spatial, others, out_value)
+        if out_shape is None:
+            return _NodeRF(None, None, None)
+        result = self._rule(node, module, name, spatial, out_shape)
+        if others:
+            # inputs that see the whole image next to a map: a gate (squeeze-and-excitation) for elementwise
+            # ops; anything else that mixes them in depends on everything
+            back = dict(result.back or {})
+            back.update((k, None) for k, _ in others)
+            result.back = back
+            if result.rf is not None and self._is_pointwise(module, name):
+                result.gated = True
+            elif result.rf is not None or result.global_:
+                result.rf, result.global_ = None, True
+        return result
+
+    @staticmethod
+    def _is_pointwise(module: nn.Module | None, name: str) -> bool:
+        return isinstance(module, POINTWISE_MODULES) or (
+            module is None and name in POINTWISE_FUNCTIONS
+        )
+
+    def _tuple_output(
+        self,
+        node: GraphNode,
+        name: str,
+        spatial: list[tuple[str, _NodeRF]],
+        others: list[tuple[str, _NodeRF]],
+        out_value: tuple[Any, ...] | list[Any],
+    ) -> _NodeRF:
+        """Split, chunk and unbind of one map, or a reduction returning (values, indices)."""
+        if others or len(spatial) != 1 or not out_value:
+            return _NodeRF(None, None, None)
+        shapes = [_shape(v) for v in out_value]
+        if any(s is None for s in shapes) or len(set(shapes)) > 1 and name not in _SPLITS:
+            return _NodeRF(None, None, None)
         first_key, first = spatial[0]
+        assert first.axes is not None
+        if name in DIM_REDUCTIONS:  # max / min over a dim: values and indices share their shape
+            shape = shapes[0]
+            assert shape is not None
+            result = self._rule(node, None, name, spatial, shape)
+            result.parts = True
+            return result
+        in_val = self.values.get(first_key)
+        if not isinstance(in_val, torch.Tensor) or (name not in _SPLITS and name != "unbind"):
+            return _NodeRF(None, None, None)
+        ndim = in_val.dim()
+        position, default = _SPLITS.get(name, (1, 0))
+        dim = int(_arg(node, position, "dim", default)) % ndim
+        if dim in first.axes:
+            return _NodeRF(None, None, None)  # pieces of the spatial extent: not followed
+        axes = first.axes
+        if name == "unbind":
+            axes = (axes[0] - (dim < axes[0]), axes[1] - (dim < axes[1]))
+        for shape in shapes:
+            assert shape is not None
+            if max(axes) >= len(shape) or (shape[axes[0]], shape[axes[1]]) != first.sizes:
+                return _NodeRF(None, None, None)
+        return _NodeRF(
+            axes, first.sizes, first.rf, first.global_, first.uniform,
+            back={first_key: None}, parts=True,
+        )  # fmt: skip
+
+    def _element(self, node: GraphNode, in_key: str, parts: _NodeRF) -> _NodeRF:
+        """One element of a split: the facts of the pieces, read position for position."""
+        assert node.fx_node is not None
+        if not isinstance(node.fx_node.args[1], int):
+            return _NodeRF(None, None, None)
+        return _NodeRF(
+            parts.axes, parts.sizes, parts.rf, parts.global_, parts.uniform, parts.gated,
+            back={in_key: None},
+        )  # fmt: skip
+
+    def _rule(
+        self,
+        node: GraphNode,
+        module: nn.Module | None,
+        name: str,
+        spatial: list[tuple[str, _NodeRF]],
+        out_shape: tuple[int, ...],
+    ) -> _NodeRF:
+        """The field of one layer from those of its inputs that carry a spatial map."""
+        first_key, first = spatial[0]
+        if len(spatial) > 1 and not (
+            self._is_pointwise(module, name)
+            or name == "cat"
+            or name in DIM_REDUCTIONS
+            or name in DIM_MIXERS
+        ):
+            return _NodeRF(None, None, None)  # two maps into an op that reads one: not followed
 
         # ----- layers with a window (convolution, pooling)
         geometry = self._window_geometry(node, module, name)
@@ -257,12 +219,17 @@ class _Analyzer:
             return self._pad(node, module, first_key, first, out_shape)
         # ----- layers that look at every position
         if isinstance(
-            module, (nn.Flatten, nn.Linear, nn.Bilinear, nn.LayerNorm, nn.Softmax, nn.LogSoftmax)
-        ) or (
-            name in ("flatten", "linear", "view", "reshape")
-            or name in DIM_REDUCTIONS
-            or name in DIM_MIXERS
-        ):
+            module,
+            (
+                nn.Flatten,
+                nn.Unflatten,
+                nn.Linear,
+                nn.Bilinear,
+                nn.LayerNorm,
+                nn.Softmax,
+                nn.LogSoftmax,
+            ),
+        ) or (name in ("linear", *_RESHAPES) or name in DIM_REDUCTIONS or name in DIM_MIXERS):
             return self._reduce_or_keep(node, module, name, first_key, first, out_shape, spatial)
         if isinstance(module, SPATIAL_GLOBAL_MODULES) or name in ("instance_norm", "group_norm"):
             return _NodeRF(first.axes, first.sizes, None, global_=True)
@@ -270,6 +237,8 @@ class _Analyzer:
             return self._permute(node, name, first_key, first, out_shape)
         if name in ("getitem", "squeeze", "unsqueeze"):
             return self._index(node, name, first_key, first, out_shape)
+        if name in ("narrow", "select", "index_select"):
+            return self._narrow(node, name, first_key, first, out_shape)
         if name == "cat":
             return self._cat(node, spatial, out_shape)
         if isinstance(module, POINTWISE_MODULES) or (
@@ -330,9 +299,9 @@ class _Analyzer:
         maps = []
         for a in range(2):
             if transposed:
-                maps.append(_transposed_map(k[a], s[a], p[a], d[a], first.sizes[a]))
+                maps.append(transposed_map(k[a], s[a], p[a], d[a], first.sizes[a]))
             else:
-                maps.append(_window_map(k[a], s[a], p[a], d[a], first.sizes[a]))
+                maps.append(window_map(k[a], s[a], p[a], d[a], first.sizes[a]))
         back = {in_key: (maps[0], maps[1])}
         if first.global_:
             return _NodeRF((2, 3), sizes, None, global_=True, back=back)
@@ -364,8 +333,8 @@ class _Analyzer:
         sizes = (out_shape[2], out_shape[3])
         back = {
             in_key: (
-                _adaptive_map(first.sizes[0], sizes[0]),
-                _adaptive_map(first.sizes[1], sizes[1]),
+                adaptive_map(first.sizes[0], sizes[0]),
+                adaptive_map(first.sizes[1], sizes[1]),
             )
         }
         if sizes == (1, 1) or first.global_:
@@ -423,7 +392,7 @@ class _Analyzer:
                 )
             else:
                 return _NodeRF(None, None, None)
-            maps.append(_gather_map(src, n_in))
+            maps.append(gather_map(src, n_in))
         back = {in_key: (maps[0], maps[1])}
         if first.global_:
             return _NodeRF((2, 3), sizes, None, global_=True, back=back)
@@ -480,7 +449,7 @@ class _Analyzer:
                 else:
                     y = np.abs(y)
                     y = np.where(y >= n_in, 2 * (n_in - 1) - y, y)
-            maps.append(_gather_map(y, n_in))
+            maps.append(gather_map(y, n_in))
         back = {in_key: (maps[0], maps[1])}
         if first.global_ or first.rf is None:
             return _NodeRF((2, 3), sizes, None, global_=first.global_, back=back)
@@ -503,6 +472,8 @@ class _Analyzer:
         """Ops over some dims: global when they touch a spatial axis, position-wise otherwise."""
         assert first.axes is not None
         in_val = self.values.get(in_key)
+        if isinstance(module, (nn.Flatten, nn.Unflatten)) or (module is None and name in _RESHAPES):
+            return self._reshape(in_key, first, in_val, out_shape)
         ndim = in_val.dim() if isinstance(in_val, torch.Tensor) else len(out_shape)
         touched: set[int]
         if isinstance(module, (nn.Linear, nn.Bilinear)) or name == "linear":
@@ -512,15 +483,6 @@ class _Analyzer:
         elif name == "layer_norm":
             shape = _arg(node, 1, "normalized_shape", ())
             touched = set(range(ndim - len(shape), ndim))
-        elif isinstance(module, nn.Flatten) or name == "flatten":
-            start = (
-                module.start_dim
-                if isinstance(module, nn.Flatten)
-                else _arg(node, 1, "start_dim", 0)
-            )
-            end = module.end_dim if isinstance(module, nn.Flatten) else _arg(node, 2, "end_dim", -1)
-            start, end = start % ndim, end % ndim
-            touched = set(range(start, end + 1)) if end > start else set()
         elif isinstance(module, (nn.Softmax, nn.LogSoftmax)) or name in (
             "softmax",
             "log_softmax",
@@ -531,27 +493,53 @@ class _Analyzer:
             # an fx argument, or the attribute of a module named like the op: whatever it holds
             dim: Any = module.dim if module is not None else _arg(node, 1, "dim", None)
             touched = set(range(ndim)) if dim is None else {int(dim) % ndim}
-        elif name in ("view", "reshape"):
-            if not isinstance(in_val, torch.Tensor):
-                return _NodeRF(None, None, None)
-            touched = set(range(ndim)) if tuple(out_shape) != tuple(in_val.shape) else set()
         else:  # reductions
-            dim = _arg(node, 1, "dim", None)
+            dim = _arg(node, 2 if name == "norm" else 1, "dim", None)
             if dim is None:
                 touched = set(range(ndim))
             else:
                 dims = dim if isinstance(dim, (list, tuple)) else [dim]
                 touched = {int(v) % ndim for v in dims}
+        keepdim = len(out_shape) == ndim  # read from the shapes, whatever the argument was called
         if touched & set(first.axes) or first.global_:
-            return _NodeRF(None, None, None, global_=True)
+            if len(spatial) > 1 or not keepdim or first.sizes is None:
+                return _NodeRF(None, None, None, global_=True)
+            # over the image (mean((2, 3), keepdim=True), softmax over H): each unit reads every position of
+            # the reduced axes; the axes stay, so a gate made of it keeps its exact support
+            sizes = (out_shape[first.axes[0]], out_shape[first.axes[1]])
+            maps = tuple(
+                every_map(first.sizes[i]) if a in touched else identity_map
+                for i, a in enumerate(first.axes)
+            )
+            return _NodeRF(first.axes, sizes, None, global_=True, back={in_key: (maps[0], maps[1])})
         # position-wise over the spatial axes; for reductions without keepdim the axes shift down
         axes = first.axes
-        if name in DIM_REDUCTIONS and not _arg(node, 2, "keepdim", False):
+        if name in DIM_REDUCTIONS and not keepdim:
             axes = (
                 axes[0] - sum(1 for t in touched if t < axes[0]),
                 axes[1] - sum(1 for t in touched if t < axes[1]),
             )
         return self._pointwise(spatial, out_shape, axes)
+
+    def _reshape(
+        self, in_key: str, first: _NodeRF, in_val: Any, out_shape: tuple[int, ...]
+    ) -> _NodeRF:
+        """view / reshape / flatten: the geometry stays when H and W survive intact (from the meta shapes)."""
+        assert first.axes is not None
+        if not isinstance(in_val, torch.Tensor):
+            return _NodeRF(None, None, None)
+        axes = _kept_axes(tuple(in_val.shape), tuple(out_shape), first.axes)
+        if (
+            axes is not None
+        ):  # channel-only (a channel shuffle's view/flatten): position for position
+            return _NodeRF(
+                axes, first.sizes, first.rf, first.global_, first.uniform, back={in_key: None}
+            )
+        if first.global_ or len(out_shape) <= 2:
+            # the classifier's flatten: every feature of the image in one vector, read whole by what follows
+            return _NodeRF(None, None, None, global_=True)
+        # the image axes cut up or merged (window partition, tokens): what each unit reads is not followed
+        return _NodeRF(None, None, None)
 
     def _permute(
         self, node: GraphNode, name: str, in_key: str, first: _NodeRF, out_shape: tuple[int, ...]
@@ -604,8 +592,34 @@ class _Analyzer:
             return _NodeRF(
                 (h, w), first.sizes, first.rf, first.global_, first.uniform, back={in_key: None}
             )
-        # getitem: plain int / slice / None / Ellipsis indexing
-        index = fx_args[1]
+        return self._slice(in_key, first, fx_args[1], ndim_in, out_shape)
+
+    def _narrow(
+        self, node: GraphNode, name: str, in_key: str, first: _NodeRF, out_shape: tuple[int, ...]
+    ) -> _NodeRF:
+        """narrow / select / index_select: the same as indexing one dim (channels keep the geometry)."""
+        assert first.axes is not None
+        in_val = self.values.get(in_key)
+        if not isinstance(in_val, torch.Tensor):
+            return _NodeRF(None, None, None)
+        dim = int(_arg(node, 1, "dim", 0)) % in_val.dim()
+        lead: tuple[Any, ...] = (slice(None),) * dim
+        if name == "narrow":
+            start = int(_arg(node, 2, "start", 0)) % in_val.shape[dim]
+            index = (*lead, slice(start, start + int(_arg(node, 3, "length", 0))))
+        elif name == "select":
+            index = (*lead, int(_arg(node, 2, "index", 0)))
+        elif dim in first.axes:
+            return _NodeRF(None, None, None)  # positions picked by a tensor: not followed
+        else:
+            index = (*lead, slice(None))  # index_select over channels
+        return self._slice(in_key, first, index, in_val.dim(), out_shape)
+
+    def _slice(
+        self, in_key: str, first: _NodeRF, index: Any, ndim_in: int, out_shape: tuple[int, ...]
+    ) -> _NodeRF:
+        """Plain int / slice / None / Ellipsis indexing, and one index tensor over a non-spatial dim."""
+        assert first.axes is not None and first.sizes is not None
         if not isinstance(index, tuple):
             index = (index,)
         if any(isinstance(i, Ellipsis.__class__) for i in index):
@@ -616,6 +630,7 @@ class _Analyzer:
         out_dim = 0
         new_axes: list[int] = []
         offsets: dict[int, slice] = {}
+        tensors = 0
         for item in index:
             if item is None:
                 out_dim += 1
@@ -632,14 +647,19 @@ class _Analyzer:
                 in_dim += 1
                 out_dim += 1
                 continue
-            return _NodeRF(None, None, None)  # tensor indexing: unknown
+            value = self._index_tensor(item)
+            if value is None or value.dim() != 1 or in_dim in first.axes or tensors:
+                return _NodeRF(None, None, None)  # positions picked by a tensor: not followed
+            tensors += 1  # one 1-D index tensor keeps its dim in place (channels picked by a table)
+            in_dim += 1
+            out_dim += 1
         for d in range(in_dim, ndim_in):
             if d in first.axes:
                 new_axes.append(out_dim + d - in_dim)
         if len(new_axes) != 2:
             return _NodeRF(None, None, None)
         sizes = list(first.sizes)
-        maps: list[IndexMap] = [_identity_map, _identity_map]
+        maps: list[IndexMap] = [identity_map, identity_map]
         rf = list(first.rf) if first.rf is not None else None
         uniform = first.uniform
         for a, sl in offsets.items():
@@ -648,9 +668,14 @@ class _Analyzer:
                 continue
             src = np.arange(start, stop, step)
             sizes[a] = len(src)
-            maps[a] = _gather_map(src, first.sizes[a])
+            maps[a] = gather_map(src, first.sizes[a])
             if rf is not None:
                 rf[a] = _AxisRF(rf[a].r, rf[a].s * step, rf[a].p - start * rf[a].s)
+        if max(new_axes) >= len(out_shape) or (out_shape[new_axes[0]], out_shape[new_axes[1]]) != (
+            sizes[0],
+            sizes[1],
+        ):
+            return _NodeRF(None, None, None)  # the shapes say otherwise: not followed
         back = {in_key: (maps[0], maps[1])}
         return _NodeRF(
             (new_axes[0], new_axes[1]),
@@ -660,6 +685,19 @@ class _Analyzer:
             uniform,
             back=back,
         )
+
+    def _index_tensor(self, item: Any) -> torch.Tensor | None:
+        """The value of an index tensor that does not depend on the image (a buffer or a constant)."""
+        if not hasattr(item, "op"):
+            return None
+        key = self.graph.node_key(item)
+        if key is None:
+            value = self.graph.constant(item)
+        elif key in self.info and self.info[key].const:
+            value = self.values.get(key)
+        else:
+            return None
+        return value if isinstance(value, torch.Tensor) else None
 
     def _cat(
         self, node: GraphNode, spatial: list[tuple[str, _NodeRF]], out_shape: tuple[int, ...]
@@ -694,8 +732,8 @@ class _Analyzer:
             ):
                 # broadcast (a 1x1 gate such as squeeze-and-excitation): every output reads its only position
                 back[key] = (
-                    _broadcast_map if info.sizes[0] != sizes[0] else _identity_map,
-                    _broadcast_map if info.sizes[1] != sizes[1] else _identity_map,
+                    broadcast_map if info.sizes[0] != sizes[0] else identity_map,
+                    broadcast_map if info.sizes[1] != sizes[1] else identity_map,
                 )
                 if info.global_:
                     gated = True  # the local field stays meaningful; the gate adds global context
@@ -703,6 +741,8 @@ class _Analyzer:
                     local.append(_NodeRF(None, None, None))
             else:
                 return _NodeRF(None, None, None)
+        if not local:  # only a global gate, broadcast (expand_as): it sees everything
+            return _NodeRF(axes, sizes, None, global_=True, back=back)
         rf, global_, uniform = _merge(local)
         return _NodeRF(axes, sizes, rf, global_, uniform, gated, back)
 

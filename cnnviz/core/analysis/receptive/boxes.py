@@ -116,7 +116,14 @@ def support_box(
             reached.extend(terms)
             continue
         if node_info.back is None:
-            return None
+            if not node_info.global_:
+                return None
+            # a layer that reads the whole image (a gate made of a global mean): every input pixel
+            whole = info[order[0]].sizes
+            if whole is None:
+                return None
+            reached.append((np.ones(whole[0], dtype=bool), np.ones(whole[1], dtype=bool)))
+            continue
         for in_key, maps in node_info.back.items():
             dest = pending.setdefault(in_key, [])
             for mh, mw in terms:

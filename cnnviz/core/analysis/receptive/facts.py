@@ -1,0 +1,151 @@
+"""The facts the receptive-field walk keeps per layer, and the arithmetic that combines them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import torch
+
+from cnnviz.core.analysis.graph import GraphNode, LayerGraph
+from cnnviz.core.analysis.receptive.indexmaps import IndexMap
+
+
+@dataclass
+class _AxisRF:
+    r: Fraction
+    s: Fraction
+    p: Fraction
+
+
+@dataclass
+class _NodeRF:
+    """What the analysis knows about one layer's output."""
+
+    axes: tuple[int, int] | None  # tensor dims that are (H, W); None: no spatial map
+    sizes: tuple[int, int] | None  # (H, W) of the output
+    rf: tuple[_AxisRF, _AxisRF] | None  # None with global_ False: unknown
+    global_: bool = False
+    uniform: bool = True
+    gated: bool = False  # multiplied by a global gate (squeeze-and-excitation): depends on everything through it
+    # per input key: index maps (H, W) from this node's output axes to that input's axes; None: every position
+    back: Mapping[str, tuple[IndexMap, IndexMap] | None] | None = None
+    const: bool = (
+        False  # computed from parameters and constants alone: independent of the input image
+    )
+    parts: bool = (
+        False  # a tuple of tensors (split, chunk, unbind): the facts hold for each element
+    )
+
+
+# Ops returning a tuple of pieces of their input along one dim (dim argument position, default).
+_SPLITS = {"chunk": (2, 0), "split": (2, 0), "tensor_split": (2, 0), "split_with_sizes": (2, 0)}
+_RESHAPES = ("view", "reshape", "flatten", "unflatten")
+
+
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_tensor(v) for v in value)
+    return False
+
+
+def _prod(values: tuple[int, ...]) -> int:
+    return math.prod(values) if values else 1
+
+
+def _kept_axes(
+    in_shape: tuple[int, ...], out_shape: tuple[int, ...], axes: tuple[int, int]
+) -> tuple[int, int] | None:
+    """Where the (H, W) dims of a reshape's input land in its output, if both survive intact.
+
+    Row-major order: output dim j carries input dim a unchanged exactly when both have the same size and the
+    dims before them hold the same number of elements (channel-only reshapes such as a channel shuffle).
+    """
+    found = []
+    for a in axes:
+        prefix = _prod(in_shape[:a])
+        j = next(
+            (
+                j
+                for j in range(len(out_shape))
+                if out_shape[j] == in_shape[a] and _prod(out_shape[:j]) == prefix
+            ),
+            None,
+        )
+        if j is None:
+            return None
+        found.append(j)
+    return (found[0], found[1]) if found[0] < found[1] else None
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(x) for x in v)
+    return (v[0], v[0]) if len(v) == 1 else (v[-2], v[-1])
+
+
+def _merge(rfs: list[_NodeRF]) -> tuple[tuple[_AxisRF, _AxisRF] | None, bool, bool]:
+    """Merge paths by their extreme edges (Araujo et al.). Returns (rf, global, uniform)."""
+    if any(r.global_ for r in rfs):
+        return None, True, True
+    known = [r.rf for r in rfs if r.rf is not None]
+    if len(known) != len(rfs) or not rfs:
+        return None, False, True
+    merged = []
+    uniform = all(r.uniform for r in rfs)
+    for axis in range(2):
+        items = [rf[axis] for rf in known]
+        s = items[0].s
+        if any(i.s != s for i in items):
+            uniform = False
+            s = min(i.s for i in items)
+        left = min(-i.p for i in items)
+        right = max(-i.p + i.r - 1 for i in items)
+        merged.append(_AxisRF(right - left + 1, s, -left))
+    return (merged[0], merged[1]), False, uniform
+
+
+def _conv_like(rf: _AxisRF, k: int, s: int, p: int, d: int) -> _AxisRF:
+    return _AxisRF(rf.r + (d * (k - 1)) * rf.s, rf.s * s, rf.p + p * rf.s)
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    if isinstance(value, torch.Tensor):
+        return tuple(value.shape)
+    return None
+
+
+def _tensor_args(node: GraphNode, graph: LayerGraph) -> list[str]:
+    """Keys of the layer inputs in argument order (flattening lists, e.g. torch.cat([a, b]))."""
+    assert node.fx_node is not None
+    keys: list[str] = []
+
+    def visit(a: Any) -> None:
+        if isinstance(a, (list, tuple)):
+            for v in a:
+                visit(v)
+        elif hasattr(a, "op"):
+            k = graph.node_key(a)
+            if k is not None:
+                keys.append(k)
+
+    for a in node.fx_node.args:
+        visit(a)
+    for a in node.fx_node.kwargs.values():
+        visit(a)
+    return keys
+
+
+def _arg(node: GraphNode, index: int, name: str, default: Any) -> Any:
+    assert node.fx_node is not None
+    if name in node.fx_node.kwargs:
+        return node.fx_node.kwargs[name]
+    if len(node.fx_node.args) > index:
+        return node.fx_node.args[index]
+    return default
