@@ -408,3 +408,24 @@ def test_random_graphs_never_claim_less_than_the_gradient(ops, reduce, h, w, dat
         assert kind == "gated"
     else:
         assert kind == "local"  # shuffles, splits and narrows keep the geometry
+
+
+def test_permute_modules_keep_the_field_and_pooling_after_attention_is_global():
+    local = nn.Sequential(
+        nn.Conv2d(3, 4, 3), Permute([0, 2, 3, 1]), Permute([0, 3, 1, 2]), nn.Conv2d(4, 4, 3)
+    ).eval()
+    shape = (3, 12, 12)
+    truth = gradient_bbox(structural_copy(local), _whole_output, shape, (2, 5))
+    assert _check_never_narrower(ReceptiveFieldIndex(local, shape), "3", (2, 5), truth) == "local"
+    swin = nn.Sequential(
+        nn.Conv2d(3, 8, 4, stride=4),
+        Permute([0, 2, 3, 1]),
+        SwinTransformerBlock(8, 2, [4, 4], [0, 0]),
+        Permute([0, 3, 1, 2]),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 3),
+    ).eval()
+    summary = summarize(swin, (3, 32, 32))
+    assert summary.row("2").rf is None  # windowed attention: not derived, never the patch box
+    assert summary.row("4").rf.global_ and summary.row("6").rf.global_

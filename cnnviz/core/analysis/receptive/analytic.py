@@ -245,6 +245,12 @@ class _Analyzer:
             module is None and name in POINTWISE_FUNCTIONS
         ):
             return self._pointwise(spatial, out_shape)
+        # An op the analysis does not know: its field is unknown. Where it keeps its input's shape the image
+        # axes are taken to stay put, so that a later global pooling is still seen as global (no rule turns
+        # an unknown field into a local one, so a wrong guess can only cost that "global").
+        in_val = self.values.get(first_key)
+        if len(spatial) == 1 and isinstance(in_val, torch.Tensor) and in_val.shape == out_shape:
+            return _NodeRF(first.axes, first.sizes, None)
         return _NodeRF(None, None, None)
 
     # -- rules --------------------------------------------------------------------------------------------------
@@ -548,8 +554,13 @@ class _Analyzer:
         ndim = len(out_shape)
         assert node.fx_node is not None
         fx_args: tuple[Any, ...] = node.fx_node.args  # fx arguments: checked where used
-        if name == "permute":
-            dims = fx_args[1:] if len(fx_args) > 2 or isinstance(fx_args[1], int) else fx_args[1]
+        if node.module is not None:  # a Permute module (torchvision's Swin, ConvNeXt)
+            dims = [int(v) % ndim for v in getattr(node.module, "dims")]  # noqa: B009 - any module
+            order = dims
+        elif name == "permute":
+            dims = list(
+                fx_args[1:] if len(fx_args) > 2 or isinstance(fx_args[1], int) else fx_args[1]
+            )
             dims = [int(v) % ndim for v in dims]
             order = dims
         else:  # transpose(a, b) / movedim(a, b)
