@@ -143,9 +143,37 @@ class LayerGraph:
     # -- tracing -------------------------------------------------------------------------------------------------
     def _trace(self) -> None:
         tracer = fx.Tracer()
+        # Optional arguments (timm's ``attn_mask=None``) take their defaults, as in a call with the input alone:
+        # as proxies, ``if attn_mask is not None`` would trace a branch that such a call never takes.
+        import inspect
+
+        try:
+            params = list(inspect.signature(self.model.forward).parameters.values())[1:]
+        except (TypeError, ValueError):
+            params = []
+        concrete = {
+            p.name: p.default
+            for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and (p.default is None or type(p.default) is bool)
+        }
         # Branches on self.training are resolved while tracing: trace the inference graph.
         with eval_mode(self.model):
-            graph = tracer.trace(self.model)
+            graph = tracer.trace(self.model, concrete_args=concrete or None)
+        # fx checks each default with an assertion on a placeholder of its own: neither is a layer
+        fixed = {
+            n
+            for n in list(graph.nodes)[1:]
+            if n.op == "placeholder" and any(str(n.target).startswith(f"{k}_") for k in concrete)
+        }
+        checks = (torch.fx._symbolic_trace._assert_is_none, torch._assert, operator.eq)
+        for node in reversed(list(graph.nodes)):
+            if node.op == "call_function" and node.target in checks and not node.users:
+                if all(a in fixed or a.target in checks for a in node.all_input_nodes):
+                    graph.erase_node(node)
+        for node in fixed:
+            if not node.users:
+                graph.erase_node(node)
         modules = dict(self.model.named_modules())
         self._fx_graph = graph
         key_of: dict[fx.Node, str] = {}

@@ -248,3 +248,42 @@ def test_timm_transformers_total_within_one_percent_of_fvcore(name: str) -> None
             m.fused_attn = False
     reference = fvcore_macs(model, torch.zeros(1, 3, 224, 224))
     assert abs(ours - reference) <= 0.01 * reference
+
+
+class OptionalMask(nn.Module):
+    """Like timm's ViT: blocks run one by one only when a mask is given, else as one Sequential."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, flag: bool = False
+    ) -> torch.Tensor:
+        if mask is not None or flag:
+            for block in self.blocks:
+                x = block(x) * (mask if mask is not None else 1)
+            return x
+        return self.blocks(x)
+
+
+@pytest.mark.parametrize("source", ["own", "timm"])
+def test_optional_arguments_trace_the_call_with_the_input_alone(source: str) -> None:
+    if source == "timm":
+        timm = pytest.importorskip("timm")
+        model = timm.create_model("vit_tiny_patch16_224", img_size=32, depth=2, pretrained=False)
+        size = (3, 32, 32)
+    else:
+        model = OptionalMask()
+        size = (3, 9, 8)
+    model.eval()
+    x = torch.randn(1, *size)
+    real = real_outputs(model, x)["blocks"]
+    assert isinstance(real, torch.Tensor)
+    summary = summarize(model, size, receptive_fields=False)
+    assert summary.row("blocks").output_shape == tuple(real.shape)
+    assert [r.name for r in summary.rows if r.kind == "input"] == []  # the defaults are no inputs
+    captured = capture(model, x)
+    torch.testing.assert_close(captured["blocks"], real)
+    with torch.no_grad():
+        torch.testing.assert_close(captured.output, model(x))
