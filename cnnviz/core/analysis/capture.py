@@ -189,6 +189,19 @@ def _make_keeper(dtype: torch.dtype | None, to_cpu: bool) -> Any:
 _KEEPERS: dict[tuple[Any, bool], Any] = {}
 
 
+def container_outputs(graph: LayerGraph, key: str) -> list[str]:
+    """The keys of the values a traced-through module hands on: its output, or each value that leaves it.
+
+    A module returning a list (timm HRNet's stages) has no single output node; the values used after it, in
+    execution order, stand for it.
+    """
+    info = graph.containers[key]
+    if info.output_key is not None:
+        return [info.output_key]
+    members = {n.fx_node: n.key for n in graph.nodes if key in n.scope and n.fx_node is not None}
+    return [k for node, k in members.items() if any(u not in members for u in node.users)]
+
+
 def _capture_fx(
     graph: LayerGraph,
     x: torch.Tensor,
@@ -196,7 +209,16 @@ def _capture_fx(
     dtype: torch.dtype | None,
     to_cpu: bool,
 ) -> CaptureResult:
-    gm = graph.capture_module(selected, _keeper(dtype, to_cpu))
+    wanted = selected
+    if selected is not None:
+        # a container without one output node is the values leaving it: compute those too
+        wanted = selected | {
+            k
+            for key in selected
+            if key in graph.containers and graph.containers[key].output_key is None
+            for k in container_outputs(graph, key)
+        }
+    gm = graph.capture_module(wanted, _keeper(dtype, to_cpu))
     module = graph.model
     try:
         with torch.inference_mode(), eval_mode(module), out_of_place(module):
@@ -207,10 +229,16 @@ def _capture_fx(
     for key, is_container, _depth in graph.ordered_keys():
         if selected is not None and key not in selected:
             continue
-        source = graph.containers[key].output_key if is_container else key
-        if source is None or source not in values:
-            continue
-        value = values[source]
+        if is_container and graph.containers[key].output_key is None:
+            sources = container_outputs(graph, key)
+            if not sources or any(k not in values for k in sources):
+                continue
+            value: Any = [values[k] for k in sources]
+        else:
+            source = graph.containers[key].output_key if is_container else key
+            if source is None or source not in values:
+                continue
+            value = values[source]
         if _has_tensor(value):
             activations[key] = value
     return CaptureResult(activations, output, "fx", None)

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from cnnviz.core.analysis import forward_budget
+from cnnviz.core.analysis.capture import container_outputs
 from cnnviz.core.analysis.graph import (
     OUTPUT_KEY,
     LayerGraph,
@@ -132,13 +133,20 @@ def summarize(
         for key, is_container, depth in graph.ordered_keys():
             if is_container:
                 info = graph.containers[key]
-                out = values.get(info.output_key) if info.output_key else None
+                structure = None
+                if info.output_key:
+                    out = values.get(info.output_key)
+                else:
+                    # a list returned (timm HRNet's stages): the values that leave it, in execution order
+                    leaving = [values.get(k) for k in container_outputs(graph, key)]
+                    out = leaving if leaving and all(v is not None for v in leaving) else None
+                    structure = f"{len(leaving)} outputs" if out is not None else None
                 total, trainable = module_params(info.module)
                 if out is None and total == 0:
                     continue  # no output and no weights (e.g. torch.export's guard function): not a layer
-                rows.append(
-                    LayerRow(key, info.type, "container", depth, _shape(out), total, trainable)
-                )
+                row = LayerRow(key, info.type, "container", depth, _shape(out), total, trainable)
+                row.output_structure = structure or _structure(out)
+                rows.append(row)
                 continue
             gnode = graph.node(key)
             value = values.get(key)

@@ -38,11 +38,16 @@ def fvcore_macs(model: nn.Module, *inputs: torch.Tensor) -> int:
 def real_outputs(model: nn.Module, x: torch.Tensor) -> dict[str, object]:
     """Every module's output from a real forward pass with hooks."""
     outputs: dict[str, object] = {}
-    handles = [
-        m.register_forward_hook(lambda _m, _a, out, name=name: outputs.setdefault(name, out))
-        for name, m in model.named_modules()
-        if name
-    ]
+
+    def hook(name: str) -> object:
+        def keep(_m: nn.Module, _a: object, out: object) -> None:
+            outputs.setdefault(
+                name, out
+            )  # the first call's output; returns None so the output stays
+
+        return keep
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if name]
     try:
         with torch.no_grad():
             model.eval()(x)
@@ -287,3 +292,42 @@ def test_optional_arguments_trace_the_call_with_the_input_alone(source: str) -> 
     torch.testing.assert_close(captured["blocks"], real)
     with torch.no_grad():
         torch.testing.assert_close(captured.output, model(x))
+
+
+class TwoScales(nn.Module):
+    """Returns a list, as timm HRNet's stages do: each branch is used by the next module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fine = nn.Conv2d(3, 4, 3, padding=1)
+        self.coarse = nn.Conv2d(3, 6, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.fine(x).relu(), self.coarse(x)]
+
+
+class Fuse(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage = TwoScales()
+        self.head = nn.Conv2d(6, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fine, coarse = self.stage(x)
+        return fine[:, :, ::2, ::2] + self.head(coarse)
+
+
+def test_a_module_returning_a_list_gets_its_shapes_and_capture_entry() -> None:
+    torch.manual_seed(0)
+    model = Fuse().eval()
+    x = torch.randn(1, 3, 8, 6)
+    real = real_outputs(model, x)["stage"]
+    assert isinstance(real, list)
+    row = summarize(model, (3, 8, 6), receptive_fields=False).row("stage")
+    assert row.output_shape == [tuple(t.shape) for t in real]
+    assert row.output_structure == f"{len(real)} outputs"
+    for captured in (capture(model, x), capture(model, x, layers=["stage"])):
+        assert len(captured["stage"]) == len(real)
+        for got, want in zip(captured["stage"], real, strict=True):
+            torch.testing.assert_close(got, want)
+    assert list(capture(model, x, layers=["stage"])) == ["stage"]
