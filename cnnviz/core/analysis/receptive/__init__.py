@@ -7,7 +7,8 @@ Two levels, both computed on the torch.fx graph (never in hook order, which is w
   sees input rows ``y*S - P .. y*S - P + r - 1``. Paths that meet (residual additions, concatenations) are merged
   by their extreme left and right edges, as the paper does. After global pooling, flatten or linear layers every
   unit sees the whole input: the field is marked *global*. A squeeze-and-excitation gate multiplies a local path
-  by a global one, so what follows it is global too -- that is what the gradient says. Reductions over H or W
+  by a global one: what follows it is marked *gated* -- the local box of the path, and through the gate the
+  whole input, which is what the gradient says. Reductions over H or W
   (``mean``, ``sum``, ``amax``, ``std``, ``softmax`` ...) are global; channel-only operations (a channel shuffle's
   ``view``/``transpose``, ``split``, ``chunk``, ``narrow``, channel indexing) keep the field, which the shapes
   of each layer's input and output confirm. An input whose spatial dependence is not understood is never
@@ -22,8 +23,8 @@ Upsampling and transposed convolutions make strides fractional: a stride of 1/2 
 layer moves half an input pixel, i.e. two neighbouring units share the same input window (the figure is then
 marked non-uniform and ``box`` comes from the exact index sets).
 
-The package: ``analytic`` (the per-layer fields on the graph, with ``facts`` and ``indexmaps``), ``boxes`` (one unit's box and its exact support),
-``effective`` (the gradient-based field), ``measured`` (untraceable models), ``index`` (one analysis answering
+The package: ``analytic`` (the per-layer fields on the graph, with ``facts`` and ``indexmaps``), ``boxes`` (one
+unit's box and its exact support), ``effective`` (the gradient-based field), ``measured`` (untraceable models), ``index`` (one analysis answering
 many units) and ``mapping`` (moving a unit between layers and picking one from an input pixel).
 """
 
