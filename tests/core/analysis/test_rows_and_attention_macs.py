@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 
+import fvcore.nn as fvcore_nn
 import pytest
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,6 @@ from torchvision.models.swin_transformer import ShiftedWindowAttention
 from cnnviz.core.analysis.capture import as_numpy, capture
 from cnnviz.core.analysis.summary import summarize
 
-fvcore_nn = pytest.importorskip("fvcore.nn")
 _MATRIX_OPS = ("conv", "linear", "matmul", "einsum", "bmm", "addmm", "baddbmm", "mm")
 
 
