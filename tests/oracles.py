@@ -62,6 +62,28 @@ def structural_copy(model: nn.Module) -> nn.Module:
     return model
 
 
+def module_output(layer: str) -> Callable[[nn.Module, torch.Tensor], torch.Tensor]:
+    """A ``layer_output`` for :func:`gradient_bbox`: the output of the module ``layer``, the forward stopped there."""
+
+    def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        out = {}
+
+        def hook(_m: nn.Module, _i: object, o: torch.Tensor) -> None:
+            out["v"] = o
+            raise StopIteration
+
+        handle = dict(model.named_modules())[layer].register_forward_hook(hook)
+        try:
+            model(x)
+        except StopIteration:
+            pass
+        finally:
+            handle.remove()
+        return out["v"]
+
+    return run
+
+
 def gradient_bbox(
     model: nn.Module,
     layer_output: Callable[[nn.Module, torch.Tensor], torch.Tensor],

@@ -16,7 +16,7 @@ import torch
 import torchvision
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from oracles import gradient_bbox, structural_copy
+from oracles import gradient_bbox, module_output, structural_copy
 from torch import nn
 
 from cnnviz.core.analysis.receptive import (
@@ -197,26 +197,6 @@ def test_vgg16_pool5_matches_published_figures():
     assert rf.padding == (90, 90)
 
 
-def _truncate(layer: str):
-    def run(model, x):
-        out = {}
-
-        def hook(_m, _i, o):
-            out["v"] = o
-            raise StopIteration
-
-        handle = dict(model.named_modules())[layer].register_forward_hook(hook)
-        try:
-            model(x)
-        except StopIteration:
-            pass
-        finally:
-            handle.remove()
-        return out["v"]
-
-    return run
-
-
 def test_resnet18_layer4_field_measured_by_gradient():
     """ResNet-18's residual paths: the field of layer4 (435 px) checked on an input that holds it whole."""
     model = torchvision.models.resnet18(weights=None).eval()
@@ -226,7 +206,7 @@ def test_resnet18_layer4_field_measured_by_gradient():
     unit = (oh // 2, ow // 2)
     box = index.box("layer4", unit)
     assert box.size == (435, 435)
-    truth = gradient_bbox(structural_copy(model), _truncate("layer4"), shape, unit)
+    truth = gradient_bbox(structural_copy(model), module_output("layer4"), shape, unit)
     assert box.support_box == truth
     assert box.clipped_box == truth
 
@@ -243,7 +223,7 @@ def test_inception_v3_branches_measured_by_gradient():
     structural = structural_copy(model)
     for unit in [(oh // 2, ow // 2), (0, ow - 1)]:
         box = index.box(layer, unit)
-        truth = gradient_bbox(structural, _truncate(layer), shape, unit)
+        truth = gradient_bbox(structural, module_output(layer), shape, unit)
         assert box.support_box == truth, (layer, unit)
 
 
@@ -355,7 +335,7 @@ def test_squeeze_excitation_gate_is_marked_and_support_is_whole_input():
     index = ReceptiveFieldIndex(model, shape)
     box = index.box("features.2", (1, 1))
     assert box.gated and box.to_json()["gated"] is True
-    truth = gradient_bbox(structural_copy(model), _truncate("features.2"), shape, (1, 1))
+    truth = gradient_bbox(structural_copy(model), module_output("features.2"), shape, (1, 1))
     assert box.support_box == truth == (0, 0, 95, 95)
     assert box.size[0] < 96  # the local field of the convolution path, not the whole input
     before_gate = index.box("features.1.block.0", (1, 1))

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from oracles import structural_copy
+from oracles import module_output, structural_copy
 from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 from torchvision.ops.misc import Permute
@@ -20,28 +20,6 @@ from torchvision.ops.misc import Permute
 from cnnviz.core.analysis.receptive import ReceptiveFieldIndex
 from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.errors import LayerError
-
-
-def _module_output(layer: str):
-    """The output of the module ``layer`` (a block: its last operation), stopping the forward there."""
-
-    def run(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        out = {}
-
-        def hook(_m, _i, o):
-            out["v"] = o
-            raise StopIteration
-
-        handle = dict(model.named_modules())[layer].register_forward_hook(hook)
-        try:
-            model(x)
-        except StopIteration:
-            pass
-        finally:
-            handle.remove()
-        return out["v"]
-
-    return run
 
 
 def gradient_bbox(model: nn.Module, layer_output, shape, unit):
@@ -102,13 +80,13 @@ def test_timm_efficientnet_squeeze_excite_is_a_gate_with_the_whole_input_as_supp
     copy = structural_copy(model)
     whole = (0, 0, 63, 63)
     for layer in ("blocks.1.0.se", "blocks.1.0.conv_pwl", "blocks.2.0"):
-        truth = gradient_bbox(copy, _module_output(layer), shape, (1, 1))
+        truth = gradient_bbox(copy, module_output(layer), shape, (1, 1))
         assert truth == whole
         box = index.box(layer, (1, 1))
         assert box.gated and box.support_box == truth, layer
         assert box.size[0] < 64  # the convolution path's own field, marked gated
     before = "blocks.0.0.bn1"  # ahead of the first gate
-    truth = gradient_bbox(copy, _module_output(before), shape, (3, 3))
+    truth = gradient_bbox(copy, module_output(before), shape, (3, 3))
     assert _check_never_narrower(index, before, (3, 3), truth) == "local"
     summary = summarize(model, shape)
     assert summary.row("blocks.1.0.se").rf.gated
@@ -121,7 +99,7 @@ def test_timm_mobilenetv3_squeeze_excite_is_gated():
     index = ReceptiveFieldIndex(model, shape)
     copy = structural_copy(model)
     for layer in ("blocks.0.0.se", "blocks.1"):
-        truth = gradient_bbox(copy, _module_output(layer), shape, (2, 1))
+        truth = gradient_bbox(copy, module_output(layer), shape, (2, 1))
         assert _check_never_narrower(index, layer, (2, 1), truth) == "gated", layer
         assert index.box(layer, (2, 1)).support_box == truth == (0, 0, 63, 63)
 
@@ -249,7 +227,7 @@ def test_shufflenet_keeps_its_geometry_through_channel_shuffles():
     index = ReceptiveFieldIndex(model, shape)
     copy = structural_copy(model)
     for layer, unit in (("stage2.0", (3, 3)), ("stage2.1", (0, 5)), ("stage3.0", (2, 1))):
-        truth = gradient_bbox(copy, _module_output(layer), shape, unit)
+        truth = gradient_bbox(copy, module_output(layer), shape, unit)
         assert _check_never_narrower(index, layer, unit, truth) == "local", layer
     summary = summarize(model, shape)
     for name in ("stage2.0.view", "stage2.0.transpose", "stage2.0.view_1", "stage2.1.chunk"):
@@ -296,7 +274,7 @@ def test_res2net_split_branches_have_their_true_field():
         index = ReceptiveFieldIndex(model, shape)
         copy = structural_copy(model)
         for layer in ("0", "1"):
-            truth = gradient_bbox(copy, _module_output(layer), shape, (7, 8))
+            truth = gradient_bbox(copy, module_output(layer), shape, (7, 8))
             assert _check_never_narrower(index, layer, (7, 8), truth) == "local", (how, layer)
         # three 3x3 convolutions in a chain per block: 7, then 13
         assert index.box("1", (7, 8)).size == (13, 13)
@@ -307,7 +285,7 @@ def test_timm_res2net_and_cspdarknet_have_fields():
     for name, layer in (("res2net50_14w_8s", "layer1.0"), ("cspdarknet53", "stages.1")):
         model = timm.create_model(name, pretrained=False).eval()
         index = ReceptiveFieldIndex(model, shape)
-        truth = gradient_bbox(structural_copy(model), _module_output(layer), shape, (3, 4))
+        truth = gradient_bbox(structural_copy(model), module_output(layer), shape, (3, 4))
         assert _check_never_narrower(index, layer, (3, 4), truth) == "local", name
 
 
