@@ -9,6 +9,7 @@ The public API for scripts and notebooks::
     acts = cnnviz.capture(model, cnnviz.load_image("cat.jpg", model.preprocess))
     box = cnnviz.receptive_field(model, "layer3", (4, 7))
     cnnviz.show(model, "cat.jpg", "layer3", unit=(4, 7))  # a picture: the unit's receptive field
+    top = cnnviz.top_units(model, "photos/", "layer3", k=9)  # per channel, the units that fire most
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "effective_receptive_field",
     "predict",
     "show",
+    "top_units",
 ]
 
 # Imported on first use so that `import cnnviz` (and `cnnviz --version`) load no torch.
@@ -39,10 +41,12 @@ _LAZY = {
     "effective_receptive_field": "cnnviz.core.analysis.receptive",
     "predict": "cnnviz.core.analysis.predict",
     "show": "cnnviz.core.present.notebook",
+    "top_units": "cnnviz.core.analysis.dataset",
 }
 
 if TYPE_CHECKING:
     from cnnviz.core.analysis.capture import capture
+    from cnnviz.core.analysis.dataset import top_units
     from cnnviz.core.analysis.predict import predict
     from cnnviz.core.analysis.receptive import effective_receptive_field, receptive_field
     from cnnviz.core.images import load_image
