@@ -102,7 +102,9 @@ class DatasetERF:
     channels. ``area_ratio[t]`` and ``side[t]`` (t in :data:`AREA_THRESHOLDS`) are the clipped area ratio and the
     odd side of the smallest centred square holding ``t`` of the total; ``centre`` is that square's centre (input
     pixels). ``theoretical_box`` is the unit's receptive field by the formula (it may reach into the padding;
-    None where it cannot be derived), ``theoretical_ratio`` its part inside the input over ``H * W``.
+    None where it cannot be derived), ``theoretical_ratio`` its part inside the input over ``H * W``, and
+    ``theoretical_square`` the ``(side, ratio)`` of the smallest centred odd square holding all of that part --
+    the theoretical field measured by the rule of ``area_ratio`` (an even-sized box needs a square one wider).
     """
 
     layer: str
@@ -116,6 +118,7 @@ class DatasetERF:
     centre: tuple[int, int]
     theoretical_box: Box | None
     theoretical_ratio: float | None
+    theoretical_square: tuple[int, float] | None = None
     global_: bool = False
     layer_type: str = ""
     batch_size: int = DEFAULT_BATCH
@@ -138,6 +141,12 @@ class DatasetERF:
             "theoretical_ratio": None
             if self.theoretical_ratio is None
             else round(self.theoretical_ratio, 6),
+            "theoretical_square": None
+            if self.theoretical_square is None
+            else {
+                "side": self.theoretical_square[0],
+                "ratio": round(self.theoretical_square[1], 6),
+            },
             "batch_size": self.batch_size,
             "seconds": round(self.seconds, 4),
         }
@@ -387,6 +396,16 @@ class _Runner:
         self.sums: list[torch.Tensor] = []
         self.count = 0
 
+    def layer_type(self, i: int) -> str:
+        """The type of layer ``i`` as the table names it (``Conv2d``, ``add`` ...)."""
+        key = self.keys[i]
+        if self.graph.traced:
+            if key in self.graph.containers:
+                return type(dict(self.module.named_modules()).get(key, self.module)).__name__
+            return self.graph.node(key).type
+        sub = dict(self.module.named_modules()).get(key.partition("@")[0])
+        return type(sub).__name__ if sub is not None else ""
+
     def _outputs(self, x: torch.Tensor) -> list[Any]:
         graph = self.graph
         if len(self.keys) == 1:
@@ -541,13 +560,13 @@ def _result(
     heat = (runner.sums[i] / runner.count).numpy()
     _, h, w = shape
     box: Box | None = None
+    clipped: Box | None = None
     ratio: float | None = None
     global_ = False
     if index is not None:
         try:
             ub = index.box(name, unit, exact_support=False)
-            box, global_ = ub.box, ub.global_
-            clipped = ub.clipped_box
+            box, global_, clipped = ub.box, ub.global_, ub.clipped_box
             ratio = 0.0 if clipped is None else (
                 (clipped[2] - clipped[0] + 1) * (clipped[3] - clipped[1] + 1) / (h * w))  # fmt: skip
         except LayerError:
@@ -558,10 +577,16 @@ def _result(
     if not float(heat.sum()) > 0:
         return None
     found = area_ratios(heat, centre)
+    square: tuple[int, float] | None = None
+    if clipped is not None:
+        # The theoretical field measured by the same rule: the smallest centred odd square holding all of it.
+        inside = np.zeros((h, w))
+        inside[clipped[0] : clipped[2] + 1, clipped[1] : clipped[3] + 1] = 1.0
+        square = area_ratios(inside, centre, (1.0,))[1.0]
     return DatasetERF(
         name, unit, runner.map_sizes[i], runner.count, shape, heat,
         {t: r for t, (_, r) in found.items()}, {t: s for t, (s, _) in found.items()}, centre, box, ratio,
-        global_, batch, list(skipped), seconds,
+        square, global_, runner.layer_type(i), batch, list(skipped), seconds,
     )  # fmt: skip
 
 

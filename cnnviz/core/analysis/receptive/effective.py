@@ -79,7 +79,7 @@ def effective_receptive_field(
         except CnnvizError:
             raise
         except Exception as exc:
-            raise _erf_forward_error(module, tensor, layer, exc) from exc
+            raise erf_forward_error(module, tensor, layer, exc) from exc
         if isinstance(out, (tuple, list)):
             out = out[0]
         if out.dim() != 4:
@@ -108,7 +108,7 @@ def effective_receptive_field(
     return EffectiveRF(layer, (y, xx), channel, heat, box, time.perf_counter() - t0)
 
 
-def _erf_forward_error(
+def erf_forward_error(
     module: nn.Module, tensor: torch.Tensor, layer: str, exc: Exception
 ) -> CnnvizError:
     """The located error of a capture on the same input, or a sentence with the shape given."""
