@@ -34,6 +34,7 @@ _SHARES: dict[str, tuple[float, int, int]] = {
     "layer_table_dock": (0.30, 150, 260),
     "layer_editor_dock": (0.46, 260, 520),
     "training_dock": (0.46, 260, 520),
+    "top_pictures_dock": (0.40, 250, 460),
 }
 _FLOOR = 0.6  # below this part of its default extent a dock counts as squeezed
 
@@ -74,7 +75,7 @@ def dock_extent(window: MainWindow, dock: QDockWidget) -> int:
 def _docked(window: MainWindow) -> list[QDockWidget]:
     """The docks that take room in the window now: shown, not floating, in front of their tab group."""
     docks = [window.layers_dock, window.predictions_dock, window.draw_dock, window.table_dock,
-             window.editor_dock, window.training_dock]  # fmt: skip
+             window.editor_dock, window.training_dock, window.top_pictures_dock]  # fmt: skip
     return [
         d for d in docks if d.isVisible() and not d.isFloating() and not d.visibleRegion().isEmpty()
     ]
@@ -102,7 +103,7 @@ def reset_layout(window: MainWindow, default_state: bytes) -> None:
     for dock in (window.layers_dock, window.predictions_dock, window.table_dock):
         dock.setFloating(False)
         dock.show()
-    for dock in (window.editor_dock, window.training_dock):
+    for dock in (window.editor_dock, window.training_dock, window.top_pictures_dock):
         dock.hide()
     model = window.session.model
     window.draw_dock.setVisible(model is not None and model.input_shape[0] == 1)

@@ -39,12 +39,14 @@ from cnnviz.gui.icons import app_icon
 from cnnviz.gui.menus import build_actions, build_menus, build_status_bar, build_toolbar
 from cnnviz.gui.settings import Preferences, recent_path, recent_problem
 from cnnviz.gui.state import Session, UnitSelection
+from cnnviz.gui.tools.top_pictures import install_top_pictures
 from cnnviz.gui.views.draw_canvas import DrawPanel, qimage_to_array
 from cnnviz.gui.views.elided import ElidedLabel
 from cnnviz.gui.views.feature_maps import FeatureMapView
 from cnnviz.gui.views.input_view import InputView
 from cnnviz.gui.views.layer_table import LayerListView, LayerTableView
 from cnnviz.gui.views.predictions import PredictionPanel
+from cnnviz.gui.views.top_pictures import TopPicturesView
 from cnnviz.gui.workers import CancelToken, JobRunner
 
 __all__ = ["MainWindow", "unit_status"]
@@ -234,6 +236,7 @@ class MainWindow(QMainWindow):
             self.tabifyDockWidget(self.table_dock, dock)
             dock.hide()
             dock.visibilityChanged.connect(partial(self._tool_dock_shown, dock))
+        self.top_pictures_dock = install_top_pictures(self, TopPicturesView())
         self.table_dock.raise_()
         # Without a parent: a window of its own that the main window can cover (one with a parent stays on top).
         self.lab_window = LabWindow()

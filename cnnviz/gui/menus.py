@@ -134,6 +134,8 @@ def build_menus(window: MainWindow) -> None:
     window.recent_images_menu.aboutToShow.connect(
         lambda: window._fill_recent(window.recent_images_menu, "recentImages")
     )
+    file.addAction(window.top_pictures_dock.act_open_folder)
+    file.addMenu(window.top_pictures_dock.recent_menu)
     file.addSeparator()
     file.addAction(window.act_open_model)
     file.addAction(window.act_model_weights)
@@ -191,12 +193,13 @@ def build_menus(window: MainWindow) -> None:
     view.addAction(window.act_fit)
     view.addSeparator()
     for dock in (window.layers_dock, window.table_dock, window.predictions_dock, window.draw_dock,
-                 window.editor_dock, window.training_dock):  # fmt: skip
+                 window.editor_dock, window.training_dock, window.top_pictures_dock):  # fmt: skip
         view.addAction(dock.toggleViewAction())
     view.addSeparator()
     view.addAction(window.act_reset_layout)
     tools = bar.addMenu("&Tools")
-    for act in (window.act_editor, window.act_training, window.act_lab):
+    pictures = window.top_pictures_dock.act_show
+    for act in (window.act_editor, window.act_training, window.act_lab, pictures):
         tools.addAction(act)
     # The lab's own window answers the same keys (switch tools, quit) as the main window.
     for act in (window.act_editor, window.act_training, window.act_lab, window.act_quit):
