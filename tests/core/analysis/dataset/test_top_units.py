@@ -74,8 +74,10 @@ def _oracle(module, paths, preprocess, layer_module, k):
             continue
         index = len(readable)
         readable.append((str(path), loaded))
-        seen = []
-        handle = layer_module.register_forward_hook(lambda m, a, out: seen.append(out.detach()))
+        seen: list[torch.Tensor] = []
+        handle = layer_module.register_forward_hook(
+            lambda m, a, out, seen=seen: seen.append(out.detach())
+        )
         with torch.no_grad():
             module(loaded.tensor)
         handle.remove()
