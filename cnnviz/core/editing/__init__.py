@@ -3,7 +3,8 @@
 ``architecture`` holds the immutable snapshots (:class:`Architecture` of :class:`EditLayer`) and says which
 models are editable; ``live`` computes a snapshot's table (shapes, parameters, MACs, receptive fields)
 without running anything; ``apply`` builds the edited model and keeps the weights of unchanged layers;
-``session`` ties them together with undo (:class:`EditSession`). The layer-type lists the editor offers
+``session`` ties them together with undo (:class:`EditSession`). Any traceable model is edited module by
+module in ``graph_session`` (:class:`GraphEditSession`, its table in ``graph_table``). The layer-type lists the editor offers
 come from :mod:`cnnviz.core.models.layertypes` and are re-exported here for the editor dock.
 """
 
@@ -19,6 +20,13 @@ from cnnviz.core.editing.architecture import (
     editable_architecture,
     new_layer,
 )
+from cnnviz.core.editing.graph_session import (
+    EditableModule,
+    EditField,
+    GraphApplyResult,
+    GraphEditSession,
+)
+from cnnviz.core.editing.graph_table import GraphRow, GraphTable
 from cnnviz.core.editing.live import (
     DenseComparison,
     LiveRow,
@@ -28,6 +36,7 @@ from cnnviz.core.editing.live import (
     live_table,
 )
 from cnnviz.core.editing.session import EditSession
+from cnnviz.core.models.edits import GraphEditError, ModuleEdit
 from cnnviz.core.models.layertypes import (
     ACTIVATION_TYPES,
     ADAPTIVE_TYPES,
@@ -47,10 +56,18 @@ __all__ = [
     "ApplyResult",
     "Architecture",
     "DenseComparison",
+    "EditField",
     "EditLayer",
     "EditSession",
+    "EditableModule",
+    "GraphApplyResult",
+    "GraphEditError",
+    "GraphEditSession",
+    "GraphRow",
+    "GraphTable",
     "LiveRow",
     "LiveTable",
+    "ModuleEdit",
     "NotEditableError",
     "apply_architecture",
     "architecture_from_spec",

@@ -113,6 +113,52 @@ def _spec_value(value: Any) -> Any:
     return value
 
 
+def layer_object(module: nn.Module, index: int | None = None) -> dict[str, Any]:
+    """The spec layer object of one supported module: its type and the constructor arguments read back.
+
+    Only arguments that differ from the defaults are written, and the inferred one (``in_channels`` ...) is
+    left out. Raises :class:`SpecError` for a module type specs do not support (``index`` names its place).
+    """
+    layer_type = type(module).__name__
+    if layer_type not in SUPPORTED_TYPES or type(module) is not getattr(nn, layer_type):
+        close, ordered = _closest_first(layer_type, SUPPORTED_TYPES)
+        raise SpecError(
+            f"{_layer_name(index, layer_type)}: this module type is not supported in specs; "
+            f"supported types: {', '.join(ordered)}",
+            index,
+            layer_type,
+        )
+    info = _type_info(layer_type)
+    layer: dict[str, Any] = {"type": layer_type}
+    for param in info.params.values():
+        if param.name == _INFERRED.get(layer_type):
+            continue
+        if param.name == "bias":
+            if getattr(module, "affine", True) is False:
+                continue
+            value: Any = module.bias is not None
+        elif param.name == "stride" and layer_type in ("MaxPool2d", "AvgPool2d"):
+            value = _spec_value(module.stride)
+            if value == _spec_value(module.kernel_size):
+                continue  # torch stores the default (None) as the kernel size
+        elif hasattr(module, param.name):
+            value = _spec_value(getattr(module, param.name))
+        else:
+            raise SpecError(
+                f"{_layer_name(index, layer_type)}: cannot read its {param.name} argument back",
+                index,
+                layer_type,
+            )
+        if (
+            not param.required
+            and _spec_value(param.default) == value
+            and type(value) is type(_spec_value(param.default))
+        ):
+            continue
+        layer[param.name] = value
+    return layer
+
+
 def spec_from_sequential(
     model: nn.Sequential,
     input_shape: Shape | list[int],
@@ -129,47 +175,8 @@ def spec_from_sequential(
     """
     if not isinstance(model, nn.Sequential):
         raise SpecError(f"only nn.Sequential models can become specs, not {type(model).__name__}")
-    layers: list[dict[str, Any]] = []
     modules = list(model)
-    for index, module in enumerate(modules):
-        layer_type = type(module).__name__
-        if layer_type not in SUPPORTED_TYPES or type(module) is not getattr(nn, layer_type):
-            close, ordered = _closest_first(layer_type, SUPPORTED_TYPES)
-            raise SpecError(
-                f"{_layer_name(index, layer_type)}: this module type is not supported in specs; "
-                f"supported types: {', '.join(ordered)}",
-                index,
-                layer_type,
-            )
-        info = _type_info(layer_type)
-        layer: dict[str, Any] = {"type": layer_type}
-        for param in info.params.values():
-            if param.name == _INFERRED.get(layer_type):
-                continue
-            if param.name == "bias":
-                if getattr(module, "affine", True) is False:
-                    continue
-                value: Any = module.bias is not None
-            elif param.name == "stride" and layer_type in ("MaxPool2d", "AvgPool2d"):
-                value = _spec_value(module.stride)
-                if value == _spec_value(module.kernel_size):
-                    continue  # torch stores the default (None) as the kernel size
-            elif hasattr(module, param.name):
-                value = _spec_value(getattr(module, param.name))
-            else:
-                raise SpecError(
-                    f"{_layer_name(index, layer_type)}: cannot read its {param.name} argument back",
-                    index,
-                    layer_type,
-                )
-            if (
-                not param.required
-                and _spec_value(param.default) == value
-                and type(value) is type(_spec_value(param.default))
-            ):
-                continue
-            layer[param.name] = value
-        layers.append(layer)
+    layers = [layer_object(module, index) for index, module in enumerate(modules)]
     spec: dict[str, Any] = {}
     if name is not None:
         spec["name"] = name

@@ -1,0 +1,195 @@
+"""The live table of an edited graph: one row per layer and container, with deltas against the original.
+
+The rows are those :func:`cnnviz.core.analysis.summary.summarize` makes for the edited model (same keys,
+shapes, parameters, MACs, receptive fields; the tests hold both to the same figures), computed from the values
+of a :class:`cnnviz.core.models.edits.walk.MetaWalk` instead of a fresh meta pass. Rows after the node where the
+graph breaks are kept, marked *not computed*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from cnnviz.core.analysis.graph import LayerGraph
+from cnnviz.core.analysis.receptive import attach_receptive_fields
+from cnnviz.core.analysis.summary import _call_args, _shape, _structure
+from cnnviz.core.analysis.types import LayerRow, ReceptiveField, Summary
+from cnnviz.core.models.edits import GraphEditError
+from cnnviz.core.models.edits.modules import module_config, rebuildable
+from cnnviz.core.models.layertypes import (
+    function_macs,
+    geometry,
+    module_macs,
+    module_params,
+    settings_text,
+)
+
+Shape = tuple[int, ...]
+
+
+@dataclass
+class GraphRow:
+    """One row: the summary's :class:`LayerRow` (``layer``) plus the deltas against the original model.
+
+    ``status`` is ``"same"``, ``"changed"`` (a module rebuilt with new settings, or a container holding one) or
+    ``"new"`` (inserted). ``computed`` is False for rows after the node where the graph breaks (``reason``
+    says so) and for that node itself (``reason`` is the error).
+    """
+
+    name: str
+    type: str
+    kind: str
+    depth: int
+    layer: LayerRow | None = None
+    input_shape: Shape | None = None
+    settings: str = ""
+    base_output_shape: Any = None
+    base_params: int | None = None
+    base_macs: int | None = None
+    status: str = "same"
+    computed: bool = True
+    reason: str | None = None
+    original_name: str | None = None
+
+    @property
+    def output_shape(self) -> Any:
+        return self.layer.output_shape if self.layer is not None else None
+
+    @property
+    def params(self) -> int | None:
+        return self.layer.params if self.layer is not None else None
+
+    @property
+    def macs(self) -> int | None:
+        return self.layer.macs if self.layer is not None else None
+
+    @property
+    def rf(self) -> ReceptiveField | None:
+        return self.layer.rf if self.layer is not None else None
+
+    @property
+    def shape_changed(self) -> bool:
+        """The output shape differs from the original's (a new row counts as changed)."""
+        return self.computed and (
+            self.status == "new" or self.output_shape != self.base_output_shape
+        )
+
+    @property
+    def params_delta(self) -> int | None:
+        if self.params is None or self.base_params is None:
+            return None
+        return self.params - self.base_params
+
+    @property
+    def macs_delta(self) -> int | None:
+        if self.macs is None or self.base_macs is None:
+            return None
+        return self.macs - self.base_macs
+
+
+@dataclass
+class GraphTable:
+    """The table of the current edits: rows in execution order, totals with deltas, and the first error."""
+
+    rows: list[GraphRow]
+    error: GraphEditError | None
+    input_shape: tuple[int, ...]
+    total_params: int
+    total_macs: int
+    base_params: int
+    base_macs: int
+    summary: Summary
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def row(self, name: str) -> GraphRow:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+
+def _settings(module: nn.Module | None) -> str:
+    if module is None or not rebuildable(module):
+        return ""
+    config = module_config(module)
+    return settings_text(config["type"], config)
+
+
+def summary_rows(
+    graph: LayerGraph, values: dict[str, Any], stop: str | None, *, receptive_fields: bool = True
+) -> tuple[Summary, list[tuple[str, bool, int, str | None]]]:
+    """The summary of the walked values (rows before ``stop``) and every row key with (container, depth, first
+    input key); containers whose output lies at or after ``stop`` are not computed either."""
+    rows: list[LayerRow] = []
+    order: list[tuple[str, bool, int, str | None]] = []
+    stopped = False
+    for key, is_container, depth in graph.ordered_keys():
+        if is_container:
+            info = graph.containers[key]
+            order.append((key, True, depth, None))
+            if stopped:
+                continue
+            out = values.get(info.output_key) if info.output_key else None
+            total, trainable = module_params(info.module)
+            if out is None:
+                if total == 0 or info.output_key is None:
+                    continue
+                continue
+            row = LayerRow(key, info.type, "container", depth, _shape(out), total, trainable)
+            row.output_structure = _structure(out)
+            rows.append(row)
+            continue
+        gnode = graph.node(key)
+        if key == stop:
+            stopped = True
+        if stopped:
+            order.append((key, False, depth, gnode.inputs[0] if gnode.inputs else None))
+            continue
+        value = values.get(key)
+        out_shape = _shape(value)
+        if out_shape is None:
+            continue
+        order.append((key, False, depth, gnode.inputs[0] if gnode.inputs else None))
+        node = gnode.fx_node
+        assert node is not None
+        args = _call_args(graph, values, node.args)
+        row = LayerRow(key, gnode.type, gnode.kind, depth, out_shape, inputs=list(gnode.inputs))
+        row.output_structure = _structure(value)
+        if gnode.module is not None:
+            row.params, row.trainable_params = module_params(gnode.module)
+            row.macs = module_macs(gnode.module, args[0] if args else None, value, args)
+            for name, v in geometry(gnode.module).items():
+                setattr(row, name, v)
+        else:
+            names = list(node.kwargs)
+            kwargs = dict(
+                zip(names, _call_args(graph, values, list(node.kwargs.values())), strict=True)
+            )
+            row.macs = function_macs(gnode.type, args, value, kwargs)
+        rows.append(row)
+    by_key = {r.name: r for r in rows}
+    for r in rows:
+        if r.kind != "container":
+            for ckey in graph.node(r.name).scope:
+                if ckey in by_key:
+                    by_key[ckey].macs += r.macs
+    model = graph.model
+    total, trainable = module_params(model)
+    summary = Summary(
+        model_name=type(model).__name__,
+        input_shape=tuple(values["input"].shape[1:]) if "input" in values else (),
+        rows=rows,
+        total_params=total,
+        trainable_params=trainable,
+        total_macs=sum(r.macs for r in rows if r.kind != "container"),
+    )
+    if receptive_fields:
+        attach_receptive_fields(summary, graph, values)
+    return summary, order
