@@ -285,11 +285,12 @@ def check_load_model_arguments(
 ) -> None:
     """The checks of :func:`cnnviz.load_model` that its loaders do not make themselves."""
     import os
+    from collections.abc import Mapping
 
-    if not isinstance(spec, (str, os.PathLike, nn.Module)):
+    if not isinstance(spec, (str, os.PathLike, nn.Module, Mapping)):
         raise ArgumentTypeError(
-            f"The model must be a name ('default', 'resnet18'), a file path or a torch.nn.Module, "
-            f"not {describe(spec)}."
+            f"The model must be a name ('default', 'resnet18'), a file path, a torch.nn.Module or an edit "
+            f"patch (a dict with 'base' and 'edits'), not {describe(spec)}."
         )
     if weights is not None and not isinstance(weights, (str, os.PathLike)):
         raise ArgumentTypeError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def _generic(module: nn.Module, path: Path, source: str, input_shape: Any) -> Lo
 
 
 def load_model(
-    spec: str | os.PathLike[str] | nn.Module,
+    spec: str | os.PathLike[str] | nn.Module | Mapping[str, Any],
     weights: Any = "default",
     trust: bool = False,
     *,
@@ -100,7 +101,8 @@ def load_model(
     ``spec``: ``"default"`` (the bundled digits model), a torchvision classification model name
     (``"resnet18"``), a timm model (``"timm:convnext_nano"``), an architecture spec JSON, a cnnviz checkpoint
     (``.pt``, or ``.safetensors`` with its ``.json``), a TorchScript archive, a ``torch.export`` ``.pt2``
-    program, or an ``nn.Module`` (a timm one keeps timm's input size and preprocessing). ``weights``:
+    program, an ``nn.Module`` (a timm one keeps timm's input size and preprocessing), or an edit patch (a
+    ``.json`` file or a dict with ``base`` and ``edits``, see :mod:`cnnviz.core.models.edits.patch`). ``weights``:
     ``"default"`` (torchvision's or timm's pretrained weights from their cache, downloaded when online),
     ``"none"``/``None`` (random initialisation) or a state_dict file, ``.pth`` or ``.safetensors`` (for a
     torchvision or timm name or a spec). Files that need full unpickling are refused unless ``trust`` is True.
@@ -109,6 +111,16 @@ def load_model(
     from cnnviz.core.validate import check_load_model_arguments
 
     check_load_model_arguments(spec, weights, trust, input_shape, progress)
+    if isinstance(spec, Mapping):
+        from cnnviz.core.models.edits.load import load_patch
+        from cnnviz.core.models.edits.patch import is_patch
+
+        if not is_patch(spec):
+            raise ModelLoadError(
+                "a model given as a dict must be an edit patch with 'base' and 'edits'; "
+                "save a spec as a .json file and give its path"
+            )
+        return load_patch(spec, weights, trust, input_shape=input_shape, progress=progress)
     if isinstance(spec, nn.Module):
         module = spec.eval()
         from cnnviz.core.models.timm import is_timm_module, loaded_timm_module
@@ -152,7 +164,15 @@ def load_model(
         assert weights_path is not None
         return _with_shape(_from_safetensors(weights_path), input_shape)
     if path.suffix.lower() == ".json":
-        loaded = _from_spec(load_spec(path), path.stem, "spec")
+        data = load_spec(path)
+        from cnnviz.core.models.edits.patch import is_patch, parse_patch
+
+        if is_patch(data):  # a base model and edits: the base takes the weights
+            from cnnviz.core.models.edits.load import load_patch
+
+            patch = parse_patch(data, path.parent)
+            return load_patch(patch, weights, trust, input_shape=input_shape, progress=progress)
+        loaded = _from_spec(data, path.stem, "spec")
         _apply_weights_file(loaded, weights, trust)
         return _with_shape(loaded, input_shape)
     members = _zip_member_names(path)
