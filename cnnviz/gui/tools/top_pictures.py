@@ -129,7 +129,7 @@ class TopPicturesDock(QDockWidget):
         v.runRequested.connect(lambda: self.run(force=True))
         v.cancelRequested.connect(self.cancel)
         v.channelChosen.connect(self.show_channel)
-        v.kChanged.connect(lambda _k: self.refresh())
+        v.kChanged.connect(self._k_changed)
         v.tileClicked.connect(self.open_tile)
         s = self.session
         s.modelChanged.connect(lambda _m: self._schedule())
@@ -311,6 +311,11 @@ class TopPicturesDock(QDockWidget):
                 token.progress(done, total, f"Top pictures: {done} of {total} pictures")
 
         return top_units(model, pictures, layer, k=k, progress=progress, should_stop=token.is_set)
+
+    def _k_changed(self, _k: int) -> None:
+        # A new k is a new question: a run declined or failed for the old one may succeed now.
+        self._declined = None
+        self._timer.start()
 
     def cancel(self) -> None:
         """Stop the run in flight; the result shown stays."""
