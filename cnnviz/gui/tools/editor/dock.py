@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSizePolicy,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QToolBar,
     QVBoxLayout,
@@ -47,6 +48,7 @@ from cnnviz.core.editing import (
 )
 from cnnviz.core.errors import CnnvizError, describe_error
 from cnnviz.gui.tools.editor.form import FormMixin
+from cnnviz.gui.tools.editor.graph_dock import GraphEditor
 from cnnviz.gui.tools.editor.model import ERROR_BG, ERROR_FG, LiveTableModel, _TintedSelection
 from cnnviz.gui.workers import JobRunner
 
@@ -122,8 +124,15 @@ class LayerEditorDock(FormMixin, QDockWidget):
         self._edit_epoch = 0
         self._pushing = False
 
+        # Two editors: this one for sequential models, the graph editor for any other traceable network.
         body = QWidget()
-        self.setWidget(body)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(body)
+        self.graph = GraphEditor()
+        self.graph.applied.connect(self._graph_applied)
+        self.graph.status.connect(self.status)
+        self.pages.addWidget(self.graph)
+        self.setWidget(self.pages)
         self.header = QLabel("Load a model to edit its layers.")
         self.header.setWordWrap(True)
         self.header.setTextFormat(Qt.TextFormat.PlainText)
@@ -320,9 +329,11 @@ class LayerEditorDock(FormMixin, QDockWidget):
         """Edit ``model`` (a LoadedModel, or None). The model this dock applied itself keeps its edit history."""
         if model is not None and model is self._applied_model:
             self.model = model
+            self.graph.keep_model(model)
             return
         self.model = model
         self._applied_model = None
+        graph = False
         self.notice.clear()
         self.notice.setVisible(False)
         self.undo_stack.clear()
@@ -335,6 +346,7 @@ class LayerEditorDock(FormMixin, QDockWidget):
                 self.session = EditSession.from_model(model)
             except NotEditableError as exc:
                 self.header.setText(f"{exc}.")  # starts with the model's name: keep its spelling
+                graph = self._use_graph(model)
             except CnnvizError as exc:
                 self.header.setText(f"{model.name} cannot be edited: {exc}")
         if self.session is not None:
@@ -345,6 +357,7 @@ class LayerEditorDock(FormMixin, QDockWidget):
         self._sized = False
         self.splitter.setVisible(self.session is not None)
         self._refresh()
+        self.pages.setCurrentIndex(1 if graph else 0)
 
     def _header_text(self) -> str:
         assert self.session is not None
@@ -596,12 +609,30 @@ class LayerEditorDock(FormMixin, QDockWidget):
         self._say(f"Could not apply: {describe_error(exc)}", error=True)
         self._update_actions()
 
+    def _use_graph(self, model: Any) -> bool:
+        """Edit ``model`` in the graph editor; False (with the reason in the header) when it cannot be traced."""
+        try:
+            self.graph.set_model(model)
+        except CnnvizError as exc:
+            text = str(exc).rstrip(".")
+            self.header.setText(
+                f"{text}." if text.startswith(model.name) else f"{model.name}: {text}."
+            )
+            return False
+        return True
+
+    def _graph_applied(self, model: Any) -> None:
+        self._applied_model = self.model = model
+        self.notice.setText(self.graph.notice.text())  # the window reads the summary of Apply here
+        self.applied.emit(model)
+
     def wait(self, timeout_ms: int = 30000) -> bool:
         """Wait for background work (tests, shutdown)."""
-        return self.runner.wait(timeout_ms)
+        return self.runner.wait(timeout_ms) and self.graph.wait(timeout_ms)
 
     def shutdown(self) -> None:
         self.runner.shutdown(30000)
+        self.graph.shutdown()
 
     # ----------------------------------------------------------------------------------------------------------
     # Showing

@@ -1,17 +1,21 @@
-"""Editors for one layer argument: a pair of spin boxes that can be linked, and the conversions."""
+"""Small widgets of the editors: a pair of spin boxes that can be linked (and its conversions), the error banner."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QSizePolicy,
     QSpinBox,
     QToolButton,
     QWidget,
 )
+
+from cnnviz.gui.tools.editor.model import ERROR_BG, ERROR_FG
 
 
 class PairEdit(QWidget):
@@ -95,6 +99,29 @@ class PairEdit(QWidget):
             )
             other.blockSignals(False)
         self.valueChanged.emit(self.value())
+
+
+class ErrorBanner(QLabel):
+    """The explained error of a broken graph; clicking it selects the node it names."""
+
+    clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setStyleSheet(
+            f"QLabel {{ color: {ERROR_FG.name()}; background: {ERROR_BG.name()}; padding: 4px; "
+            "border: 1px solid #d08080; }"
+        )
+        self.setVisible(False)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mousePressEvent(event)
 
 
 def _as_pair(value: Any) -> tuple[int, int] | None:
