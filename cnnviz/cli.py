@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "train",
     "convolve",
     "samples",
+    "top_units",
+    "erf",
 )
 
 

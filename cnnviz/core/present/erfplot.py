@@ -40,7 +40,7 @@ def ratio_text(value: float | None) -> str:
     pct = 100.0 * value
     if pct >= 99.95:
         return "100%"
-    return f"{pct:.3g}%" if pct >= 0.01 else f"{pct:.2g}%"
+    return f"{pct:#.3g}%" if pct >= 0.01 else f"{pct:#.2g}%"
 
 
 def _shares(result: Any) -> str:

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnviz.core import text
 from cnnviz.core.analysis.forward_budget import estimate_forward
 from cnnviz.core.analysis.graph import (
     LayerGraph,
@@ -459,9 +460,13 @@ def _output_of(graph: LayerGraph, key: str) -> str:
 
 def _map_size(layer: str, out: Any) -> tuple[int, int]:
     if not isinstance(out, torch.Tensor) or out.dim() != 4:
-        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        shape = (
+            f"per picture is {text.dims(out.shape[1:])}, not C×H×W"
+            if isinstance(out, torch.Tensor)
+            else f"is a {type(out).__name__}"
+        )
         raise LayerError(
-            f"layer '{layer}' has no spatial map (its output is {shape}); the effective receptive field "
+            f"layer '{layer}' has no spatial map (its output {shape}); the effective receptive field "
             "needs a layer whose output is N×C×H×W, such as a convolution or pooling layer."
         )
     return (int(out.shape[2]), int(out.shape[3]))
@@ -536,13 +541,19 @@ def _run(
         where = f" in {os.fspath(images)}" if _is_path(images) else ""
         if skipped:
             raise InvalidArgumentError(
-                f"none of the {len(skipped)} picture files{where} could be read (the first: "
-                f"{skipped[0][1]}); give a folder of readable PNG or JPEG pictures."
+                f"{_unreadable(len(skipped), where)} ({skipped[0][1].rstrip('.')}); "
+                "give a folder of readable PNG or JPEG pictures."
             )
         raise InvalidArgumentError(
             f"there are no pictures{where}; give a folder of PNG or JPEG pictures."
         )
     return runner, shape, skipped, batch
+
+
+def _unreadable(count: int, where: str) -> str:
+    if count == 1:
+        return f"the one picture file{where} could not be read"
+    return f"none of the {count} picture files{where} could be read"
 
 
 def _result(
