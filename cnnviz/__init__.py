@@ -10,6 +10,7 @@ The public API for scripts and notebooks::
     box = cnnviz.receptive_field(model, "layer3", (4, 7))
     cnnviz.show(model, "cat.jpg", "layer3", unit=(4, 7))  # a picture: the unit's receptive field
     top = cnnviz.top_units(model, "photos/", "layer3", k=9)  # per channel, the units that fire most
+    erf = cnnviz.dataset_erf(model, "photos/", "layer3")      # a unit's effective field over a folder
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "predict",
     "show",
     "top_units",
+    "dataset_erf",
 ]
 
 # Imported on first use so that `import cnnviz` (and `cnnviz --version`) load no torch.
@@ -42,11 +44,12 @@ _LAZY = {
     "predict": "cnnviz.core.analysis.predict",
     "show": "cnnviz.core.present.notebook",
     "top_units": "cnnviz.core.analysis.dataset",
+    "dataset_erf": "cnnviz.core.analysis.dataset",
 }
 
 if TYPE_CHECKING:
     from cnnviz.core.analysis.capture import capture
-    from cnnviz.core.analysis.dataset import top_units
+    from cnnviz.core.analysis.dataset import dataset_erf, top_units
     from cnnviz.core.analysis.predict import predict
     from cnnviz.core.analysis.receptive import effective_receptive_field, receptive_field
     from cnnviz.core.images import load_image

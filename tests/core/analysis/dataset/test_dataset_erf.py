@@ -299,3 +299,9 @@ def test_figures_draw_the_boxes_where_they_are(tmp_path):
     assert "small" in gfig.metadata["Title"]
     write_figure(tmp_path / "growth.svg", gfig)
     assert (tmp_path / "growth.svg").read_text().startswith("<?xml")
+
+
+def test_public_api_name():
+    import cnnviz
+
+    assert cnnviz.dataset_erf is dataset_erf and "dataset_erf" in cnnviz.__all__
