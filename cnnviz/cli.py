@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "convolve",
     "samples",
     "top_units",
+    "top_units",
     "erf",
 )
 
