@@ -28,7 +28,6 @@ COMMAND_MODULES = (
     "convolve",
     "samples",
     "top_units",
-    "top_units",
     "erf",
 )
 
