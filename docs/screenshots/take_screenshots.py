@@ -99,6 +99,25 @@ def main(argv: list[str]) -> int:
     shoot("04_layer_editor", editor)
     shoot("05_training", lambda: window.show_tool(window.training_dock))
 
+    def top_pictures() -> Any:
+        from cnnviz.core.images.samples import copy_samples
+
+        folder = Path(tempfile.mkdtemp()) / "samples"
+        copy_samples(folder)
+        s.select_layer("8")
+        dock = window.top_pictures_dock
+        dock.set_folder(str(folder))
+        dock.wait(600_000)
+        window.feature_view.show_channel(12)
+        dock.wait(600_000)
+        return dock  # closed again after the picture
+
+    # Numbered after the lab's lessons, so that adding this screen renamed no other picture.
+    top_name = f"{12 + len(window.lab_window.lab.lesson_keys())}_top_pictures_digits_samples"
+    shoot(top_name, top_pictures, 2)
+    window.feature_view.show_channel(None)
+    window.table_dock.raise_()
+
     def help_page(page: str) -> Any:
         dialog = show_help(window, page)
         dialog.move(390, 60)

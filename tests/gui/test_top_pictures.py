@@ -176,6 +176,11 @@ def test_clicking_a_crop_opens_its_picture_with_its_unit_selected(digits_window,
     assert (s.layer, s.selection.unit, s.selection.channel) == (LAYER, unit.unit, 4)
     assert s.selection.box.image_box == unit.image_box
     assert window.feature_view.channel == 4
+    qtbot.waitUntil(
+        lambda: grid.selected == index, timeout=5000
+    )  # the crop of the selected unit stands out
+    window.session.move_unit(0, 1)
+    assert grid.selected != index
 
 
 def test_cancel_stops_a_large_run_and_keeps_the_previous_result(digits_window, qtbot, tmp_path):
@@ -272,7 +277,8 @@ def test_the_folder_is_remembered_for_the_next_window(gui_prefs, qtbot, tmp_path
     qtbot.addWidget(second)
     expected = recent_path(tmp_path / "pics")
     assert second.top_pictures_dock.folder == expected
-    assert expected in second.top_pictures_dock.view.title.text()
+    title = second.top_pictures_dock.view.title
+    assert title.text() == "Top pictures of pics" and expected in title.toolTip()
     second.top_pictures_dock.recent_menu.aboutToShow.emit()
     assert [a.toolTip() for a in second.top_pictures_dock.recent_menu.actions()][0] == expected
     file_menu = second.menuBar().actions()[0].menu()

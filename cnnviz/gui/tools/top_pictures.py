@@ -383,6 +383,21 @@ class TopPicturesDock(QDockWidget):
     def _unit_changed(self, selection: Any) -> None:
         if selection is not None and selection.channel is not None:
             self.show_channel(int(selection.channel))
+        if self.shown is not None:
+            key, result = self.shown
+            units = result.channels.get(self.channel, [])[: int(self.view.k_spin.value())]
+            self.view.grid.set_selected(self._selected_index(key, units))
+
+    def _selected_index(self, key: _Key, units: list[Any]) -> int | None:
+        """The tile of the unit selected in the window (its picture, layer, channel and unit), if shown."""
+        s, sel = self.session, self.session.selection
+        if sel is None or sel.layer != key.layer or sel.channel != self.channel:
+            return None
+        for i, unit in enumerate(units):
+            at = tuple(unit.unit) if len(unit.unit) == 2 else (0, 0)
+            if str(unit.image) == s.image_source and at == tuple(sel.unit):
+                return i
+        return None
 
     def _channel_shown(self, channel: Any) -> None:
         if channel is not None:
@@ -415,9 +430,12 @@ class TopPicturesDock(QDockWidget):
         v.set_channel(self.channel)
         if self.folder is None:
             v.set_title("Top pictures: no folder chosen")
+            v.title.set_base_tooltip("")
             v.set_counts("Choose a folder of pictures (Folder…)")
             return
-        v.set_title(f"Top pictures of {self.folder}", f"Top pictures of {Path(self.folder).name}")
+        name = Path(self.folder).name or self.folder
+        v.set_title(f"Top pictures of {name}")
+        v.title.set_base_tooltip(self.folder)
 
     def _show(self) -> None:
         v = self.view
@@ -440,7 +458,7 @@ class TopPicturesDock(QDockWidget):
             v.set_tiles([], f"Channel {self.channel} has no units in this result.")
             return
         tiles = [self._tile(key, u) for u in units]
-        v.set_tiles(tiles)
+        v.set_tiles(tiles, selected=self._selected_index(key, units))
         missing = [u for u in units if self._crop_key(u) not in self.crops]
         if missing:
             self._cut(missing)

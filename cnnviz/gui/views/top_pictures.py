@@ -42,6 +42,7 @@ GAP = 8
 PADDING_BG = QColor(90, 90, 96)
 PADDING_HATCH = QColor(200, 200, 205)
 HOVER = QColor(255, 200, 0)
+SELECTED = QColor(255, 140, 0)  # the orange of the receptive-field box in the picture
 ERROR_STYLE = "color: #b00020;"
 
 
@@ -80,15 +81,21 @@ class TileGrid(QWidget):
         super().__init__(parent)
         self.tiles: list[Tile] = []
         self.hovered: int | None = None
+        self.selected: int | None = None  # the tile of the unit selected in the window
         self.placeholder = ""
         self.setMouseTracking(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_tiles(self, tiles: list[Tile]) -> None:
         self.tiles = list(tiles)
-        self.hovered = None
+        self.hovered = self.selected = None
         self._update_height()
         self.update()
+
+    def set_selected(self, index: int | None) -> None:
+        if index != self.selected:
+            self.selected = index
+            self.update()
 
     def set_placeholder(self, text: str) -> None:
         self.placeholder = text
@@ -195,7 +202,10 @@ class TileGrid(QWidget):
             painter.setPen(QPen(pal.color(pal.ColorRole.Mid), 1))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(field.adjusted(-0.5, -0.5, 0.5, 0.5))
-            if i == self.hovered:
+            if i == self.selected:
+                painter.setPen(QPen(SELECTED, 3))
+                painter.drawRect(QRectF(cell).adjusted(-3, -3, 3, 3))
+            elif i == self.hovered:
                 painter.setPen(QPen(HOVER, 2))
                 painter.drawRect(QRectF(cell).adjusted(-2, -2, 2, 2))
             painter.setPen(pal.color(pal.ColorRole.Text))
@@ -361,7 +371,9 @@ class TopPicturesView(QWidget):
         else:
             self.progress.setRange(0, 0)
 
-    def set_tiles(self, tiles: list[dict[str, Any]], placeholder: str = "") -> None:
+    def set_tiles(
+        self, tiles: list[dict[str, Any]], placeholder: str = "", selected: int | None = None
+    ) -> None:
         """Show ``tiles`` (the fields of :class:`Tile`, the crop as a uint8 array ``pixels``), or
         ``placeholder`` when there are none."""
         made = []
@@ -374,3 +386,4 @@ class TopPicturesView(QWidget):
             made.append(tile)
         self.grid.set_placeholder(placeholder)
         self.grid.set_tiles(made)
+        self.grid.set_selected(selected)
