@@ -30,7 +30,7 @@ from torch import nn
 
 from cnnviz.core.analysis.graph import LayerGraph
 from cnnviz.core.editing.architecture import NotEditableError
-from cnnviz.core.editing.graph_table import GraphRow, GraphTable, _settings, summary_rows
+from cnnviz.core.editing.graph_table import GraphRow, GraphTable, RowCache, summary_rows
 from cnnviz.core.errors import CnnvizError, SpecError
 from cnnviz.core.models import LoadedModel
 from cnnviz.core.models.edits import (
@@ -112,31 +112,40 @@ class _State:
     walk: MetaWalk
     table: GraphTable | None = None
     values: dict[str, Any] | None = None
+    structural: bool = False
 
 
 class _EditedGraph(LayerGraph):
-    """The traced graph of the base structure with the edited copy's modules: no new trace."""
+    """The traced graph of the base structure with the edited copy's modules: no new trace.
 
-    def __init__(self, structure: LayerGraph, model: nn.Module):
+    Only the modules that edits rebuilt, and the containers above them (copies along the path), differ from the
+    base graph's; every other node is the base graph's own.
+    """
+
+    def __init__(self, structure: LayerGraph, model: nn.Module, rebuilt: set[str]):
         self._structure = structure
+        self._rebuilt = rebuilt
         super().__init__(model)
 
     def _trace(self) -> None:
         model = self.model
         base = self._structure
-        cache: dict[str, nn.Module] = {}
-
-        def sub(name: str) -> nn.Module:
-            if name not in cache:
-                cache[name] = model.get_submodule(name)
-            return cache[name]
-
+        changed = set(self._rebuilt)
+        above = {""}
+        for name in changed:
+            parts = name.split(".")
+            above.update(".".join(parts[:i]) for i in range(1, len(parts)))
         self.nodes = [
-            replace(n, module=sub(n.module_name)) if n.module_name is not None else n
+            replace(n, module=model.get_submodule(n.module_name))
+            if n.module_name is not None and n.module_name in changed
+            else n
             for n in base.nodes
         ]
         self.containers = {
-            k: replace(c, module=sub(c.module_name)) for k, c in base.containers.items()
+            k: replace(c, module=model.get_submodule(c.module_name))
+            if c.module_name in above or c.module_name in changed
+            else c
+            for k, c in base.containers.items()
         }
         self._fx_graph = base._fx_graph
         self._key_of = base._key_of
@@ -190,6 +199,7 @@ class GraphEditSession:
         self._history: list[tuple[ModuleEdit, ...]] = [()]
         self._pos = 0
         self._base_modules = dict(model.module.named_modules())
+        self._rows_cache = RowCache(base)
         self.original_table = self._table(self._base_state)
         self._base_rows = {r.name: r for r in self.original_table.rows}
 
@@ -331,7 +341,7 @@ class GraphEditSession:
         outcome.rebuilt = set(start.outcome.rebuilt)
         outcome.fresh = set(start.outcome.fresh)
         outcome.renamers = list(start.outcome.renamers)
-        structural = start.graph is not self._base_graph
+        structural = start.structural
         model = outcome.module
         for i, edit in enumerate(edits[len(start.edits) :], start=len(start.edits)):
             structural = structural or _is_structural(edit, model)
@@ -348,9 +358,9 @@ class GraphEditSession:
                 raise CnnvizError(f"the edited model can no longer be traced: {graph.note}")
             walk = MetaWalk(graph)
         else:
-            graph = _EditedGraph(self._base_graph, model)
+            graph = _EditedGraph(self._base_graph, model, outcome.rebuilt)
             walk = self._base_state.walk
-        state = _State(edits, outcome, graph, walk)
+        state = _State(edits, outcome, graph, walk, structural=structural)
         self._states[edits] = state
         while len(self._states) > 64:
             oldest = next(iter(self._states))
@@ -377,7 +387,7 @@ class GraphEditSession:
     def _table(self, state: _State) -> GraphTable:
         values, error = self._values(state)
         stop = error.node if error is not None else None
-        summary, order = summary_rows(state.graph, values, stop)
+        summary, order = summary_rows(state.graph, values, stop, cache=self._rows_cache)
         layer_of = {r.name: r for r in summary.rows}
         base_rows = getattr(self, "_base_rows", None)
         outcome = state.outcome
@@ -402,7 +412,9 @@ class GraphEditSession:
                 if isinstance(inp, torch.Tensor):
                     row.input_shape = tuple(int(s) for s in inp.shape)
             row.settings = (
-                _settings(module) if kind in ("module", "container") and module is not None else ""
+                self._rows_cache.settings_text(module)
+                if kind in ("module", "container") and module is not None
+                else ""
             )
             if not computed:
                 row.computed = False
@@ -434,7 +446,12 @@ class GraphEditSession:
         )  # fmt: skip
 
     def _status(
-        self, key: str, kind: str, module: nn.Module | None, original: str | None, outcome: EditOutcome
+        self,
+        key: str,
+        kind: str,
+        module: nn.Module | None,
+        original: str | None,
+        outcome: EditOutcome,
     ) -> str:
         if kind == "container":
             return (

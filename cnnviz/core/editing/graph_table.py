@@ -8,9 +8,11 @@ graph breaks are kept, marked *not computed*.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from cnnviz.core.analysis.graph import LayerGraph
@@ -19,6 +21,7 @@ from cnnviz.core.analysis.summary import _call_args, _shape, _structure
 from cnnviz.core.analysis.types import LayerRow, ReceptiveField, Summary
 from cnnviz.core.models.edits import GraphEditError
 from cnnviz.core.models.edits.modules import module_config, rebuildable
+from cnnviz.core.models.edits.walk import module_signature
 from cnnviz.core.models.layertypes import (
     function_macs,
     geometry,
@@ -122,11 +125,71 @@ def _settings(module: nn.Module | None) -> str:
     return settings_text(config["type"], config)
 
 
+class RowCache:
+    """Rows already built, per (node, module configuration, input and output shapes): an edit rebuilds only the
+    rows it changes. Modules cached by identity are kept alive with their entries."""
+
+    def __init__(self, model: nn.Module | None = None) -> None:
+        # Shared weights (tied embeddings) are counted once by module_params: children cannot simply be summed.
+        self.unshared = model is not None and len({id(p) for p in model.parameters()}) == sum(
+            1 for _ in model.named_parameters(remove_duplicate=False)
+        )
+        self.rows: dict[Any, LayerRow] = {}
+        self.params: dict[int, tuple[nn.Module, tuple[int, int]]] = {}
+        self.settings: dict[Any, str] = {}
+
+    def module_params(self, module: nn.Module) -> tuple[int, int]:
+        """``module_params`` of a module, summed over its children where no weight is shared (each child's count
+        is kept, so a container copied along an edit's path costs only its own parameters)."""
+        hit = self.params.get(id(module))
+        if hit is None or hit[0] is not module:
+            children = list(module._modules.values())
+            if children and self.unshared:
+                total = trainable = 0
+                for p in module._parameters.values():
+                    if p is not None:
+                        total += p.numel()
+                        trainable += p.numel() if p.requires_grad else 0
+                for child in children:
+                    if child is not None:
+                        t, tr = self.module_params(child)
+                        total += t
+                        trainable += tr
+                counts = (total, trainable)
+            else:
+                counts = module_params(module)
+            hit = self.params[id(module)] = (module, counts)
+        return hit[1]
+
+    def settings_text(self, module: nn.Module | None) -> str:
+        if module is None:
+            return ""
+        key = module_signature(module)
+        text = self.settings.get(key)
+        if text is None:
+            text = self.settings[key] = _settings(module)
+        return text
+
+
+def _sig(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return (value.shape, value.dtype)
+    if isinstance(value, list | tuple):
+        return tuple(_sig(v) for v in value)
+    return type(value).__name__
+
+
 def summary_rows(
-    graph: LayerGraph, values: dict[str, Any], stop: str | None, *, receptive_fields: bool = True
+    graph: LayerGraph,
+    values: dict[str, Any],
+    stop: str | None,
+    *,
+    receptive_fields: bool = True,
+    cache: RowCache | None = None,
 ) -> tuple[Summary, list[tuple[str, bool, int, str | None]]]:
     """The summary of the walked values (rows before ``stop``) and every row key with (container, depth, first
     input key); containers whose output lies at or after ``stop`` are not computed either."""
+    cache = cache or RowCache()
     rows: list[LayerRow] = []
     order: list[tuple[str, bool, int, str | None]] = []
     stopped = False
@@ -137,11 +200,9 @@ def summary_rows(
             if stopped:
                 continue
             out = values.get(info.output_key) if info.output_key else None
-            total, trainable = module_params(info.module)
             if out is None:
-                if total == 0 or info.output_key is None:
-                    continue
                 continue
+            total, trainable = cache.module_params(info.module)
             row = LayerRow(key, info.type, "container", depth, _shape(out), total, trainable)
             row.output_structure = _structure(out)
             rows.append(row)
@@ -153,6 +214,22 @@ def summary_rows(
             order.append((key, False, depth, gnode.inputs[0] if gnode.inputs else None))
             continue
         value = values.get(key)
+        if not isinstance(value, torch.Tensor | list | tuple):
+            continue
+        module = gnode.module
+        row_key = (
+            key,
+            module_signature(module) if module is not None else None,
+            tuple(_sig(values.get(k)) for k in gnode.inputs),
+            _sig(value),
+        )
+        cached = cache.rows.get(row_key)
+        if cached is not None:
+            order.append((key, False, depth, gnode.inputs[0] if gnode.inputs else None))
+            row = copy.copy(cached)
+            row.rf = None
+            rows.append(row)
+            continue
         out_shape = _shape(value)
         if out_shape is None:
             continue
@@ -162,10 +239,10 @@ def summary_rows(
         args = _call_args(graph, values, node.args)
         row = LayerRow(key, gnode.type, gnode.kind, depth, out_shape, inputs=list(gnode.inputs))
         row.output_structure = _structure(value)
-        if gnode.module is not None:
-            row.params, row.trainable_params = module_params(gnode.module)
-            row.macs = module_macs(gnode.module, args[0] if args else None, value, args)
-            for name, v in geometry(gnode.module).items():
+        if module is not None:
+            row.params, row.trainable_params = cache.module_params(module)
+            row.macs = module_macs(module, args[0] if args else None, value, args)
+            for name, v in geometry(module).items():
                 setattr(row, name, v)
         else:
             names = list(node.kwargs)
@@ -173,6 +250,8 @@ def summary_rows(
                 zip(names, _call_args(graph, values, list(node.kwargs.values())), strict=True)
             )
             row.macs = function_macs(gnode.type, args, value, kwargs)
+        if module is None or module_signature(module)[0] != "id":
+            cache.rows[row_key] = copy.copy(row)
         rows.append(row)
     by_key = {r.name: r for r in rows}
     for r in rows:
@@ -181,7 +260,7 @@ def summary_rows(
                 if ckey in by_key:
                     by_key[ckey].macs += r.macs
     model = graph.model
-    total, trainable = module_params(model)
+    total, trainable = cache.module_params(model)
     summary = Summary(
         model_name=type(model).__name__,
         input_shape=tuple(values["input"].shape[1:]) if "input" in values else (),

@@ -193,18 +193,19 @@ def explain(
         and op in ("add", "iadd", "sub", "isub", "mul", "imul", "cat", "concat", "stack")
         and len(inputs) >= 2
     ):
+        origins = [_origin(graph, gnode, src) for _, src in inputs]
+        wheres = [w for w, _ in origins]
         described = []
         blocks = []
-        for merged, src in inputs:
-            where, block = _origin(graph, gnode, src)
+        for (merged, src), (where, block) in zip(inputs, origins, strict=True):
+            if wheres.count(where) > 1 and src is not None:
+                where, block = src, None  # two inputs from outside the block: name each
             described.append(f"{_dims(merged)} (from {where})")
             blocks.append(block)
         values = [v for v, _ in inputs]
         what = _merge_name(op, values, bool(gnode.scope))
         if what == "concatenation":
-            what = (
-                "concatenation along channels" if failure.kwargs.get("dim", 1) in (1, -3) else what
-            )
+            what = "concatenation along channels" if _cat_dim(failure) in (1, -3) else what
         head = f"{key}: {what} of {' and '.join(described)}"
         fix = None
         if any(b is not None for b in blocks) and op in ("add", "iadd"):
@@ -219,7 +220,7 @@ def explain(
                 fix = f"give {block} a downsample with {a.shape[1] if edited_src == sources[0] else b.shape[1]} output channels"
             else:
                 fix = f"give {block} a downsample"
-        elif edited_src is not None:
+        elif edited_src is not None and op in ("add", "iadd", "sub", "isub"):
             other = [s for s in sources if s != edited_src and s is not None]
             if other:
                 fix = f"change {_part(graph, gnode, other[0])} to match"
@@ -256,6 +257,12 @@ def explain(
         return GraphEditError(key, _colon(head, cause, hint))
     head = f"{key} ({gnode.type}) cannot take {received}: {one_line(failure.error, 160)}"
     return GraphEditError(key, _colon(head, cause, restore))
+
+
+def _cat_dim(failure: WalkFailure) -> Any:
+    if "dim" in failure.kwargs:
+        return failure.kwargs["dim"]
+    return failure.args[1] if len(failure.args) > 1 else 0
 
 
 def _colon(head: str, cause: str | None, hint: str | None) -> str:

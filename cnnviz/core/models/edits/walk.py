@@ -10,6 +10,7 @@ first node that raises stops the walk and is reported as a :class:`WalkFailure` 
 from __future__ import annotations
 
 import operator
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,7 @@ class ChannelMismatch(RuntimeError):
 
 def _sig(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
-        return ("T", tuple(value.shape), value.dtype)
+        return (value.shape, value.dtype)
     if isinstance(value, list | tuple):
         return (type(value).__name__, tuple(_sig(v) for v in value))
     if isinstance(value, dict):
@@ -59,12 +60,23 @@ def _sig(value: Any) -> Any:
     return value
 
 
+_SIGNATURES: weakref.WeakKeyDictionary[nn.Module, Any] = weakref.WeakKeyDictionary()
+
+
 def module_signature(module: nn.Module) -> Any:
-    """What decides a module's output shape: a standard torch layer by its type and settings, others by identity."""
-    cls = type(module)
-    if cls.__module__.startswith("torch.nn") and cls.__name__ in _STANDARD:
-        return (cls.__name__, module.extra_repr())
-    return ("id", id(module))
+    """What decides a module's output shape: a standard torch layer by its type and settings, others by identity.
+
+    Edited modules are never changed in place (an edit builds a new one), so the signature is kept per module.
+    """
+    sig = _SIGNATURES.get(module)
+    if sig is None:
+        cls = type(module)
+        if cls.__module__.startswith("torch.nn") and cls.__name__ in _STANDARD:
+            sig = (cls.__name__, module.extra_repr())
+        else:
+            sig = ("id", id(module))
+        _SIGNATURES[module] = sig
+    return sig
 
 
 def _norm_forward(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -134,9 +146,9 @@ class MetaWalk:
                 first = False
                 continue
             assert node is not None
-            args = self._resolve(node.args, env, graph)
-            kwargs = self._resolve(node.kwargs, env, graph)
             module: nn.Module | None = None
+            # Everything else a node reads is a constant of the graph: its inputs' shapes decide its output.
+            inputs = tuple(_sig(env.get(k)) for k in gnode.inputs)
             key: Any
             if node.op == "call_module":
                 name = gnode.module_name or str(node.target)
@@ -145,9 +157,9 @@ class MetaWalk:
                 msig = module_signature(module)
                 if msig[0] == "id":
                     self._keep[id(module)] = module
-                key = ("m", msig, _sig(args), _sig(kwargs))
+                key = ("m", msig, gnode.key if msig[0] == "id" else "", inputs)
             else:
-                key = ("f", gnode.key, _sig(args), _sig(kwargs))
+                key = ("f", gnode.key, inputs)
             try:
                 hit = key in self._cache
             except TypeError:
@@ -155,6 +167,8 @@ class MetaWalk:
             if hit:
                 env[gnode.key] = self._cache[key]
                 continue
+            args = self._resolve(node.args, env, graph)
+            kwargs = self._resolve(node.kwargs, env, graph)
             try:
                 with torch.no_grad():
                     value = self._call(node, module, list(args), dict(kwargs))
