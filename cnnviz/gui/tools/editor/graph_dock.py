@@ -404,6 +404,7 @@ class GraphEditor(QWidget):
         select: str | None = None,
         field: str | None = None,
         undoable: bool = True,
+        said: str | None = None,
     ) -> bool:
         """Queue the session edit ``fn(session)``; a refused edit shows its reason and changes nothing."""
         session = self.session
@@ -424,7 +425,7 @@ class GraphEditor(QWidget):
             f"edit {serial}",
             job,
             on_done=lambda result: self._edited(
-                session, serial, text, merge_key, select, undoable, *result
+                session, serial, text, merge_key, select, undoable, said, *result
             ),
             on_error=lambda exc: self._refused(describe_error(exc), field, serial),
             label="Updating the table",
@@ -440,11 +441,14 @@ class GraphEditor(QWidget):
         merge_key: tuple[Any, ...] | None,
         select: str | None,
         undoable: bool,
+        said: str | None,
         before: tuple[Any, ...],
         snapshot: Snapshot,
     ) -> None:
         if session is not self.session:
             return
+        if said:
+            self.status.emit(said)
         if undoable and snapshot.edits != before:
             self._pushing = True
             try:
@@ -624,8 +628,11 @@ class GraphEditor(QWidget):
             self._refused(str(exc), None)
             return False
         self._last_dir = str(source.parent)
-        self.status.emit(f"Opened {source.name}.")
-        return self._edit(f"open {source.name}", lambda session: session.goto(edits))
+        return self._edit(
+            f"open {source.name}",
+            lambda session: session.goto(edits),
+            said=f"Opened {source.name}.",
+        )
 
     # ----------------------------------------------------------------------------------------------------------
     # Apply
@@ -686,7 +693,7 @@ class GraphEditor(QWidget):
     def _show(self, snapshot: Snapshot) -> None:
         """Show ``snapshot``: its tree (when the modules changed), table, banner and totals."""
         self.snapshot = snapshot
-        if [m.name for m in snapshot.modules] != self.tree.names():
+        if not self.tree.shows(snapshot.modules):
             self.tree.fill(snapshot.modules)
         self.table_model.set_table(snapshot.table)
         table = snapshot.table

@@ -76,6 +76,12 @@ class ModuleTree(QTreeWidget):
     def names(self) -> list[str]:
         return list(self.modules)
 
+    def shows(self, modules: list[Any]) -> bool:
+        """Whether the tree already shows ``modules`` (the same names and types)."""
+        return [(m.name, m.type) for m in modules] == [
+            (m.name, m.type) for m in self.modules.values()
+        ]
+
     def show_module(self, name: str | None) -> None:
         """Make ``name`` (or the module an operation belongs to) current, without emitting."""
         scope = self.module_of(name) if name else None
