@@ -132,13 +132,18 @@ class TopPicturesDock(QDockWidget):
         v.kChanged.connect(self._k_changed)
         v.tileClicked.connect(self.open_tile)
         s = self.session
-        s.modelChanged.connect(lambda _m: self._schedule())
+        s.modelChanged.connect(self._model_changed)
         s.activationsChanged.connect(self._activations_changed)
         s.layerChanged.connect(lambda _name: self._schedule())
         s.unitChanged.connect(self._unit_changed)
         window.feature_view.channelShown.connect(self._channel_shown)
+        # After the slot that hands a copied model on to the folder run, never between the two jobs.
+        self._sync_timer = QTimer(self)
+        self._sync_timer.setSingleShot(True)
+        self._sync_timer.setInterval(0)
+        self._sync_timer.timeout.connect(self._sync_running)
         for runner in (s.runner, window.io_runner):
-            runner.busyChanged.connect(lambda _b, _l: self._sync_running())
+            runner.busyChanged.connect(lambda _b, _l: self._sync_timer.start())
         self.visibilityChanged.connect(lambda on: self._schedule() if on else None)
 
         self.act_open_folder = QAction("Open &Folder…", window)
@@ -217,6 +222,13 @@ class TopPicturesDock(QDockWidget):
         ):
             return None
         return _Key(id(s.model), s.layer, self.folder)
+
+    def _model_changed(self, model: Any) -> None:
+        # Results of other models answer nothing now, and each would keep its model in memory.
+        self.results = OrderedDict((k, e) for k, e in self.results.items() if e.model is model)
+        if self.shown is not None and self.shown[0].model != id(model):
+            self.shown = None
+        self._schedule()
 
     def _schedule(self) -> None:
         self._update_header()
@@ -305,9 +317,8 @@ class TopPicturesDock(QDockWidget):
         pictures = list_pictures(folder)
 
         def progress(done: int, total: int) -> None:
-            if (
-                not token.cancelled
-            ):  # stopping is should_stop's answer, never an exception inside the core
+            # Stopping is should_stop's answer, never an exception raised inside the core.
+            if not token.cancelled:
                 token.progress(done, total, f"Top pictures: {done} of {total} pictures")
 
         return top_units(model, pictures, layer, k=k, progress=progress, should_stop=token.is_set)
