@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.core.analysis.graph import LayerGraph
+from cnnviz.core.analysis.graph import ContainerInfo, GraphNode, LayerGraph
 from cnnviz.core.editing.architecture import NotEditableError
 from cnnviz.core.editing.graph_table import GraphRow, GraphTable, RowCache, summary_rows
 from cnnviz.core.errors import CnnvizError, SpecError
@@ -136,19 +136,27 @@ class _EditedGraph(LayerGraph):
             parts = name.split(".")
             above.update(".".join(parts[:i]) for i in range(1, len(parts)))
         self.nodes = [
-            replace(n, module=model.get_submodule(n.module_name))
+            _with_module(n, model.get_submodule(n.module_name))
             if n.module_name is not None and n.module_name in changed
             else n
             for n in base.nodes
         ]
         self.containers = {
-            k: replace(c, module=model.get_submodule(c.module_name))
+            k: _with_container(c, model.get_submodule(c.module_name))
             if c.module_name in above or c.module_name in changed
             else c
             for k, c in base.containers.items()
         }
         self._fx_graph = base._fx_graph
         self._key_of = base._key_of
+
+
+def _with_module(node: GraphNode, module: nn.Module) -> GraphNode:
+    return replace(node, module=module, type=type(module).__name__)
+
+
+def _with_container(info: ContainerInfo, module: nn.Module) -> ContainerInfo:
+    return replace(info, module=module, type=type(module).__name__)
 
 
 def _is_structural(edit: ModuleEdit, model: nn.Module) -> bool:
@@ -209,12 +217,18 @@ class GraphEditSession:
         return cls(model)
 
     @classmethod
-    def from_patch(cls, patch: str | os.PathLike[str] | Mapping[str, Any]) -> GraphEditSession:
-        """A session on a patch's base model with the patch's edits as the current ones."""
+    def from_patch(
+        cls,
+        patch: str | os.PathLike[str] | Mapping[str, Any],
+        weights: Any = "default",
+        trust: bool = False,
+    ) -> GraphEditSession:
+        """A session on a patch's base model (``weights``/``trust`` as load_model takes them) with the patch's
+        edits as the current ones (one undo step away from the original)."""
         from cnnviz.core.models import load_model
 
         parsed = parse_patch(patch) if isinstance(patch, Mapping) else read_patch(patch)
-        session = cls(load_model(parsed.base_spec()))
+        session = cls(load_model(parsed.base_spec(), weights, trust))
         session.goto(parsed.edits)
         return session
 
