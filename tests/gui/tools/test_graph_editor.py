@@ -400,7 +400,7 @@ def test_mobilenet_edits_follow_torch(qtbot) -> None:
 
 
 @pytest.mark.slow
-def test_apply_hands_the_edited_model_to_the_window(loaded_window, gui_photo) -> None:
+def test_apply_hands_the_edited_model_to_the_window(loaded_window, tmp_path: Path) -> None:
     from gui_helpers import wait_idle
 
     window = loaded_window
@@ -430,3 +430,13 @@ def test_apply_hands_the_edited_model_to_the_window(loaded_window, gui_photo) ->
     assert after.shape == before.shape and not np.array_equal(after, before)
     # the editor keeps its history for the model it applied
     assert window.editor_dock.graph.undo_stack.count() >= 1
+    # File > Open model… on the saved edit opens the edited model (base weights: none, as loaded here)
+    path = editor.save_patch(tmp_path / "kernel5.json")
+    assert path is not None
+    window.load_model(str(path), weights="none")
+    wait_idle(window)
+    opened = window.session.model
+    assert opened is not model and "edited" in opened.name
+    assert opened.module.layer1[0].conv1.weight.shape == (64, 64, 5, 5)
+    assert editor.wait() and window.editor_dock.pages.currentWidget() is editor
+    assert editor.table.error is None and editor.undo_stack.count() == 0

@@ -247,6 +247,11 @@ class GraphEditor(QWidget):
         bar.addAction(self.save_action)
         return bar
 
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        # Narrow (a small screen): the table says each row's type, the tree gives its room to the names.
+        self.tree.setColumnHidden(1, self.width() < 1200)
+
     # ----------------------------------------------------------------------------------------------------------
     # The model
 
@@ -295,8 +300,8 @@ class GraphEditor(QWidget):
         self.propagate_box.setChecked(bool(session.propagate))
         self.propagate_box.blockSignals(False)
         self.header.setText(
-            f"Editing {model.name}: select a module in the tree and change it on the right; the table of "
-            "the whole graph follows. Apply runs the picture through the edited model."
+            f"Editing {model.name}: change any module; the whole graph's table follows. "
+            "Apply runs the picture through the edited model."
         )
         self._show(snapshot)
         first = next(
@@ -346,7 +351,8 @@ class GraphEditor(QWidget):
             index = self.table_model.index(row, GraphTableModel.NAME)
             self.view.selectRow(row)
             self.view.setCurrentIndex(index)
-            self.view.scrollTo(index)
+            # scrolled by its first column: the Change marks stay in view in a narrow dock
+            self.view.scrollTo(self.table_model.index(row, GraphTableModel.CHANGE))
         selection.blockSignals(False)
         self.view.viewport().update()
 
@@ -699,11 +705,17 @@ class GraphEditor(QWidget):
         table = snapshot.table
         if not self._sized and table.rows:
             self.view.resizeColumnsToContents()
-            for column, width in ((GraphTableModel.CHANGE, 90), (GraphTableModel.OUTPUT, 100)):
+            for column, width in (
+                (GraphTableModel.CHANGE, 100),
+                (GraphTableModel.OUTPUT, 100),
+                (GraphTableModel.DPARAMS, 110),
+                (GraphTableModel.DMACS, 110),
+            ):  # room for the deltas that edits bring
                 self.view.setColumnWidth(column, max(self.view.columnWidth(column), width))
             for column, width in ((GraphTableModel.NAME, 170), (GraphTableModel.SETTINGS, 170)):
                 self.view.setColumnWidth(column, min(self.view.columnWidth(column), width))
             self._sized = True
+        self.view.resizeColumnToContents(GraphTableModel.CHANGE)
         error = table.error
         self.view.clearSpans()
         broken = self.table_model.row_of(error.node) if error is not None else None
