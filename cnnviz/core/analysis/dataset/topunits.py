@@ -242,6 +242,36 @@ def _batch_top(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
     return top, pos
 
 
+def _candidates(
+    out: torch.Tensor, rows: torch.Tensor, everything: bool, k: int, start: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each picture's own top-``k`` per channel, as ``(channels, pictures * k)`` values and flat unit indices.
+
+    The batch's top-``k`` of a channel lies among its pictures' own top-``k``, and taking those per picture
+    reads the map where it lies (no copy of the batch's activations). The flat index of unit ``(y, x)`` of the
+    ``n``-th picture of the run is ``n * H * W + y * W + x``, so sorting by it sorts by picture, then y, then x.
+    """
+    if not everything:
+        out = out.index_select(1, rows)
+    batch, channels = int(out.shape[0]), int(out.shape[1])
+    values = out.reshape(batch * channels, -1)
+    if values.dtype != torch.float32:
+        values = values.float()
+    positions = int(values.shape[1])
+    top, pos = _batch_top(values, k)
+    if bool(torch.isnan(top).any()):  # topk ranks NaN above everything: rank it below instead
+        values = torch.nan_to_num(values, nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+        top, pos = _batch_top(values, k)
+    kk = int(top.shape[1])
+    picture = torch.arange(start, start + batch, device=out.device).view(batch, 1, 1) * positions
+    index = pos.view(batch, channels, kk) + picture
+    # (pictures, channels, k) -> (channels, pictures * k); pictures stay in order along the row
+    return (
+        top.view(batch, channels, kk).permute(1, 0, 2).reshape(channels, batch * kk),
+        index.permute(1, 0, 2).reshape(channels, batch * kk),
+    )
+
+
 def _merge(
     best: tuple[torch.Tensor, torch.Tensor], new: tuple[torch.Tensor, torch.Tensor], k: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -379,6 +409,7 @@ def top_units(
     if work is not module:
         run, _key = _runner(work, layer)
     rows = torch.tensor(chosen, device=target)
+    everything = chosen == list(range(map_shape[0]))
     best = (
         torch.empty((len(chosen), 0), device=target),
         torch.empty((len(chosen), 0), dtype=torch.int64, device=target),
@@ -399,16 +430,8 @@ def top_units(
                     raise
                 except Exception as exc:
                     raise _forward_failure(exc, layer, x) from exc
-                values = out.index_select(1, rows).transpose(0, 1).reshape(len(chosen), -1)
-                if values.dtype != torch.float32:
-                    values = values.float()
-                if bool(torch.isnan(values).any()):
-                    values = torch.nan_to_num(
-                        values, nan=-math.inf, posinf=math.inf, neginf=-math.inf
-                    )
-                top, pos = _batch_top(values, k)
-                best = _merge(best, (top, pos + batch.start * positions), k)
-                del out, values
+                best = _merge(best, _candidates(out, rows, everything, k, batch.start), k)
+                del out
                 read.extend(str(p) for p in batch.paths)
                 geometries.extend(batch.geometries)
             consumed = batch.done

@@ -446,3 +446,28 @@ def test_a_list_of_paths_and_the_public_name(folder: Path) -> None:
     assert result.total == 5
     top, readable = _oracle(module, paths, GRAY, module[1], 2)
     _assert_matches(result, top, readable)
+
+
+def test_nan_units_rank_last(folder: Path) -> None:
+    class Holes(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(2)
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(x)
+            return torch.where(y > 0.3, torch.full_like(y, float("nan")), y)
+
+    from cnnviz.core.analysis.graph import layer_graph
+
+    module = Holes().eval()
+    layer = next(key for key in layer_graph(module).keys() if "where" in key)
+    result = top_units(module, folder, layer, k=5, preprocess=GRAY)
+    # truth: the conv's units, those the where turns into NaN left out
+    top, readable = _oracle(module, list_pictures(folder), GRAY, module.conv, 10**6)
+    for c, entries in top.items():
+        kept = [e for e in entries if e[0] <= 0.3][:5]
+        got = result.channels[c]
+        assert [(g.index, g.unit) for g in got] == [(i, u) for _, i, u in kept]
+        assert np.allclose([g.value for g in got], [v for v, _, _ in kept], atol=1e-5)
