@@ -184,6 +184,29 @@ def main(argv: list[str]) -> int:
 
         shoot(f"{number}_lab_{key}", lesson, 1.5)
     window.lab_window.close()
+
+    # The layer editor on ResNet-18: a stride that breaks a residual addition, explained.
+    def resnet_graph_editor() -> None:
+        if "chelsea" in photos:
+            s.open_image(str(photos["chelsea"]))
+        s.set_model(load_model("resnet18", weights="none"))
+        settle(app, window)
+        s.select_layer("layer1.0.conv1")
+        window.show_tool(window.editor_dock)
+        editor = window.editor_dock.graph
+        editor.wait(600_000)
+        editor.select("layer1.0.conv1")
+        editor.form.editors["stride"].h.setValue(2)
+        editor.wait(600_000)
+        # the broken addition and the rows after it in view
+        from PySide6.QtWidgets import QAbstractItemView
+
+        row = editor.table_model.row_of("layer1.0.add") or 0
+        editor.view.scrollTo(
+            editor.table_model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter
+        )
+
+    shoot(f"{number + 1}_resnet18_graph_editor", resnet_graph_editor, 2)
     window.close()
     return 0
 

@@ -1,8 +1,8 @@
 """The live table of the graph editor: a Qt model over a GraphTable (every row of the traced network).
 
 Rows carry their change in words as well as in colour: the "Change" column reads ``edited``, ``new``,
-``shape`` (the output shape differs from the loaded model's), ``✗`` on the node where the graph breaks and
-``not computed`` after it, each with a tooltip saying what it means.
+``shape`` (the output shape differs from the loaded model's) and ``✗`` on the node where the graph breaks,
+each with a tooltip saying what it means; the rows after that node read *not computed* in grey italics.
 """
 
 from __future__ import annotations
@@ -98,17 +98,15 @@ class GraphTableModel(QAbstractTableModel):
         return self.error_node is not None and row.name == self.error_node
 
     def change_text(self, row: Any) -> str:
-        """The Change column: what happened to the row, in words."""
+        """The Change column: what happened to the row, in words (after the break: only what was edited)."""
         if self.is_error(row):
             return "✗ error"
-        if not row.computed:
-            return "not computed"
         marks = []
         if row.status == "new":
             marks.append("new")
         elif row.status == "changed":
             marks.append("edited")
-        if row.shape_changed and row.status != "new":
+        if row.computed and row.shape_changed and row.status != "new":
             marks.append("shape")
         return " · ".join(marks)
 
@@ -244,7 +242,7 @@ class GraphTableModel(QAbstractTableModel):
 
 _HEADER_TIPS = {
     "Change": "edited: its settings changed · new: inserted · shape: its output shape changed · "
-    "✗: the graph breaks here · not computed: after the break",
+    "✗: the graph breaks here",
     "Settings": "Kernel, stride (s), padding (p), dilation (d), groups (g) ...",
     "Output": "Output shape C×H×W (without the batch)",
     "Params": "Parameters of the module",
