@@ -206,7 +206,7 @@ def main(argv: list[str]) -> int:
             editor.table_model.index(row, 0), QAbstractItemView.ScrollHint.PositionAtCenter
         )
 
-    shoot(f"{number + 1}_resnet18_graph_editor", resnet_graph_editor, 2)
+    shoot(f"{number + 2}_resnet18_graph_editor", resnet_graph_editor, 2)  # after the top pictures
     window.close()
     return 0
 
