@@ -198,6 +198,11 @@ def test_cancel_stops_a_large_run_and_keeps_the_previous_result(digits_window, q
     # Both the panel and the window offer Cancel; handing the copied model on to the run was no cancel.
     assert view.cancel_button.isVisible() and window.cancel_button.isVisible()
     assert view.error.text() == ""
+    # The folder runs on a copy of the model: a picture opened meanwhile runs at once, and the count stays.
+    other = str(tmp_path / "small" / "p0001.png")
+    window.open_image_path(other)
+    qtbot.waitUntil(lambda: window.session.image_source == other, timeout=20_000)
+    assert window.io_runner.busy and view.progress.maximum() > 0
     qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
     assert dock.wait()
     assert not view.cancel_button.isVisible() and not window.progress.isVisible()

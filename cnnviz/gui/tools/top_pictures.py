@@ -114,9 +114,8 @@ class TopPicturesDock(QDockWidget):
             OrderedDict()
         )
         self.crop_runner = JobRunner(self, threads=1)
-        self._running: _Key | None = (
-            None  # the key of the run in flight (its copy or its folder run)
-        )
+        # The key of the run in flight (its model copy or its folder run).
+        self._running: _Key | None = None
         self._declined: _Key | None = None  # cancelled by the user: not run again until asked
         self._pending_unit: tuple[str, str, tuple[int, int], int] | None = None
         self._timer = QTimer(self)

@@ -357,11 +357,13 @@ class TopPicturesView(QWidget):
         self.channel_spin.blockSignals(False)
 
     def set_running(self, running: bool) -> None:
+        if running and not self.progress.isVisibleTo(self):
+            self.progress.setRange(
+                0, 0
+            )  # busy until the first report; later calls keep the count shown
         self.progress.setVisible(running)
         self.cancel_button.setVisible(running)
         self.run_button.setEnabled(not running)
-        if running:
-            self.progress.setRange(0, 0)
 
     def set_progress(self, done: int, total: int) -> None:
         if total > 0:
