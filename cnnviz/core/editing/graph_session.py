@@ -47,7 +47,7 @@ from cnnviz.core.models.edits import (
     why_not_editable,
 )
 from cnnviz.core.models.edits.modules import full_config, get_module
-from cnnviz.core.models.edits.walk import module_signature
+from cnnviz.core.models.edits.walk import WalkFailure, _sig, module_signature
 from cnnviz.core.models.layertypes import ACTIVATION_TYPES, DROPOUT_TYPES, INFERRED
 
 _PASS_MODULES = (
@@ -388,9 +388,34 @@ class GraphEditSession:
         values, failure = state.walk.run(tuple(self.model.input_shape), graph=state.graph)
         error = None
         if failure is not None:
-            error = explain(failure, state.graph, state.edits, self._original_config)
+            cause = self._first_breaking(state, failure)
+            error = explain(failure, state.graph, state.edits, self._original_config, cause)
         state.values = values
         return values, error
+
+    def _first_breaking(self, state: _State, failure: WalkFailure) -> ModuleEdit | None:
+        """The user edit after which the graph first breaks as it does now: at the same node, receiving the same
+        shapes (earlier snapshots are walked; their nodes are mostly cached)."""
+        seen = (failure.node.key, _sig(failure.args))
+        edits = state.edits
+        starts = [i for i, e in enumerate(edits) if not e.follows]
+        for n, start in enumerate(starts):
+            end = starts[n + 1] if n + 1 < len(starts) else len(edits)
+            if end == len(edits):
+                return edits[start]
+            try:
+                earlier = self._state(edits[:end])
+            except CnnvizError:
+                continue
+            _values, earlier_failure = earlier.walk.run(
+                tuple(self.model.input_shape), graph=earlier.graph
+            )
+            if (
+                earlier_failure is not None
+                and (earlier_failure.node.key, _sig(earlier_failure.args)) == seen
+            ):
+                return edits[start]
+        return None
 
     def _original_config(self, name: str) -> dict[str, Any] | None:
         module = self._base_modules.get(name)

@@ -8,7 +8,6 @@ graph breaks are kept, marked *not computed*.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +15,13 @@ import torch
 from torch import nn
 
 from cnnviz.core.analysis.graph import LayerGraph
-from cnnviz.core.analysis.receptive import attach_receptive_fields
+from cnnviz.core.analysis.receptive import to_receptive_field
+from cnnviz.core.analysis.receptive.analytic import _Analyzer
 from cnnviz.core.analysis.summary import _call_args, _shape, _structure
 from cnnviz.core.analysis.types import LayerRow, ReceptiveField, Summary
 from cnnviz.core.models.edits import GraphEditError
 from cnnviz.core.models.edits.modules import module_config, rebuildable
+from cnnviz.core.models.edits.walk import _sig as _value_sig
 from cnnviz.core.models.edits.walk import module_signature
 from cnnviz.core.models.layertypes import (
     function_macs,
@@ -28,6 +29,7 @@ from cnnviz.core.models.layertypes import (
     module_macs,
     module_params,
     settings_text,
+    window_geometry,
 )
 
 Shape = tuple[int, ...]
@@ -137,6 +139,17 @@ class RowCache:
         self.rows: dict[Any, LayerRow] = {}
         self.params: dict[int, tuple[nn.Module, tuple[int, int]]] = {}
         self.settings: dict[Any, str] = {}
+        self.rf: dict[Any, Any] = {}
+        self._fields: dict[int, tuple[Any, ReceptiveField | None]] = {}
+
+    def receptive_field(self, info: Any) -> ReceptiveField | None:
+        """``to_receptive_field`` of an analysis result, once per result."""
+        if info is None:
+            return None
+        hit = self._fields.get(id(info))
+        if hit is None or hit[0] is not info:
+            hit = self._fields[id(info)] = (info, to_receptive_field(info))
+        return hit[1]
 
     def module_params(self, module: nn.Module) -> tuple[int, int]:
         """``module_params`` of a module, summed over its children where no weight is shared (each child's count
@@ -190,6 +203,8 @@ def summary_rows(
     """The summary of the walked values (rows before ``stop``) and every row key with (container, depth, first
     input key); containers whose output lies at or after ``stop`` are not computed either."""
     cache = cache or RowCache()
+    # fields first: a row whose field, module and shapes are unchanged is the very row of the last table
+    fields = _CachedAnalyzer(graph, values, cache).run() if receptive_fields else {}
     rows: list[LayerRow] = []
     order: list[tuple[str, bool, int, str | None]] = []
     stopped = False
@@ -205,6 +220,7 @@ def summary_rows(
             total, trainable = cache.module_params(info.module)
             row = LayerRow(key, info.type, "container", depth, _shape(out), total, trainable)
             row.output_structure = _structure(out)
+            row.rf = cache.receptive_field(fields.get(info.output_key or key))
             rows.append(row)
             continue
         gnode = graph.node(key)
@@ -222,13 +238,12 @@ def summary_rows(
             module_signature(module) if module is not None else None,
             tuple(_sig(values.get(k)) for k in gnode.inputs),
             _sig(value),
+            id(fields.get(key)),
         )
         cached = cache.rows.get(row_key)
         if cached is not None:
             order.append((key, False, depth, gnode.inputs[0] if gnode.inputs else None))
-            row = copy.copy(cached)
-            row.rf = None
-            rows.append(row)
+            rows.append(cached)
             continue
         out_shape = _shape(value)
         if out_shape is None:
@@ -250,8 +265,9 @@ def summary_rows(
                 zip(names, _call_args(graph, values, list(node.kwargs.values())), strict=True)
             )
             row.macs = function_macs(gnode.type, args, value, kwargs)
+        row.rf = cache.receptive_field(fields.get(key))
         if module is None or module_signature(module)[0] != "id":
-            cache.rows[row_key] = copy.copy(row)
+            cache.rows[row_key] = row  # rows are never changed once made (container sums are fresh rows)
         rows.append(row)
     by_key = {r.name: r for r in rows}
     for r in rows:
@@ -269,6 +285,50 @@ def summary_rows(
         trainable_params=trainable,
         total_macs=sum(r.macs for r in rows if r.kind != "container"),
     )
-    if receptive_fields:
-        attach_receptive_fields(summary, graph, values)
     return summary, order
+
+
+_CHANNEL_BLIND = (
+    nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.BatchNorm1d, nn.Linear, nn.ReLU, nn.ReLU6, nn.SiLU,
+    nn.GELU, nn.Hardswish, nn.Sigmoid, nn.Identity, nn.Dropout,
+)  # fmt: skip
+
+
+def _spatial_sig(value: Any) -> Any:
+    """A value's signature without its channel count (the dimension a per-module field never reads)."""
+    if isinstance(value, torch.Tensor):
+        shape = tuple(value.shape)
+        return (shape[:1] + shape[2:] if len(shape) == 4 else shape, value.dtype)
+    return _value_sig(value)
+
+
+class _CachedAnalyzer(_Analyzer):
+    """The receptive-field analysis, each node's result reused while its module, its inputs' results and the
+    shapes it sees are unchanged (results are kept alive in the cache, so their identities stay unique)."""
+
+    def __init__(self, graph: LayerGraph, values: dict[str, Any], cache: RowCache):
+        super().__init__(graph, values)
+        self._cache = cache
+
+    def _analyse(self, node: Any) -> Any:
+        module = node.module
+        if isinstance(module, _CHANNEL_BLIND):
+            # channel counts never move a field: a width edit keeps every field after it cached
+            msig: Any = (type(module).__name__, window_geometry(module))
+            sig = _spatial_sig
+        else:
+            msig = module_signature(module) if module is not None else None
+            sig = _value_sig
+        key = (
+            node.key,
+            msig,
+            sig(self.values.get(node.key)),
+            tuple((k, id(self.info.get(k)), sig(self.values.get(k))) for k in node.inputs),
+        )
+        try:
+            hit = self._cache.rf.get(key)
+        except TypeError:
+            return super()._analyse(node)
+        if hit is None:
+            hit = self._cache.rf[key] = super()._analyse(node)
+        return hit

@@ -176,16 +176,22 @@ def explain(
     graph: LayerGraph,
     edits: Sequence[ModuleEdit],
     original: OriginalConfig = lambda _name: None,
+    cause: ModuleEdit | None = None,
 ) -> GraphEditError:
-    """The explained error of a walk that stopped at ``failure`` (see the module docstring)."""
+    """The explained error of a walk that stopped at ``failure`` (see the module docstring).
+
+    ``cause`` is the edit known to have broken the graph; without it, the latest edit upstream of the node.
+    """
     gnode = failure.node
     key = gnode.key
     op = gnode.type.split(".")[-1].lower()
     inputs = _tensor_inputs(failure, graph)
     module = gnode.module
     sources = [src for _, src in inputs]
-    edit, edited_src = _cause(edits, graph, key, sources)
-    cause = edit.describe() if edit is not None else None
+    edit, edited_src = _cause([cause] if cause is not None else edits, graph, key, sources)
+    if edit is None:
+        edit = cause
+    said = edit.describe() if edit is not None else None
     restore = _restore(edit, original)
 
     if (
@@ -225,7 +231,7 @@ def explain(
             if other:
                 fix = f"change {_part(graph, gnode, other[0])} to match"
         hint = " or ".join(p for p in (fix, restore) if p) or None
-        return GraphEditError(key, _colon(head, cause, hint))
+        return GraphEditError(key, _colon(head, said, hint))
 
     value = inputs[0][0] if inputs else None
     src = inputs[0][1] if inputs else None
@@ -235,7 +241,7 @@ def explain(
         got = int(value.shape[-1])
         head = f"{key}: Linear expects {module.in_features} input features but receives {got} (from {where})"
         hint = " or ".join(p for p in (f"set {key}'s in_features to {got}", restore) if p)
-        return GraphEditError(key, _colon(head, cause, hint))
+        return GraphEditError(key, _colon(head, said, hint))
     if (
         isinstance(module, nn.Conv2d | nn.ConvTranspose2d)
         and value is not None
@@ -245,7 +251,7 @@ def explain(
         if got != module.in_channels:
             head = f"{key}: convolution expects {module.in_channels} input channels but receives {received}"
             hint = " or ".join(p for p in (f"set {key}'s in_channels to {got}", restore) if p)
-            return GraphEditError(key, _colon(head, cause, hint))
+            return GraphEditError(key, _colon(head, said, hint))
     if (
         isinstance(module, nn.modules.batchnorm._BatchNorm)
         and value is not None
@@ -254,9 +260,9 @@ def explain(
         got = int(value.shape[1])
         head = f"{key}: batch norm expects {module.num_features} channels but receives {received}"
         hint = " or ".join(p for p in (f"set {key}'s num_features to {got}", restore) if p)
-        return GraphEditError(key, _colon(head, cause, hint))
+        return GraphEditError(key, _colon(head, said, hint))
     head = f"{key} ({gnode.type}) cannot take {received}: {one_line(failure.error, 160)}"
-    return GraphEditError(key, _colon(head, cause, restore))
+    return GraphEditError(key, _colon(head, said, restore))
 
 
 def _cat_dim(failure: WalkFailure) -> Any:

@@ -11,6 +11,7 @@ the very weight tensors of every module it did not touch.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import warnings
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from cnnviz.core.models.edits.patch import ModuleEdit
 from cnnviz.core.models.layertypes import INFERRED, SUPPORTED_TYPES
 from cnnviz.core.models.spec.check import _static_check
 from cnnviz.core.models.spec.io import layer_object
+from cnnviz.core.models.spec.schema import _type_info
 
 Renamer = Callable[[str], str | None]
 
@@ -95,14 +97,33 @@ def build_module(
         reason = _groups_problem({**layer, **kwargs})
     if reason is not None or layer_type is None:
         raise SpecError(f"{prefix}{reason}")
-    with warnings.catch_warnings(), torch.device(device or "cpu"):
-        warnings.simplefilter("ignore")
-        try:
+    meta = device is not None and torch.device(device).type == "meta"
+    try:
+        if meta:
+            return _meta_module(layer_type, tuple(sorted(kwargs.items())))
+        with warnings.catch_warnings(), torch.device(device or "cpu"):
+            warnings.simplefilter("ignore")
             return getattr(nn, layer_type)(**dict(kwargs))
-        except Exception as exc:  # noqa: BLE001 - torch's checks, worded as a one-line error
-            raise SpecError(
-                f"{prefix}{layer_type} cannot be built with these settings: {one_line(exc)}"
-            ) from None
+    except SpecError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch's checks, worded as a one-line error
+        raise SpecError(
+            f"{prefix}{layer_type} cannot be built with these settings: {one_line(exc)}"
+        ) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _meta_module(layer_type: str, kwargs: tuple[tuple[str, Any], ...]) -> nn.Module:
+    """A module on the meta device, shared by every snapshot that builds the same layer (never changed in place)."""
+    cls = getattr(nn, layer_type)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if _type_info(layer_type).takes_device:
+            # no initialisation: meta weights have shapes and nothing to initialise
+            module = torch.nn.utils.skip_init(cls, device="meta", **dict(kwargs))
+        else:
+            module = cls(**dict(kwargs))
+    return module.eval()
 
 
 def _signature_shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
@@ -246,6 +267,9 @@ def apply_edit(
             layer = {"type": edit.type, **_carried(old, edit.type), **edit.settings}
         dev = device if device is not None else _device_of(old)
         new = build_module(layer, device=dev, where=name)
+        outcome.rebuilt.add(name)
+        if dev.type == "meta":  # shapes only: a shared module, nothing to keep
+            return _with_child(root, name.split("."), new) if name else new
         new.train(old.training)
         if not _keep_weights(old, new):
             if any(True for _ in new.parameters()) or any(True for _ in new.buffers()):
@@ -270,7 +294,8 @@ def apply_edit(
         layer = {"type": edit.type, **edit.settings}
         dev = device if device is not None else _device_of(container)
         new = build_module(layer, device=dev, where=f"{name}[{index}]")
-        new.train(container.training)
+        if dev.type != "meta":
+            new.train(container.training)
         items = list(container._modules.items())
         clone = copy.copy(container)
         if _numbered(container):

@@ -101,10 +101,12 @@ class ModuleEdit:
         if self.op == "set":
             parts = ", ".join(f"{k} {show(v)}" for k, v in self.settings.items())
             return f"{self.module or 'the model'} now has {parts}"
+        article = "an" if str(self.type)[:1].upper() in "AEIOU" else "a"
         if self.op == "replace":
-            return f"{self.module} is now a {self.type}"
+            return f"{self.module} is now {article} {self.type}"
         if self.op == "insert":
-            return f"a {self.type} was inserted into {self.module or 'the model'} at position {self.index}"
+            where = self.module or "the model"
+            return f"{article} {self.type} was inserted into {where} at position {self.index}"
         return f"{self.module} was deleted"
 
 
