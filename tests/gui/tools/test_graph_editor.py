@@ -243,6 +243,16 @@ def test_a_refused_value_shows_its_reason_and_keeps_the_previous_table(
     assert "3" in reason and "64" in reason and "divide" in reason and "\n" not in reason
     assert editor.form.editors["groups"].value() == 1  # back to the value in force
     assert editor.table_model.texts() == before and editor.undo_stack.count() == 0
+    # an edit queued just before a refused one still happens, and its table is shown
+    editor.form.editors["out_channels"].setValue(64)  # unchanged: nothing to do
+    editor.form.editors["kernel_size"].h.setValue(5)
+    editor.form.editors["groups"].setValue(3)
+    assert editor.wait()
+    assert editor.form.error_text("groups") and editor.form.editors["kernel_size"].value() == (5, 5)
+    assert row_texts(editor)["layer1.0.conv1"][GraphTableModel.SETTINGS].startswith("5×5")
+    editor.undo_action.trigger()
+    assert editor.wait() and editor.table_model.texts() == before
+    click_module(qtbot, editor, "layer1.0.conv1")
     editor.form.editors["groups"].setValue(4)  # a valid value clears the reason
     assert editor.wait() and editor.form.error_text("groups") == ""
     edited = torchvision_resnet()
@@ -352,6 +362,38 @@ def test_save_an_edit_and_open_it_again(
     assert not other.graph.message.isHidden() and "\n" not in other.graph.message.text()
     assert "nope" in other.graph.message.text()
     other.shutdown()
+
+
+def test_batchnorm_off_and_activation_type_from_the_fields(
+    qtbot, editor_dock: LayerEditorDock
+) -> None:
+    editor = editor_dock.graph
+    click_module(qtbot, editor, "layer2.1.bn1")
+    editor.form.editors["enabled"].setChecked(
+        False
+    )  # BatchNorm off: the module becomes an Identity
+    assert editor.wait()
+    assert editor.tree.items["layer2.1.bn1"].text(1) == "Identity"
+    assert editor.form.title() == "layer2.1.bn1 · Identity"
+    assert not editor.form.editors["enabled"].isChecked()
+    click_module(qtbot, editor, "layer3.1.relu")
+    combo = editor.form.editors["type"]
+    combo.setCurrentText("Hardswish")
+    combo.activated.emit(combo.currentIndex())  # what a user's choice in the list emits
+    assert editor.wait()
+    assert editor.tree.items["layer3.1.relu"].text(1) == "Hardswish"
+    edited = torchvision_resnet()
+    edited.layer2[1].bn1 = nn.Identity()
+    edited.layer3[1].relu = nn.Hardswish()
+    assert_rows_match(editor, edited)
+    texts = row_texts(editor)
+    assert texts["layer2.1.bn1"][PARAMS] == "0" and texts["layer2.1.bn1"][CHANGE] == "edited"
+    # on again: a BatchNorm with the channels it meets
+    click_module(qtbot, editor, "layer2.1.bn1")
+    editor.form.editors["enabled"].setChecked(True)
+    assert editor.wait()
+    assert editor.tree.items["layer2.1.bn1"].text(1) == "BatchNorm2d"
+    assert row_texts(editor)["layer2.1.bn1"][PARAMS] == f"{2 * 128:,}"
 
 
 class _Branchy(nn.Module):

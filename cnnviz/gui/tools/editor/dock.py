@@ -358,6 +358,8 @@ class LayerEditorDock(FormMixin, QDockWidget):
         self.splitter.setVisible(self.session is not None)
         self._refresh()
         self.pages.setCurrentIndex(1 if graph else 0)
+        if not graph:
+            self.graph.release()
 
     def _header_text(self) -> str:
         assert self.session is not None

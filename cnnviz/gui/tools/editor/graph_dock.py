@@ -67,6 +67,7 @@ class GraphEditor(QWidget):
         self.runner = JobRunner(self)  # the session's edits, one at a time
         self.apply_runner = JobRunner(self)
         self._serial = 0
+        self._received: Snapshot | None = None  # the newest snapshot from the worker, shown or not
         self.undo_stack = QUndoStack(self)
         self._edit_epoch = 0
         self._pushing = False
@@ -264,7 +265,7 @@ class GraphEditor(QWidget):
 
         self.runner.cancel_all()
         self.session = None
-        self.snapshot = None
+        self.snapshot = self._received = None
         self.model = model
         self.undo_stack.clear()
         self.selected = None
@@ -315,6 +316,15 @@ class GraphEditor(QWidget):
         text = describe_error(exc).rstrip(".")
         self.header.setText(f"{text}." if text.startswith(model.name) else f"{model.name}: {text}.")
         self.splitter.setVisible(False)
+        self._update_actions()
+
+    def release(self) -> None:
+        """Forget the model and its session (another editor took over)."""
+        self.runner.cancel_all()
+        self.session = self.snapshot = self._received = self.model = None
+        self.undo_stack.clear()
+        self.tree.fill([])
+        self.table_model.set_table(None)
         self._update_actions()
 
     def keep_model(self, model: Any) -> None:
@@ -463,6 +473,7 @@ class GraphEditor(QWidget):
                 )
             finally:
                 self._pushing = False
+        self._received = snapshot
         if serial != self._serial:
             self._update_actions()
             return  # a newer edit is on its way: show that one
@@ -484,6 +495,8 @@ class GraphEditor(QWidget):
         self._update_actions()
         if serial is not None and serial != self._serial:
             return
+        if self._received is not None and self._received is not self.snapshot:
+            self._show(self._received)  # the edits before the refused one did happen
         if field is not None:
             self._show_fields()  # back to the value in force, the reason beside the field
             # beside the field, the reason alone: "edit 3 (layer1.0.conv1 now has groups 3): layer1.0.conv1: …"
