@@ -107,33 +107,49 @@ def test_a_run_shows_the_k_crops_of_the_channel_as_the_core_finds_them(digits_wi
             assert tile.aspect == pytest.approx((x1 - x0) / (y1 - y0))
 
 
-def test_a_crop_shows_the_pixels_of_its_receptive_field(digits_window, tmp_path):
-    window = digits_window
-    _folder(tmp_path / "pics", 9)
-    dock = _run(window, tmp_path / "pics")
-    unit = next(
-        u
-        for units in dock.shown[1].channels.values()
-        for u in units
-        if not u.padding and u.image_box
+def _pixels(image) -> np.ndarray:
+    """A QImage's pixels as a gray array (rows of values 0..255)."""
+    gray = image.convertToFormat(image.Format.Format_Grayscale8)
+    return np.array(
+        [[gray.pixelColor(x, y).red() for x in range(gray.width())] for y in range(gray.height())]
     )
+
+
+def _tile_of(dock, unit):
     channel = next(c for c, units in dock.shown[1].channels.items() if unit in units)
     dock.show_channel(channel)
     assert dock.wait()
-    tile = dock.view.grid.tiles[dock.shown[1].channels[channel].index(unit)]
-    image = tile.image.convertToFormat(tile.image.Format.Format_Grayscale8)
-    crop = np.array(
-        [
-            [image.pixelColor(x, y).red() for x in range(image.width())]
-            for y in range(image.height())
-        ]
-    )
-    top, left, bottom, right = unit.image_box
-    original = np.asarray(Image.open(unit.image).convert("L"))[top : bottom + 1, left : right + 1]
+    return dock.view.grid.tiles[dock.shown[1].channels[channel].index(unit)]
+
+
+def test_a_crop_shows_the_pixels_of_its_receptive_field_and_hatches_the_padding(
+    digits_window, tmp_path
+):
+    window = digits_window
+    window.session.select_layer(
+        "8"
+    )  # fields of 18 pixels on a 28-pixel input: many reach the border
+    _folder(tmp_path / "pics", 9)
+    dock = _run(window, tmp_path / "pics")
+    units = [u for entries in dock.shown[1].channels.values() for u in entries]
+    inside = next(u for u in units if not u.padding and u.image_box)
+    crop = _pixels(_tile_of(dock, inside).image)
+    top, left, bottom, right = inside.image_box
+    original = np.asarray(Image.open(inside.image).convert("L"))[top : bottom + 1, left : right + 1]
     assert crop.shape[0] / crop.shape[1] == pytest.approx(
         original.shape[0] / original.shape[1], rel=0.1
     )
     assert crop.mean() == pytest.approx(original.mean(), abs=12)
+    # A field reaching past the picture's top-left corner: the rows above the picture are hatched grey
+    # (two tones in stripes, never a tone of the picture's paper or ink).
+    corner = next(u for u in units if u.edges[0] < -2 and u.edges[1] < -2 and u.image_box)
+    crop = _pixels(_tile_of(dock, corner).image)
+    above = round(-corner.edges[0] / (corner.edges[2] - corner.edges[0]) * crop.shape[0])
+    margin = crop[: max(1, above - 1)]
+    assert set(np.unique(margin)) <= {128, 176} and len(np.unique(margin)) == 2
+    paper = np.asarray(Image.open(corner.image).convert("L"))
+    # the generated pictures hold ink and paper only
+    assert set(np.unique(paper)) == {20, 235}
 
 
 def test_another_channel_shows_at_once_without_running_the_folder_again(digits_window, tmp_path):

@@ -59,38 +59,15 @@ class _Entry:
     result: Any
 
 
-def _crop(
-    path: str, edges: tuple[float, ...], size: tuple[int, int], image_box: Any
-) -> tuple[Any, tuple[float, ...], float]:
-    """The picture part of a unit's receptive field, at most CROP_SIDE pixels on the field's longer side; where
-    that part lies in the whole field (top, left, bottom, right as fractions) and the field's width / height.
-
-    ``edges``: the unclipped field in original-picture pixel edges; ``size``: the picture's original (height,
-    width); ``image_box``: None when the whole field lies in the padding. The crop is cut at the field's exact
-    (fractional) edges, so the picture part and the hatched padding meet where the picture ends."""
-    import numpy as np
-    from PIL import Image
-
-    from cnnviz.core.images import TO_ORIGINAL_KEY, open_image
-
-    fy0, fx0, fy1, fx1 = (float(v) for v in edges)
-    fh, fw = max(fy1 - fy0, 1e-9), max(fx1 - fx0, 1e-9)
-    if image_box is None:
-        return np.zeros((1, 1, 3), np.uint8), (0.0, 0.0, 0.0, 0.0), fw / fh
-    picture = open_image(path)
-    # open_image may reduce a large picture while decoding: a decoded edge u lies at original u * factor + offset.
-    factor, off_y, off_x = picture.info.get(TO_ORIGINAL_KEY, (1, 0, 0))
-    height, width = (float(v) for v in size)
-    clip = (max(fy0, 0.0), max(fx0, 0.0), min(fy1, height), min(fx1, width))
-    inner = ((clip[0] - fy0) / fh, (clip[1] - fx0) / fw, (clip[2] - fy0) / fh, (clip[3] - fx0) / fw)
-    f, oy, ox = float(factor), float(off_y), float(off_x)
-    source = ((clip[1] - ox) / f, (clip[0] - oy) / f, (clip[3] - ox) / f, (clip[2] - oy) / f)
-    scale = CROP_SIDE / max(fh, fw)
-    out = (max(1, round((clip[3] - clip[1]) * scale)), max(1, round((clip[2] - clip[0]) * scale)))
-    # Small fields (a digit's 5x5 pixels) stay crisp when enlarged; reduced ones are smoothed.
-    resample = Image.Resampling.NEAREST if scale / f >= 2 else Image.Resampling.BILINEAR
-    crop = picture.resize(out, resample, box=source)
-    return np.asarray(crop), inner, fw / fh
+def _inner(unit: Any) -> tuple[tuple[float, float, float, float], float]:
+    """Where the picture part lies in a unit's whole field (top, left, bottom, right as fractions of it; empty
+    when the field is all padding) and the field's width / height, from the unit's edges and picture size."""
+    y0, x0, y1, x1 = (float(v) for v in unit.edges)
+    height, width = (float(v) for v in unit.size)
+    fh, fw = max(y1 - y0, 1e-9), max(x1 - x0, 1e-9)
+    top, left = (min(max(y0, 0.0), height) - y0) / fh, (min(max(x0, 0.0), width) - x0) / fw
+    bottom, right = (max(min(y1, height), 0.0) - y0) / fh, (max(min(x1, width), 0.0) - x0) / fw
+    return (top, left, max(bottom, top), max(right, left)), fw / fh
 
 
 class TopPicturesDock(QDockWidget):
@@ -110,9 +87,9 @@ class TopPicturesDock(QDockWidget):
         self.channel = 0
         self.results: OrderedDict[_Key, _Entry] = OrderedDict()
         self.shown: tuple[_Key, Any] | None = None  # the key and result on screen
-        self.crops: OrderedDict[tuple[Any, ...], tuple[Any, tuple[float, ...], float] | str] = (
-            OrderedDict()
-        )
+        # A unit's crop (uint8 RGBA, the padding hatched) or why its picture cannot be read any more.
+        self.crops: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+
         self.crop_runner = JobRunner(self, threads=1)
         # The key of the run in flight (its model copy or its folder run).
         self._running: _Key | None = None
@@ -502,28 +479,28 @@ class TopPicturesDock(QDockWidget):
             )
         tip = (f"{path}\nlayer {key.layer}, channel {self.channel}, {where}: {unit.value:.5g}\n"
                f"receptive field in the picture: {field}\nClick to open the picture with this unit selected.")  # fmt: skip
-        tile: dict[str, Any] = {
-            "name": path.name,
-            "caption": num(float(unit.value)),
-            "tooltip": tip,
-        }
+        inner, aspect = _inner(unit)
+        tile: dict[str, Any] = {"name": path.name, "caption": num(float(unit.value)),
+                                "tooltip": tip, "inner": inner, "aspect": aspect}  # fmt: skip
         cut = self.crops.get(self._crop_key(unit))
         if isinstance(cut, str):
             tile["problem"] = cut
             tile["tooltip"] += f"\n{cut}"
         elif cut is not None:
-            tile["pixels"], tile["inner"], tile["aspect"] = cut
+            tile["pixels"] = cut
         return tile
 
     def _cut(self, units: list[Any]) -> None:
-        items = [(self._crop_key(u), str(u.image), u.edges, u.size, u.image_box) for u in units]
+        items = [(self._crop_key(u), u) for u in units]
 
         def job(token: CancelToken) -> list[tuple[Any, Any]]:
+            from cnnviz.core.present.topunits import picture_crop
+
             out: list[tuple[Any, Any]] = []
-            for key, path, edges, size, image_box in items:
+            for key, unit in items:
                 token.check()
                 try:
-                    out.append((key, _crop(path, edges, size, image_box)))
+                    out.append((key, picture_crop(unit, CROP_SIDE)[0]))
                 except Exception as exc:  # noqa: BLE001 - a picture changed or removed since the run
                     out.append((key, describe_error(exc)))
             return out

@@ -47,11 +47,13 @@ ERROR_STYLE = "color: #b00020;"
 
 
 def array_to_qimage(array: np.ndarray) -> QImage:
-    """A uint8 HxW (gray) or HxWx3 (RGB) array as a QImage that owns its pixels."""
+    """A uint8 HxW (gray), HxWx3 (RGB) or HxWx4 (RGBA) array as a QImage that owns its pixels."""
     arr = np.ascontiguousarray(array, dtype=np.uint8)
     height, width = arr.shape[:2]
     if arr.ndim == 2:
         image = QImage(arr.data, width, height, width, QImage.Format.Format_Grayscale8)
+    elif arr.shape[2] == 4:
+        image = QImage(arr.data, width, height, 4 * width, QImage.Format.Format_RGBA8888)
     else:
         image = QImage(arr.data, width, height, 3 * width, QImage.Format.Format_RGB888)
     return image.copy()  # detached from the NumPy buffer
@@ -59,9 +61,10 @@ def array_to_qimage(array: np.ndarray) -> QImage:
 
 @dataclass
 class Tile:
-    """One unit's crop: ``image`` (None while it loads or when its picture can no longer be read), where the
-    picture part lies in the whole receptive field (``inner``: top, left, bottom, right as fractions of the
-    field), the field's width / height (``aspect``), the lines under it and its tooltip."""
+    """One unit's crop: ``image``, the whole receptive field with the part beyond the picture hatched (None
+    while it loads or when its picture can no longer be read), where the picture part lies in the field
+    (``inner``: top, left, bottom, right as fractions of it; drawn so while the crop loads), the field's
+    width / height (``aspect``), the lines under it and its tooltip."""
 
     name: str
     caption: str
@@ -190,11 +193,11 @@ class TileGrid(QWidget):
             if not ev.rect().intersects(cell.adjusted(-3, -3, 3, self._caption_height() + 3)):
                 continue
             field, inner = self.field_rect(i), self.picture_rect(i)
-            painter.fillRect(field, PADDING_BG)
-            painter.fillRect(field, hatch)
             if tile.image is not None:
-                painter.drawImage(inner, tile.image)
+                painter.drawImage(field, tile.image)  # the whole field, its padding hatched already
             else:
+                painter.fillRect(field, PADDING_BG)
+                painter.fillRect(field, hatch)
                 painter.fillRect(inner, pal.color(pal.ColorRole.Mid))
                 painter.setPen(pal.color(pal.ColorRole.Text))
                 painter.drawText(inner, Qt.AlignmentFlag.AlignCenter,
