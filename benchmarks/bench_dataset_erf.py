@@ -14,7 +14,11 @@ the folder itself read by the shared streamer with the model's preprocessing (de
 Runs are interleaved and the best of ``--repeat`` is kept (the machine is shared). Ratios above 1 mean
 ``dataset_erf`` is slower; the goal is at most 1.3 against ``input_grad``.
 
+On a machine shared with other work, run it with ``OMP_NUM_THREADS=1``: threads that compete for the same cores
+made single timings swing by 3× either way.
+
 Usage: python benchmarks/bench_dataset_erf.py [--pictures 32] [--batch 16] [--repeat 3] [--device cpu]
+       [--models default,resnet18]
 """
 
 from __future__ import annotations
@@ -129,6 +133,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--models", default="default,resnet18", help="which of default,resnet18 to run"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -136,6 +143,8 @@ def main() -> None:
                                "threads": torch.get_num_threads()}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for spec, weights, layer, side in CASES:
+            if spec not in args.models.split(","):
+                continue
             results[spec] = _case(spec, weights, layer, side, args, tmp, device, sync)
     print(json.dumps(results, indent=2))
 

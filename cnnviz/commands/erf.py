@@ -73,9 +73,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--device",
-        default="cpu",
+        default="auto",
         metavar="DEVICE",
-        help="cpu (the default), cuda, cuda:N or auto (a GPU when there is one)",
+        help="auto (a CUDA GPU when there is one, the default), cpu, cuda or cuda:N",
     )
     parser.add_argument(
         "--out",

@@ -399,10 +399,12 @@ class _Runner:
 
     def layer_type(self, i: int) -> str:
         """The type of layer ``i`` as the table names it (``Conv2d``, ``add`` ...)."""
-        key = self.keys[i]
+        key, name = self.keys[i], self.names[i]
         if self.graph.traced:
-            if key in self.graph.containers:
-                return type(dict(self.module.named_modules()).get(key, self.module)).__name__
+            if (
+                name in self.graph.containers
+            ):  # a block: its own type, not that of its last operation
+                return type(dict(self.module.named_modules()).get(name, self.module)).__name__
             return self.graph.node(key).type
         sub = dict(self.module.named_modules()).get(key.partition("@")[0])
         return type(sub).__name__ if sub is not None else ""
