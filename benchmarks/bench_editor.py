@@ -14,7 +14,9 @@ Any traceable network (``--graph-models``, default resnet50), core only (``Graph
   norm and convolution after it follow), until the whole table (every row, receptive fields included) is back;
 - worst_ms: the stem convolution's stride toggled 2 <-> 1, with the session's table snapshots dropped before
   each edit, so every row is re-derived (node caches warm, as while typing);
-- first_ms: the first edit after opening (cold caches); open_ms: tracing and the original table.
+- first_ms: the first edit after opening (cold caches); open_ms: tracing and the original table;
+- typical_vs_summarize: typical edits interleaved with ``summarize`` of each edited model (traced afresh, as
+  a new model must be), the ratio of their medians (robust to the machine's load).
 
 Usage: python benchmarks/bench_editor.py [--repeats 25] [--sizes 10,30,100] [--graph-models resnet50]
 """
@@ -147,11 +149,27 @@ def bench_graph(name: str, repeats: int) -> dict:
         worst.append((time.perf_counter() - t0) * 1000)
         assert table.error is None and all(r.computed for r in table.rows)
 
+    # side by side, interleaved so both see the same machine load: the summary of the edited model (a new model
+    # after every edit, so it is traced and run on meta tensors afresh) -- what an edit costs without the session
+    from cnnviz.core.analysis.summary import summarize
+
+    fresh, paired = [], []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        session.set(conv, "out_channels", width + 100 + i)
+        paired.append((time.perf_counter() - t0) * 1000)
+        edited = session.current_model
+        t0 = time.perf_counter()
+        summarize(edited, model.input_shape)
+        fresh.append((time.perf_counter() - t0) * 1000)
+
     def stats(xs: list[float]) -> dict:
         return {"median": round(statistics.median(xs), 2), "max": round(max(xs), 2)}
 
     return {
         "model": name,
+        "summarize_ms": stats(fresh),
+        "typical_vs_summarize": round(statistics.median(paired) / statistics.median(fresh), 3),
         "rows": rows,
         "typical_ms": stats(typical),
         "worst_ms": stats(worst),
@@ -173,7 +191,7 @@ def main() -> None:
 
     app = QApplication.instance() or QApplication([])
     pg.setConfigOptions(imageAxisOrder="row-major")
-    results = [bench(int(n), args.repeats, app) for n in args.sizes.split(",")]
+    results = [bench(int(n), args.repeats, app) for n in args.sizes.split(",") if n]
     thirty = next((r for r in results if r["layers"] == 30), None)
     out = {
         "benchmark": "layer editor: spin-box change -> updated live table",
@@ -189,7 +207,9 @@ def main() -> None:
     if graphs:
         out["graph_results"] = graphs
         out["graph_target_ms"] = 50
-        out["graph_meets_target"] = all(g["worst_ms"]["median"] <= 50 for g in graphs)
+        out["graph_meets_target"] = all(
+            max(g["typical_ms"]["median"], g["worst_ms"]["median"]) <= 50 for g in graphs
+        )
     print(json.dumps(out, indent=2))
 
 
