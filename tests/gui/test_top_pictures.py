@@ -324,3 +324,30 @@ def test_grid_columns_follow_the_width(qtbot):
     cells = [grid.cell_rect(i) for i in range(9)]
     assert all(not a.intersects(b) for i, a in enumerate(cells) for b in cells[i + 1 :])
     assert grid.index_at(cells[4].center()) == 4 and grid.index_at(QPoint(-5, -5)) is None
+    # The keyboard: arrows move between the tiles (Down is one row), Enter opens the tile it is on.
+    opened = []
+    view.tileClicked.connect(opened.append)
+    grid.setFocus()
+    cols = grid.columns()
+    for key in (Qt.Key.Key_Right, Qt.Key.Key_Down, Qt.Key.Key_Return):
+        qtbot.keyClick(grid, key)
+    assert opened == [1 + cols]
+
+
+def test_save_writes_the_mosaics_and_the_json_of_the_shown_result(digits_window, qtbot, tmp_path):
+    import json
+
+    window = digits_window
+    _folder(tmp_path / "pics", 9)
+    dock = _run(window, tmp_path / "pics")
+    assert dock.view.save_button.isEnabled()
+    with qtbot.waitSignal(dock.saved, timeout=60_000):
+        dock.save(str(tmp_path / "out"))
+    doc = json.loads((tmp_path / "out" / "top_units.json").read_text())
+    result = dock.shown[1]
+    assert doc["layer"] == LAYER and doc["images"] == result.images == 9
+    assert doc["channels"]["5"][0]["image"] == result.channels[5][0].image
+    mosaics = sorted(p.name for p in (tmp_path / "out").glob("channel_*.png"))
+    assert len(mosaics) == result.map_shape[0] == 32
+    with Image.open(tmp_path / "out" / mosaics[0]) as png:
+        assert png.width > 3 * 64

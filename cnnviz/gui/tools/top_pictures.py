@@ -40,6 +40,7 @@ RECENT_KEY = "recentFolders"
 JOB = "top-pictures"
 COPY_JOB = "top-pictures-model"
 CROP_JOB = "top-pictures-crops"
+SAVE_JOB = "top-pictures-save"
 KEPT_RESULTS = 6  # layers whose results stay at hand
 KEPT_CROPS = 512
 CROP_SIDE = 192  # pixels of a crop's longer side (a tile is drawn at most this large)
@@ -74,6 +75,7 @@ class TopPicturesDock(QDockWidget):
     """The dock: a :class:`TopPicturesView` and the work behind it, for the window's session."""
 
     opened = Signal(str)  # the picture a click opened (tests, scripts)
+    saved = Signal(str)  # the folder Save wrote into
 
     def __init__(self, window: MainWindow, view: QWidget):
         super().__init__("Top pictures", window)
@@ -102,6 +104,7 @@ class TopPicturesDock(QDockWidget):
 
         v = self.view
         v.folderRequested.connect(self.choose_folder)
+        v.saveRequested.connect(self.choose_save)
         v.runRequested.connect(lambda: self.run(force=True))
         v.cancelRequested.connect(self.cancel)
         v.channelChosen.connect(self.show_channel)
@@ -427,6 +430,7 @@ class TopPicturesDock(QDockWidget):
     def _show(self) -> None:
         v = self.view
         shown = self.shown
+        v.save_button.setEnabled(shown is not None)
         if shown is None:
             if self.folder is None:
                 text = ("Choose a folder of pictures (File › Open Folder…): every picture runs through the "
@@ -516,6 +520,49 @@ class TopPicturesDock(QDockWidget):
         self.crop_runner.submit(CROP_JOB, job, on_done=done, label="Cutting the crops")
 
     # ------------------------------------------------------------------------------------------------------------
+    def choose_save(self) -> None:
+        """Save…: ask for a folder, then write the shown result's mosaics and JSON there."""
+        if self.shown is None:
+            return
+        start = self.window_.prefs.get("exportDir", str(Path.home()), str)
+        folder = QFileDialog.getExistingDirectory(
+            self.window_, "Save top pictures into folder", start
+        )
+        if folder:
+            self.window_.prefs.set("exportDir", folder)
+            self.save(folder)
+
+    def save(self, folder: str) -> None:
+        """Write a PNG mosaic per channel and ``top_units.json`` of the shown result into ``folder`` (in the
+        background, with the window's progress and Cancel; nothing half-written stays when cancelled)."""
+        if self.shown is None:
+            return
+        result = self.shown[1]
+
+        def job(token: CancelToken) -> str:
+            from cnnviz.core.present.topunits import write_top_units
+
+            def progress(done: int, total: int) -> None:
+                if not token.cancelled:
+                    token.progress(done, total, f"Saving the mosaics: {done} of {total}")
+
+            write_top_units(result, folder, progress=progress, should_stop=token.is_set)
+            return folder
+
+        def done(path: str) -> None:
+            self.window_.message(
+                f"Wrote the top pictures of layer {result.layer} into {path}", 8000
+            )
+            self.saved.emit(path)
+
+        self.window_.io_runner.submit(
+            SAVE_JOB,
+            job,
+            on_done=done,
+            on_error=lambda exc: self.view.set_error(f"Could not save: {describe_error(exc)}"),
+            label="Saving the top pictures",
+        )
+
     def open_tile(self, index: int) -> None:
         """Open the tile's picture with its unit selected in its layer and channel (once the picture is in)."""
         if self.shown is None:

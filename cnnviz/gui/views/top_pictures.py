@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+)
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -87,11 +96,16 @@ class TileGrid(QWidget):
         self.selected: int | None = None  # the tile of the unit selected in the window
         self.placeholder = ""
         self.setMouseTracking(True)
+        self.setFocusPolicy(
+            Qt.FocusPolicy.StrongFocus
+        )  # arrows move between tiles, Enter opens one
+        self.current = 0  # the tile the keyboard is on
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def set_tiles(self, tiles: list[Tile]) -> None:
         self.tiles = list(tiles)
         self.hovered = self.selected = None
+        self.current = min(self.current, max(len(self.tiles) - 1, 0))
         self._update_height()
         self.update()
 
@@ -205,6 +219,9 @@ class TileGrid(QWidget):
             painter.setPen(QPen(pal.color(pal.ColorRole.Mid), 1))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(field.adjusted(-0.5, -0.5, 0.5, 0.5))
+            if i == self.current and self.hasFocus():
+                painter.setPen(QPen(pal.color(pal.ColorRole.Highlight), 1, Qt.PenStyle.DashLine))
+                painter.drawRect(QRectF(cell).adjusted(-5, -5, 5, self._caption_height() + 3))
             if i == self.selected:
                 painter.setPen(QPen(SELECTED, 3))
                 painter.drawRect(QRectF(cell).adjusted(-3, -3, 3, 3))
@@ -240,7 +257,35 @@ class TileGrid(QWidget):
         if ev.button() == Qt.MouseButton.LeftButton:
             index = self.index_at(ev.position().toPoint())
             if index is not None:
+                self.current = index
                 self.tileClicked.emit(index)
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        if not self.tiles:
+            super().keyPressEvent(ev)
+            return
+        cols, key = self.columns(), ev.key()
+        steps = {
+            Qt.Key.Key_Left: -1,
+            Qt.Key.Key_Right: 1,
+            Qt.Key.Key_Up: -cols,
+            Qt.Key.Key_Down: cols,
+        }
+        if key in steps:
+            self.current = min(max(self.current + steps[Qt.Key(key)], 0), len(self.tiles) - 1)
+            self.update()
+        elif key in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.tileClicked.emit(self.current)
+        else:
+            super().keyPressEvent(ev)
+
+    def focusInEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        super().focusInEvent(ev)
+        self.update()
+
+    def focusOutEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        super().focusOutEvent(ev)
+        self.update()
 
     def event(self, ev: QEvent) -> bool:
         if ev.type() == QEvent.Type.ToolTip:
@@ -255,10 +300,11 @@ class TileGrid(QWidget):
 
 class TopPicturesView(QWidget):
     """Folder, layer and channel line, the channel and k controls, Run/Cancel with progress, one error line and
-    the grid. Signals: ``folderRequested``, ``runRequested``, ``cancelRequested``, ``channelChosen(int)``,
+    the grid. Signals: ``folderRequested``, ``saveRequested``, ``runRequested``, ``cancelRequested``, ``channelChosen(int)``,
     ``kChanged(int)``, ``tileClicked(int)``."""
 
     folderRequested = Signal()
+    saveRequested = Signal()
     runRequested = Signal()
     cancelRequested = Signal()
     channelChosen = Signal(int)
@@ -292,6 +338,12 @@ class TopPicturesView(QWidget):
             "Run every picture of the folder through the model (once for all channels of the layer)"
         )
         self.run_button.clicked.connect(self.runRequested)
+        self.save_button = QPushButton("Save…")
+        self.save_button.setToolTip(
+            "Write every channel's crops as a PNG mosaic, and top_units.json, into a folder"
+        )
+        self.save_button.clicked.connect(self.saveRequested)
+        self.save_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setMaximumHeight(16)
         self.progress.setTextVisible(True)
@@ -315,6 +367,7 @@ class TopPicturesView(QWidget):
         head = QHBoxLayout()
         head.setContentsMargins(6, 4, 6, 0)
         head.addWidget(self.title, 1)
+        head.addWidget(self.save_button)
         head.addWidget(self.folder_button)
         controls = QHBoxLayout()
         controls.setContentsMargins(6, 0, 6, 0)
