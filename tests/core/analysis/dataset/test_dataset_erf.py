@@ -305,3 +305,23 @@ def test_public_api_name():
     import cnnviz
 
     assert cnnviz.dataset_erf is dataset_erf and "dataset_erf" in cnnviz.__all__
+
+
+def test_resnet_block_and_residual_layers():
+    import torchvision
+
+    torch.manual_seed(8)
+    net = torchvision.models.resnet18(weights=None)
+    pics = torch.randn(3, 3, 64, 64)
+    result = dataset_erf(
+        net, pics, "layer2", batch_size=2
+    )  # a block: its output is the last ReLU after an add
+    expected, unit = oracle_map(net, list(pics), "layer2", None)
+    np.testing.assert_allclose(result.heatmap, expected, rtol=1e-4, atol=1e-9)
+    assert result.unit == unit and result.layer_type == "Sequential"
+    growth = erf_growth(net, pics, ["layer1.0.conv1", "layer1.0.add", "layer3"], batch_size=3)
+    assert [p.layer for p in growth.points] == ["layer1.0.conv1", "layer1.0.add", "layer3"]
+    expected, _ = oracle_map(net, list(pics), "layer3", None)
+    np.testing.assert_allclose(growth.points[2].heatmap, expected, rtol=1e-4, atol=1e-9)
+    sides = [p.theoretical_square[0] for p in growth.points]
+    assert sides == sorted(sides)
