@@ -25,7 +25,9 @@ def _unit(text: str) -> Any:
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from cnnviz.core.analysis.dataset.erf import DEFAULT_BATCH, DEFAULT_PICTURES
+    # the defaults live with the budgets: importing the analysis here would load torch for --help
+    from cnnviz.core.budget import ERF_BATCH as DEFAULT_BATCH
+    from cnnviz.core.budget import ERF_PICTURES as DEFAULT_PICTURES
 
     parser = sub.add_parser(
         "erf",

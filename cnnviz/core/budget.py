@@ -47,6 +47,11 @@ DEFAULT_BUDGET = 8 * GiB
 ENV_VAR = "CNNVIZ_MEMORY_BUDGET"
 FLOAT_BYTES = 4  # float32, the dtype of every input and activation cnnviz makes
 
+# A folder's effective receptive field: pictures averaged unless told otherwise, and pictures per backward pass
+# (lowered when the outputs that pass keeps would not fit the budget; see cnnviz.core.analysis.dataset.erf).
+ERF_PICTURES = 100
+ERF_BATCH = 16
+
 ADVICE = "raise the budget with --memory-budget SIZE or CNNVIZ_MEMORY_BUDGET (e.g. 16GiB, or none for no limit)"
 
 _UNITS = {

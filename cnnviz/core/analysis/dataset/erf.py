@@ -61,7 +61,7 @@ from cnnviz.core.analysis.graph import (
 from cnnviz.core.analysis.receptive import ReceptiveFieldIndex
 from cnnviz.core.analysis.receptive.boxes import Box, _layer_key
 from cnnviz.core.analysis.receptive.effective import erf_forward_error, forward_until
-from cnnviz.core.budget import ADVICE, memory_budget, model_param_bytes
+from cnnviz.core.budget import ADVICE, ERF_BATCH, ERF_PICTURES, memory_budget, model_param_bytes
 from cnnviz.core.errors import (
     ArgumentTypeError,
     CnnvizError,
@@ -88,10 +88,10 @@ __all__ = [
 AREA_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.5, 0.99)
 """The shares of the total contribution the area ratio is reported for (RepLKNet's)."""
 
-DEFAULT_PICTURES = 100
+DEFAULT_PICTURES = ERF_PICTURES
 """Pictures averaged unless told otherwise (all of them when the folder has fewer)."""
 
-DEFAULT_BATCH = 16
+DEFAULT_BATCH = ERF_BATCH
 """Pictures per forward and backward pass, lowered when the memory budget asks for it."""
 
 
