@@ -53,6 +53,9 @@ class GraphNode:
     scope: list[str] = field(
         default_factory=list
     )  # container keys enclosing this call, outermost first
+    returns_input: bool = (
+        False  # a module that hands back its input unchanged (an empty Sequential)
+    )
 
 
 @dataclass
@@ -94,6 +97,37 @@ def _type_name(node: fx.Node, module: nn.Module | None) -> str:
     if mod.startswith("torch") or getattr(torch, name, None) is target:
         return f"torch.{name}"
     return name
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping modules that hand back their input unchanged as layers of their own.
+
+    fx traces through every module outside ``torch.nn`` and through containers; one that returns its argument
+    untouched (an empty ``nn.Sequential`` shortcut, timm's ``DropPath`` at inference) would leave no node, so
+    no row, no shape and no capture entry. Such a call becomes a ``call_module`` node instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returns_input: set[fx.Node] = set()
+
+    def call_module(
+        self,
+        m: nn.Module,
+        forward: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        def traced(*a: Any, **k: Any) -> Any:
+            before = len(self.graph.nodes)
+            out = forward(*a, **k)
+            if a and out is a[0] and isinstance(out, fx.Proxy) and len(self.graph.nodes) == before:
+                proxy = self.create_proxy("call_module", self.path_of_module(m), a, k)
+                self.returns_input.add(proxy.node)
+                return proxy
+            return out
+
+        return super().call_module(m, traced, args, kwargs)
 
 
 class LayerGraph:
@@ -142,7 +176,7 @@ class LayerGraph:
 
     # -- tracing -------------------------------------------------------------------------------------------------
     def _trace(self) -> None:
-        tracer = fx.Tracer()
+        tracer = _Tracer()
         # Optional arguments (timm's ``attn_mask=None``) take their defaults, as in a call with the input alone:
         # as proxies, ``if attn_mask is not None`` would trace a branch that such a call never takes.
         import inspect
@@ -216,6 +250,7 @@ class LayerGraph:
             gnode = GraphNode(
                 key, kind, _type_name(node, module), node, module, module_name, inputs, scope
             )
+            gnode.returns_input = node in tracer.returns_input
             self.nodes.append(gnode)
             key_of[node] = key
             for depth, ckey in enumerate(scope):

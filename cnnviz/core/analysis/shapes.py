@@ -7,11 +7,14 @@ receptive fields and the memory budget all read their shapes from here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
+import torch.fx as fx
 from torch import nn
 
 from cnnviz.core.analysis.failures import ForwardError, Locator, shape_of
@@ -57,21 +60,145 @@ def _checked_norm_forward(module: nn.Module) -> Any:
     return forward
 
 
+def _elementwise_forward(module: nn.Module) -> Any:
+    """A forward for an elementwise activation on meta tensors: a float input's shape, dtype and layout.
+
+    torch runs these through Python reference implementations on meta tensors (0.3-3 ms each, more than the
+    real kernel on a small map). In place, torch hands back the input itself, so that is what this returns.
+    """
+    original = type(module).forward
+
+    def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
+        if (
+            type(x) is torch.Tensor
+            and x.is_meta
+            and x.is_floating_point()
+            and not args
+            and not kwargs
+        ):
+            return x if getattr(module, "inplace", False) is True else torch.empty_like(x)
+        return original(module, x, *args, **kwargs)
+
+    return forward
+
+
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)
+_ELEMENTWISE_MODULES = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
+    nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.LogSigmoid,
+)  # fmt: skip
+
+
 @contextmanager
 def _fast_meta_norms(model: nn.Module) -> Iterator[None]:
-    patched = [
-        m
-        for m in model.modules()
-        if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)
-        and "forward" not in m.__dict__
-    ]
-    for m in patched:
-        m.forward = _checked_norm_forward(m)  # type: ignore[method-assign]
+    """Swap in shape-only forwards for normalisations and elementwise activations while on meta tensors."""
+    patched = []
+    for m in model.modules():
+        kind = type(m)
+        if "forward" in m.__dict__:
+            continue
+        if kind in _NORMS:
+            m.forward = _checked_norm_forward(m)  # type: ignore[method-assign]
+        elif kind in _ELEMENTWISE_MODULES:
+            m.forward = _elementwise_forward(m)  # type: ignore[method-assign]
+        else:
+            continue
+        patched.append(m)
     try:
         yield
     finally:
         for m in patched:
             del m.forward
+
+
+def _is_float_meta(v: Any) -> bool:
+    return type(v) is torch.Tensor and v.is_meta and v.is_floating_point()
+
+
+def _unary(op: Callable[..., Any], extras: int) -> Callable[..., Any]:
+    """``op`` on meta tensors by its shape rule: a float input's shape, dtype and layout (the input, in place).
+
+    ``extras`` positional arguments after the input are not ``inplace`` (``leaky_relu``'s slope ...).
+    """
+
+    def shape_rule(x: Any, *args: Any, **kwargs: Any) -> Any:
+        if _is_float_meta(x) and len(args) <= extras and set(kwargs) <= {"inplace"}:
+            return x if kwargs.get("inplace") is True else torch.empty_like(x)
+        return op(x, *args, **kwargs)
+
+    shape_rule.__name__ = getattr(op, "__name__", "op")
+    return shape_rule
+
+
+def _binary(op: Callable[..., Any]) -> Callable[..., Any]:
+    """An arithmetic operator on meta tensors by the broadcasting rule, where its result's layout is plain.
+
+    Two float tensors of one dtype whose result has the shape of a contiguous one (or of two alike), or a float
+    tensor and a Python number; anything else (type promotion, odd layouts) goes to torch's own rule.
+    """
+
+    def shape_rule(a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
+        if not args and not kwargs:
+            a_t, b_t = _is_float_meta(a), _is_float_meta(b)
+            if a_t and b_t and a.dtype == b.dtype:
+                if a.shape == b.shape:
+                    if a.stride() == b.stride():
+                        return torch.empty_like(a)
+                else:
+                    shape = torch.broadcast_shapes(a.shape, b.shape)
+                    for t in (a, b):
+                        if t.shape == shape and t.is_contiguous():
+                            return torch.empty_like(t)
+            elif a_t and type(b) in (int, float):
+                return torch.empty_like(a)
+            elif b_t and type(a) in (int, float):
+                return torch.empty_like(b)
+        return op(a, b, *args, **kwargs)
+
+    shape_rule.__name__ = getattr(op, "__name__", "op")
+    return shape_rule
+
+
+_F = nn.functional
+_SHAPE_RULES: dict[Any, Callable[..., Any]] = {
+    **{
+        f: _unary(f, 0) for f in (_F.relu, _F.relu6, _F.silu, _F.hardswish, _F.hardsigmoid, _F.mish)
+    },
+    **{
+        f: _unary(f, 0)
+        for f in (torch.relu, torch.sigmoid, torch.tanh, _F.gelu, _F.sigmoid, _F.tanh)
+    },
+    **{f: _unary(f, 1) for f in (_F.leaky_relu, _F.elu, _F.celu)},
+    _F.hardtanh: _unary(_F.hardtanh, 2),
+    **{f: _binary(f) for f in (operator.add, operator.sub, operator.mul, operator.truediv)},
+    **{f: _binary(f) for f in (torch.add, torch.sub, torch.mul, torch.div)},
+}
+_METHOD_RULES: dict[str, Callable[..., Any]] = {
+    **{m: _unary(getattr(torch.Tensor, m), 0) for m in ("relu", "sigmoid", "tanh")},
+    **{m: _binary(getattr(torch.Tensor, m)) for m in ("add", "sub", "mul", "div")},
+}
+_META_MODULES: weakref.WeakKeyDictionary[fx.GraphModule, fx.GraphModule] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _meta_module(graph: LayerGraph) -> fx.GraphModule:
+    """The capture module of every layer with elementwise operations run by their shape rules (cached)."""
+    gm = graph.capture_module(None)
+    meta = _META_MODULES.get(gm)
+    if meta is not None:
+        return meta
+    new_graph = fx.Graph()
+    out = new_graph.graph_copy(gm.graph, {})
+    new_graph.output(out)
+    for node in new_graph.nodes:
+        if node.op == "call_function" and node.target in _SHAPE_RULES:
+            node.target = _SHAPE_RULES[node.target]
+        elif node.op == "call_method" and node.target in _METHOD_RULES:
+            node.op, node.target = "call_function", _METHOD_RULES[str(node.target)]
+    meta = fx.GraphModule(gm, new_graph)
+    _META_MODULES[gm] = meta
+    return meta
 
 
 def run_on_meta(
@@ -82,7 +209,7 @@ def run_on_meta(
     x = torch.empty((1, *input_shape), device="meta")
     received: dict[str, Any] = {}
     if graph.traced:
-        gm = graph.capture_module(None)
+        gm = _meta_module(graph)
         try:
             with torch.no_grad(), eval_mode(model), _fast_meta_norms(model):
                 _out, values = torch.func.functional_call(gm, _meta_state(gm), (x,), strict=False)

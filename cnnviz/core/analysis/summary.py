@@ -11,6 +11,8 @@ element-wise layers count none. A layer that returns a tuple or list is a row to
 
 from __future__ import annotations
 
+import dataclasses
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -122,12 +124,98 @@ def summarize(
     shape = tuple(int(s) for s in input_shape)
     if any(s < 1 for s in shape):
         raise CnnvizError(f"input shape {list(shape)} must be positive in every dimension")
+    graph = layer_graph(module)
+    model_name = name or getattr(model, "name", None) or type(module).__name__
+    cache_key = (shape, receptive_fields, model_name)
+    # a TorchScript archive's table comes from a real pass of its compiled program: not kept
+    fingerprint = None if graph.compiled else structure_fingerprint(module)
+    hit = _TABLES.get(graph, {}).get(cache_key)
+    if hit is not None and fingerprint is not None and hit[0] == fingerprint:
+        # the budget may have changed since: the stored estimate (parameters included) is checked again
+        forward_budget.check_estimate(hit[1])
+        return _copy_summary(hit[2])
     # Parameters and input first: a model that cannot run on meta tensors gets one real pass below.
     forward_budget.check_estimate(forward_budget.static_estimate(module, shape))
-    graph = layer_graph(module)
+    summary, estimate = _summarize(graph, module, shape, receptive_fields, model_name)
+    if fingerprint is not None:
+        _TABLES.setdefault(graph, {})[cache_key] = (fingerprint, estimate, summary)
+    return _copy_summary(summary)
+
+
+# A table per traced graph (forget_graph drops it with the graph), input shape and options, kept with the
+# fingerprint of the model it was made for: the table again of an unchanged model is a copy of it.
+_TABLES: weakref.WeakKeyDictionary[
+    LayerGraph, dict[tuple[Any, ...], tuple[Any, forward_budget.ForwardEstimate, Summary]]
+] = weakref.WeakKeyDictionary()
+_SIMPLE = frozenset({int, float, bool, str, type(None)})
+
+
+def _settings(module: nn.Module) -> tuple[Any, ...]:
+    """A module's plain settings (``stride``, ``inplace``, ``p`` ...) and any forward set on the instance."""
+    d = module.__dict__
+    out = [
+        (k, v)
+        for k, v in d.items()
+        if type(v) in _SIMPLE or (type(v) is tuple and all(type(e) in _SIMPLE for e in v))
+    ]
+    forward = d.get("forward")
+    if forward is not None:
+        out.append(("forward", id(forward)))
+    return tuple(out)
+
+
+def structure_fingerprint(module: nn.Module) -> tuple[Any, ...]:
+    """What a table of ``module`` depends on: every submodule's class, settings, children, hooks, and each
+    parameter's and buffer's identity, shape, dtype and trainability (not their values).
+
+    Two equal fingerprints of one model mean its table is the same; any edit in place (a layer replaced, a
+    stride changed, a weight resized or frozen) changes it.
+    """
+    parts: list[Any] = []
+    seen: set[int] = set()
+    stack = [module]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        params = tuple(
+            (k, id(p), p.shape, p.dtype, p.requires_grad) if p is not None else (k, None)
+            for k, p in m._parameters.items()
+        )
+        buffers = tuple(
+            (k, id(b), b.shape, b.dtype) if b is not None else (k, None)
+            for k, b in m._buffers.items()
+        )
+        children = tuple((k, id(c)) for k, c in m._modules.items())
+        hooks = (tuple(m._forward_hooks), tuple(m._forward_pre_hooks))
+        parts.append((id(m), type(m), _settings(m), params, buffers, children, hooks))
+        stack.extend(c for c in m._modules.values() if c is not None)
+    return tuple(parts)
+
+
+def _copy_summary(summary: Summary) -> Summary:
+    """A copy whose rows can be changed without touching the stored table."""
+    rows = []
+    for r in summary.rows:
+        row = object.__new__(LayerRow)
+        row.__dict__.update(r.__dict__)
+        row.inputs = list(r.inputs)
+        rows.append(row)
+    return dataclasses.replace(summary, rows=rows)
+
+
+def _summarize(
+    graph: LayerGraph,
+    module: nn.Module,
+    shape: tuple[int, ...],
+    receptive_fields: bool,
+    model_name: str,
+) -> tuple[Summary, forward_budget.ForwardEstimate]:
     values, received = _layer_values(graph, shape)
     # A capture keeps every layer's output: the table refuses what a capture of it could not hold.
-    forward_budget.check_estimate(forward_budget.estimate_from_values(graph, module, shape, values))
+    estimate = forward_budget.estimate_from_values(graph, module, shape, values)
+    forward_budget.check_estimate(estimate)
     rows: list[LayerRow] = []
     if graph.traced:
         for key, is_container, depth in graph.ordered_keys():
@@ -201,7 +289,7 @@ def summarize(
     total, trainable = module_params(module)
     total_macs = sum(r.macs for r in rows if r.kind != "container")
     summary = Summary(
-        model_name=name or getattr(model, "name", None) or type(module).__name__,
+        model_name=model_name,
         input_shape=shape,
         rows=rows,
         total_params=total,
@@ -212,7 +300,7 @@ def summarize(
     )
     if receptive_fields and graph.traced:
         attach_receptive_fields(summary, graph, values)
-    return summary
+    return summary, estimate
 
 
 _CONV_NAMES = frozenset(cls.__name__ for cls in CONV_MODULES)
