@@ -30,6 +30,7 @@ from torch import nn
 
 from cnnviz.core.analysis.graph import ContainerInfo, GraphNode, LayerGraph
 from cnnviz.core.editing.architecture import NotEditableError
+from cnnviz.core.editing.graph_propagate import followers
 from cnnviz.core.editing.graph_table import GraphRow, GraphTable, RowCache, summary_rows
 from cnnviz.core.errors import CnnvizError, SpecError
 from cnnviz.core.models import LoadedModel
@@ -50,17 +51,6 @@ from cnnviz.core.models.edits.modules import full_config, get_module
 from cnnviz.core.models.edits.walk import WalkFailure, _sig, module_signature
 from cnnviz.core.models.layertypes import ACTIVATION_TYPES, DROPOUT_TYPES, INFERRED
 
-_PASS_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Sigmoid, nn.Tanh, nn.Mish,
-    nn.Hardsigmoid, nn.Dropout, nn.Dropout2d, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool2d, nn.ZeroPad2d, nn.Upsample,
-)  # fmt: skip
-_PASS_FUNCTIONS = frozenset({
-    "relu", "relu6", "relu_", "gelu", "silu", "hardswish", "sigmoid", "tanh", "dropout", "max_pool2d",
-    "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "contiguous", "clone", "hardsigmoid",
-    "leaky_relu", "elu", "mish", "interpolate", "pad",
-})  # fmt: skip
-_FLATTEN = frozenset({"flatten", "view", "reshape"})
 _POOL_TYPES = ("MaxPool2d", "AvgPool2d")
 _BATCH_NORMS = ("BatchNorm2d", "BatchNorm1d")
 
@@ -648,53 +638,7 @@ class GraphEditSession:
         state = self._state(before)
         if state.values is None:
             self._values(state)
-        values = state.values or {}
-        graph = state.graph
-        users: dict[str, list[str]] = {}
-        for n in graph.nodes:
-            for k in n.inputs:
-                users.setdefault(k, []).append(n.key)
-        channels = int(edit.settings[key])
-        starts = [n.key for n in graph.nodes if n.module_name == edit.module]
-        out: list[ModuleEdit] = []
-        done: set[str] = set()
-        todo: list[tuple[str, int, int]] = [
-            (s, channels, 1) for s in starts
-        ]  # (key, channels, flat factor)
-        while todo:
-            k, c, factor = todo.pop()
-            for u in users.get(k, []):
-                if u in done:
-                    continue
-                done.add(u)
-                node = graph.node(u)
-                m = node.module
-                op = node.type.split(".")[-1]
-                if m is not None:
-                    name = node.module_name or u
-                    if isinstance(m, _PASS_MODULES):
-                        todo.append((u, c, factor))
-                    elif isinstance(m, nn.modules.batchnorm._BatchNorm) and rebuildable(m):
-                        out.append(ModuleEdit("set", name, {"num_features": c}, follows=True))
-                        todo.append((u, c, factor))
-                    elif isinstance(m, nn.Conv2d | nn.ConvTranspose2d) and rebuildable(m):
-                        if m.groups == m.in_channels == m.out_channels and m.groups > 1:
-                            settings = {"in_channels": c, "out_channels": c, "groups": c}
-                            out.append(ModuleEdit("set", name, settings, follows=True))
-                            todo.append((u, c, factor))
-                        elif m.groups == 1:
-                            out.append(ModuleEdit("set", name, {"in_channels": c}, follows=True))
-                    elif isinstance(m, nn.Linear) and rebuildable(m):
-                        out.append(
-                            ModuleEdit("set", name, {"in_features": c * factor}, follows=True)
-                        )
-                    elif isinstance(m, nn.Flatten):
-                        todo.append((u, c, factor * _spatial(values.get(k))))
-                elif op in _PASS_FUNCTIONS:
-                    todo.append((u, c, factor))
-                elif op in _FLATTEN:
-                    todo.append((u, c, factor * _spatial(values.get(k))))
-        return out
+        return followers(state.graph, state.values or {}, edit.module, int(edit.settings[key]))
 
     # -- apply and patches -------------------------------------------------------------------------------------
     def apply(self) -> GraphApplyResult:
@@ -717,15 +661,6 @@ class GraphEditSession:
 
         data = (json.dumps(self.to_patch(), indent=2) + "\n").encode()
         return atomic_write_bytes(Path(path), data)
-
-
-def _spatial(value: Any) -> int:
-    if isinstance(value, torch.Tensor) and value.dim() > 2:
-        n = 1
-        for s in value.shape[2:]:
-            n *= int(s)
-        return n
-    return 1
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -102,6 +102,7 @@ def test_residual_addition_is_explained_and_later_rows_are_not_computed():
     assert session.can_redo and session.redo().error is not None
 
 
+@pytest.mark.slow
 def test_concatenation_in_densenet_is_explained():
     session = _session(torchvision.models.densenet121(), (3, 64, 64))
     table = session.set("features.denseblock1.denselayer1.conv2", "stride", 2)
