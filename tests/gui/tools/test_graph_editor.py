@@ -179,9 +179,13 @@ def test_a_broken_merge_point_is_explained_and_undo_restores_the_table(
 ) -> None:
     editor = editor_dock.graph
     original = editor.table_model.texts()
+    loaded = [r.name for r in editor.table_model.rows]
     click_module(qtbot, editor, "layer1.0.conv1")
     editor.form.editors["stride"].h.setValue(2)
     texts = row_texts(editor)
+    # no row disappears: layer1 and layer1.0, around the break, read "not computed" too
+    assert [r.name for r in editor.table_model.rows] == loaded
+    assert texts["layer1"][OUTPUT] == texts["layer1.0"][OUTPUT] == "not computed"
     error = editor.table.error
     assert error is not None and error.node == "layer1.0.add"
     assert "residual addition" in error.message and "64×8×8" in error.message
@@ -482,3 +486,23 @@ def test_apply_hands_the_edited_model_to_the_window(loaded_window, tmp_path: Pat
     assert opened.module.layer1[0].conv1.weight.shape == (64, 64, 5, 5)
     assert editor.wait() and window.editor_dock.pages.currentWidget() is editor
     assert editor.table.error is None and editor.undo_stack.count() == 0
+
+
+def test_a_timm_network_breaks_with_the_rows_of_the_loaded_model(qtbot) -> None:
+    dock = LayerEditorDock()
+    qtbot.addWidget(dock)
+    dock.set_model(load_model("timm:efficientnet_b0", weights="none", input_shape=SIZE))
+    editor = dock.graph
+    assert editor.wait() and dock.pages.currentWidget() is editor
+    loaded = [r.name for r in editor.table_model.rows]
+    editor.select("conv_stem")
+    editor.form.editors["out_channels"].setValue(40)  # timm's BatchNormAct2d does not follow
+    assert editor.wait()
+    error = editor.table.error
+    assert error is not None and error.node.startswith("bn1") and "40" in error.message
+    # the rows are the loaded model's rows, those after the break not computed: none come or go
+    assert [r.name for r in editor.table_model.rows] == loaded
+    texts = row_texts(editor)
+    assert texts["conv_stem"][CHANGE] == "edited · shape"
+    assert sum(1 for t in texts.values() if t[CHANGE] in ("edited", "new", "shape")) == 0
+    dock.shutdown()

@@ -714,7 +714,7 @@ class GraphEditor(QWidget):
         self.snapshot = snapshot
         if not self.tree.shows(snapshot.modules):
             self.tree.fill(snapshot.modules)
-        self.table_model.set_table(snapshot.table)
+        self.table_model.set_table(snapshot.table, snapshot.rows)
         table = snapshot.table
         if not self._sized and table.rows:
             self.view.resizeColumnsToContents()
@@ -739,7 +739,7 @@ class GraphEditor(QWidget):
             self.banner.setText(f"✗ {error.message}")
             self.banner.setToolTip(f"Click to select {error.node} in the table")
         self.banner.setVisible(error is not None)
-        self.totals.setText(totals_text(table, snapshot.modules))
+        self.totals.setText(totals_text(table, snapshot.rows, snapshot.modules))
         self._update_actions()
 
     def _update_actions(self) -> None:

@@ -13,6 +13,7 @@ from PySide6.QtGui import QUndoCommand
 
 from cnnviz.core.editing import delta_text
 from cnnviz.core.text import count
+from cnnviz.gui.tools.editor.graph_table import shown_rows
 
 __all__ = ["Snapshot", "UndoStep", "take_snapshot", "totals_text"]
 
@@ -26,6 +27,7 @@ class Snapshot:
 
     edits: tuple[Any, ...]
     table: Any
+    rows: list[Any]  # the rows shown (see graph_table.shown_rows)
     modules: list[Any]
     fields: dict[str, list[Any]]
 
@@ -38,17 +40,19 @@ def take_snapshot(session: Any) -> Snapshot:
         for m in modules
         if m.name and m.editable and not m.is_container
     }
-    return Snapshot(tuple(session.edits), session.table(), modules, fields)
+    table = session.table()
+    return Snapshot(
+        tuple(session.edits), table, shown_rows(table, session.original_rows), modules, fields
+    )
 
 
-def totals_text(table: Any, modules: list[Any]) -> str:
+def totals_text(table: Any, rows: list[Any], modules: list[Any]) -> str:
     """The totals line: parameters and MACs with their change, and what the edits touched."""
 
     def total(label: str, now: int, base: int) -> str:
         change = "" if now == base else f" ({delta_text(now, base)})"
         return f"{label} {count(now)}{change}"
 
-    rows = table.rows
     parts = [
         total("Parameters", table.total_params, table.base_params),
         total("MACs", table.total_macs, table.base_macs),
