@@ -226,19 +226,33 @@ def _preprocess_of(model: Any, preprocess: Any) -> Preprocess:
 
 
 def _batch_top(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row, the ``k`` largest values and their positions, ties broken by the lowest position."""
+    """Per row, the ``k`` largest values and their positions, ties broken by the lowest position.
+
+    One ``topk`` of ``k + 1`` per row finds them and says where a tie crosses the cut (the first value left
+    out equals the last one kept); only those rows are read again, for the lowest positions of the tied value.
+    """
     rows, n = values.shape
-    kk = min(k, n)
-    top, pos = torch.topk(values, kk, dim=1, sorted=False)
-    threshold = top.min(dim=1, keepdim=True).values
-    # topk picks among equal values arbitrarily: where more values equal the k-th than it kept, choose the first.
-    if bool(((values == threshold).sum(1) > (top == threshold).sum(1)).any()):
-        above = values > threshold
-        need = kk - above.sum(1, keepdim=True)
-        equal = values == threshold
-        chosen = above | (equal & (equal.cumsum(1) <= need))
-        pos = torch.nonzero(chosen)[:, 1].view(rows, kk)
-        top = torch.gather(values, 1, pos)
+    if k >= n:  # every position is kept
+        return values, torch.arange(n, device=values.device).repeat(rows, 1)
+    top, pos = torch.topk(values, k + 1, dim=1)  # sorted, largest first
+    edge, beyond = top[:, k - 1], top[:, k]
+    top, pos = top[:, :k].contiguous(), pos[:, :k].contiguous()
+    tied = torch.nonzero(beyond == edge).squeeze(1)
+    if tied.numel():
+        sub = values if tied.numel() == rows else values.index_select(0, tied)
+        cut = edge.index_select(0, tied).unsqueeze(1)
+        # the kept values above the tie come first (sorted); the rest of the k are the tie's lowest positions
+        above = (top.index_select(0, tied) > cut).sum(1, keepdim=True)
+        places = torch.arange(n, device=values.device)
+        first = torch.topk(torch.where(sub == cut, places, n), k, dim=1, largest=False).values
+        slot = torch.arange(k, device=values.device).unsqueeze(0)
+        chosen = torch.where(
+            slot < above,
+            pos.index_select(0, tied),
+            first.gather(1, (slot - above).clamp(min=0)),
+        )
+        pos.index_copy_(0, tied, chosen)
+        top.index_copy_(0, tied, sub.gather(1, chosen))
     return top, pos
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
@@ -471,3 +473,24 @@ def test_nan_units_rank_last(folder: Path) -> None:
         got = result.channels[c]
         assert [(g.index, g.unit) for g in got] == [(i, u) for _, i, u in kept]
         assert np.allclose([g.value for g in got], [v for v, _, _ in kept], atol=1e-5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.integers(1, 5),
+    n=st.integers(1, 30),
+    k=st.integers(1, 12),
+    levels=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+)
+def test_batch_top_is_a_stable_sort(rows: int, n: int, k: int, levels: int, seed: int) -> None:
+    """The per-row top-k, with many ties, equals a Python sort by (-value, position)."""
+    from cnnviz.core.analysis.dataset.topunits import _batch_top
+
+    gen = torch.Generator().manual_seed(seed)
+    values = torch.randint(0, levels, (rows, n), generator=gen).float()
+    top, pos = _batch_top(values, k)
+    for r in range(rows):
+        want = sorted(range(n), key=lambda j: (-float(values[r, j]), j))[:k]
+        assert sorted(pos[r].tolist(), key=lambda j: (-float(values[r, j]), j)) == want
+        assert torch.equal(top[r], values[r, pos[r]])
