@@ -40,6 +40,35 @@ def _spatial(value: Any) -> int:
     return 1
 
 
+def _gate_source(graph: LayerGraph, gate: str, path: str) -> str | None:
+    """The convolution whose output channels a gate ``x * gate(x)`` takes, when the gate is computed from ``path``
+    (through a global pooling and shape-keeping layers) by exactly one ordinary convolution at its end."""
+    key: str | None = gate
+    while key is not None:
+        node = graph.node(key)
+        m = node.module
+        if isinstance(m, nn.Conv2d) and rebuildable(m) and m.groups == 1:
+            return node.module_name if _reaches(graph, key, path) else None
+        passes = isinstance(m, _PASS_MODULES) or (
+            m is None and node.type.split(".")[-1] in _PASS_FUNCTIONS
+        )
+        key = node.inputs[0] if passes and len(node.inputs) == 1 else None
+    return None
+
+
+def _reaches(graph: LayerGraph, key: str, ancestor: str) -> bool:
+    seen: set[str] = set()
+    todo = [key]
+    while todo:
+        k = todo.pop()
+        if k == ancestor:
+            return True
+        if k not in seen:
+            seen.add(k)
+            todo.extend(graph.node(k).inputs)
+    return False
+
+
 def followers(
     graph: LayerGraph, values: dict[str, Any], module: str, channels: int
 ) -> list[ModuleEdit]:
@@ -82,6 +111,13 @@ def followers(
                     todo.append((u, c, factor * _spatial(values.get(k))))
             elif op in _PASS_FUNCTIONS:
                 todo.append((u, c, factor))
+            elif op in ("mul", "imul") and len(node.inputs) == 2:
+                # x * gate(x) (squeeze-and-excitation): the gate's last layer must give c channels too
+                gate = next(i for i in node.inputs if i != k) if k in node.inputs else None
+                last = _gate_source(graph, gate, k) if gate is not None else None
+                if last is not None:
+                    out.append(ModuleEdit("set", last, {"out_channels": c}, follows=True))
+                    todo.append((u, c, factor))
             elif op in _FLATTEN:
                 todo.append((u, c, factor * _spatial(values.get(k))))
     return out

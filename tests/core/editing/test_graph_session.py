@@ -321,3 +321,21 @@ def test_torchscript_is_not_editable(tmp_path):
     torch.jit.script(_flat_net()).save(str(path))
     with pytest.raises(NotEditableError, match="read-only"):
         GraphEditSession.from_model(load_model(path))
+
+
+def test_propagation_through_a_squeeze_and_excitation_block():
+    base = torchvision.models.mobilenet_v3_small()
+    session = _session(base)
+    table = session.set("features.4.block.0.0", "out_channels", 120)
+    edited = copy.deepcopy(base)
+    block = edited.features[4].block
+    block[0][0] = nn.Conv2d(block[0][0].in_channels, 120, 1, bias=False)
+    block[0][1] = nn.BatchNorm2d(120, eps=0.001, momentum=0.01)
+    block[1][0] = nn.Conv2d(120, 120, 5, 2, 2, groups=120, bias=False)
+    block[1][1] = nn.BatchNorm2d(120, eps=0.001, momentum=0.01)
+    block[2].fc1 = nn.Conv2d(120, block[2].fc1.out_channels, 1)
+    block[2].fc2 = nn.Conv2d(block[2].fc1.out_channels, 120, 1)
+    block[3][0] = nn.Conv2d(120, block[3][0].out_channels, 1, bias=False)
+    assert_table_matches(table, edited, (3, 224, 224))
+    follows = {e.module for e in session.edits if e.follows}
+    assert {"features.4.block.2.fc1", "features.4.block.2.fc2", "features.4.block.3.0"} <= follows
