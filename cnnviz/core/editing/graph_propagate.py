@@ -4,8 +4,10 @@ From the changed module's calls the data flow is followed through the traced gra
 through layers that keep the channel count (activations, dropout, pooling, identity, padding, upsampling) and,
 for a Linear, through a flatten (whose spatial size multiplies the features). A batch norm's ``num_features``
 and a depthwise convolution (in = out = groups) follow and the walk goes on past them; a convolution's
-``in_channels`` and a Linear's ``in_features`` follow and the walk stops there. An addition, multiplication or
-concatenation is never passed: its other side is fixed, and the explained error says what else must change.
+``in_channels`` and a Linear's ``in_features`` follow and the walk stops there. A squeeze-and-excitation gate
+(``x * gate(x)``, the gate computed from the same path) is passed: the gate's last convolution follows. An
+addition, concatenation or any other merge is never passed: its other side is fixed, and the explained error
+says what else must change.
 """
 
 from __future__ import annotations

@@ -8,11 +8,12 @@ hyperparameter edit re-runs only the nodes it affects and never re-traces; a str
 deletion, a container replaced) traces the edited copy once. Where the graph breaks, the table carries the
 explained error and the rows after that node say *not computed*.
 
-Channel propagation (``propagate``, on by default): when ``out_channels``/``out_features`` of a module changes,
-the consumers that must follow are set too, along paths through shape-keeping layers: the next batch norm's
-``num_features``, the next convolution's ``in_channels`` (a depthwise one follows entirely), a Linear's
-``in_features`` after a flatten. A path that reaches an addition, multiplication or concatenation stops there;
-if the other side does not fit, the explained error says what else must change.
+Channel propagation (``propagate``, on by default; :mod:`cnnviz.core.editing.graph_propagate`): when
+``out_channels``/``out_features`` of a module changes, the consumers that must follow are set too (recorded as
+edits with ``follows``): the next batch norm's ``num_features``, the next convolution's ``in_channels`` (a
+depthwise one follows entirely), a squeeze-and-excitation gate's last convolution, a Linear's ``in_features``
+after a flatten. At a residual addition or a concatenation it stops; if the other side does not fit, the
+explained error says what else must change.
 """
 
 from __future__ import annotations
