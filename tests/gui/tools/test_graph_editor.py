@@ -355,7 +355,9 @@ def test_save_an_edit_and_open_it_again(
     qtbot.addWidget(other)
     other.set_model(resnet())
     assert other.graph.wait()
-    assert other.graph.open_patch(path)
+    with qtbot.waitSignal(other.graph.status) as said:
+        assert other.graph.open_patch(path)
+    assert said.args == ["Opened edit.json."]
     assert row_texts(other.graph) == shown
     assert other.graph.undo_stack.count() == 1
     # a file that is not a patch: one line, nothing changes

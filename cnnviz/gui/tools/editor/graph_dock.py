@@ -642,16 +642,20 @@ class GraphEditor(QWidget):
             path = chosen
         source = Path(path)
         try:
-            edits = tuple(read_patch(source).edits)
+            patch = read_patch(source)
         except CnnvizError as exc:
             self._refused(str(exc), None)
             return False
         self._last_dir = str(source.parent)
-        return self._edit(
-            f"open {source.name}",
-            lambda session: session.goto(edits),
-            said=f"Opened {source.name}.",
-        )
+        edits = tuple(patch.edits)
+        said = f"Opened {source.name}."
+        model = self.model
+        meta = getattr(model, "metadata", None) or {}
+        names = {str(getattr(model, "name", ""))} | {str(meta.get(k)) for k in ("path", "base")}
+        if patch.base not in names and Path(patch.base).name not in {Path(n).name for n in names}:
+            # the edits are made by module name: they fit any model with those modules
+            said = f"Opened {source.name} (made for {patch.base}, applied to {model.name})."
+        return self._edit(f"open {source.name}", lambda session: session.goto(edits), said=said)
 
     # ----------------------------------------------------------------------------------------------------------
     # Apply
