@@ -650,9 +650,17 @@ class GraphEditSession:
         return build_edited(self.model, self.edits)
 
     def to_patch(self) -> dict[str, Any]:
-        """The current edits as a patch object (``base`` is the model's name, or its file)."""
-        base = self.model.metadata.get("path") or self.model.metadata.get("base") or self.model.name
-        return {"base": str(base), "edits": [e.to_json() for e in self.edits]}
+        """The current edits as a patch object (``base`` is the model's name, or its file).
+
+        A model that is itself an edited model (a patch opened, an Apply) writes its base and its own edits
+        first, so the patch opens as what is shown.
+        """
+        meta = self.model.metadata
+        base = meta.get("base") or meta.get("path") or self.model.name
+        prior = (
+            list(meta.get("edited", {}).get("edits", [])) if self.model.source == "edited" else []
+        )
+        return {"base": str(base), "edits": prior + [e.to_json() for e in self.edits]}
 
     def save_patch(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_patch` to ``path`` atomically."""

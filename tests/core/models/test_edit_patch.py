@@ -177,3 +177,23 @@ def test_a_relative_base_file_is_read_beside_the_patch(tmp_path):
     loaded = load_model(tmp_path / "p.json")
     assert loaded.name.endswith("(edited: 1 change)")
     assert summarize(loaded).rows[-1].output_shape == (1, 4, 8, 8)
+
+
+def test_an_edited_model_edited_again_saves_one_patch(tmp_path):
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps(PATCH))
+    loaded = load_model(first, weights="none")
+    session = GraphEditSession.from_model(loaded)
+    session.set("fc", "out_features", 10)
+    applied = session.apply().model
+    assert applied.name == "resnet18 (edited: 3 changes)"
+    (tmp_path / "elsewhere").mkdir()
+    path = session.save_patch(tmp_path / "elsewhere" / "second.json")
+    data = json.loads(path.read_text())
+    assert data["base"] == "resnet18" and data["edits"] == [
+        *PATCH["edits"],
+        session.edits[0].to_json(),
+    ]
+    again = load_model(path, weights="none")
+    assert again.name == "resnet18 (edited: 3 changes)"
+    assert summarize(again).total_params == summarize(applied).total_params

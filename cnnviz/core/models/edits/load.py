@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,18 @@ def edited_loaded_model(
     outcome = apply_edits(copy.deepcopy(base.module), edits)
     module = outcome.module.eval()
     check_edited_graph(module, base.input_shape, edits, base.module)
-    changes = sum(1 for e in edits if not e.follows)
-    label = name or f"{base.name} (edited: {changes} change{'s' if changes != 1 else ''})"
+    # an edited model edited again: the patch is its base's patch plus the new edits
+    prior = (
+        list(base.metadata.get("edited", {}).get("edits", [])) if base.source == "edited" else []
+    )
+    every = prior + [e.to_json() for e in edits]
+    changes = sum(1 for e in every if not e.get("follows"))
+    stem = re.sub(r" \(edited: \d+ changes?\)$", "", base.name)
+    label = name or f"{stem} (edited: {changes} change{'s' if changes != 1 else ''})"
     metadata = dict(base.metadata)
     metadata["base"] = base.metadata.get("base") or base.metadata.get("path") or base.name
     metadata["edited"] = {
-        "edits": [e.to_json() for e in edits],
+        "edits": every,
         "reinitialised": sorted(outcome.fresh),
         "kept": sorted(outcome.rebuilt - outcome.fresh),
     }
@@ -111,5 +118,7 @@ def load_patch(
     loaded, _ = edited_loaded_model(base, parsed.edits, parsed.name)
     if parsed.description:
         loaded.metadata["description"] = parsed.description
-    loaded.metadata["base"] = parsed.base
+    loaded.metadata["base"] = (
+        parsed.base_spec()
+    )  # resolved: a patch saved elsewhere still finds its base
     return loaded
