@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from gui_helpers import wait_idle
 from PIL import Image
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, Qt, QTimer
 
 LAYER = "4"  # the digits model's second convolution: 32 maps of 14×14
 
@@ -94,7 +94,7 @@ def test_a_run_shows_the_k_crops_of_the_channel_as_the_core_finds_them(digits_wi
             (u.image, u.unit, u.image_box) for u in expected
         ]
         for tile, unit in zip(tiles, expected, strict=True):
-            assert tile.name == unit.image.rsplit("/", 1)[-1]
+            assert tile.name == unit.image.rsplit("/", 1)[-1] and tile.path == unit.image
             assert tile.image is not None and tile.problem is None
             assert str(unit.image) in tile.tooltip
             assert f"y {unit.unit[0]}, x {unit.unit[1]}" in tile.tooltip
@@ -314,7 +314,12 @@ def test_grid_columns_follow_the_width(qtbot):
 
     view = TopPicturesView()
     qtbot.addWidget(view)
-    view.set_tiles([{"name": f"p{i}.png", "caption": "1", "tooltip": "t"} for i in range(9)])
+    view.set_tiles(
+        [
+            {"name": f"p{i}.png", "caption": "1", "tooltip": "t", "path": f"/x/p{i}.png"}
+            for i in range(9)
+        ]
+    )
     grid = view.grid
     wide, narrow = grid.columns(1000), grid.columns(3 * MIN_TILE + 40)
     assert wide == 9 and narrow == 3
@@ -332,6 +337,23 @@ def test_grid_columns_follow_the_width(qtbot):
     for key in (Qt.Key.Key_Right, Qt.Key.Key_Down, Qt.Key.Key_Return):
         qtbot.keyClick(grid, key)
     assert opened == [1 + cols]
+    # The context menu of a crop: open it, or copy its file's path.
+    from PySide6.QtGui import QContextMenuEvent, QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    def choose(text: str) -> None:
+        menu = QApplication.activePopupWidget()
+        next(a for a in menu.actions() if a.text() == text).trigger()
+        menu.close()
+
+    for text in ("Copy File Path", "Open with This Unit Selected"):
+        QTimer.singleShot(50, lambda text=text: choose(text))
+        where = cells[2].center()
+        QApplication.sendEvent(
+            grid, QContextMenuEvent(QContextMenuEvent.Reason.Mouse, where, grid.mapToGlobal(where))
+        )
+    assert QGuiApplication.clipboard().text() == "/x/p2.png"
+    assert opened == [1 + cols, 2]
 
 
 def test_save_writes_the_mosaics_and_the_json_of_the_shown_result(digits_window, qtbot, tmp_path):

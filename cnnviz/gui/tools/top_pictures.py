@@ -484,8 +484,8 @@ class TopPicturesDock(QDockWidget):
         tip = (f"{path}\nlayer {key.layer}, channel {self.channel}, {where}: {unit.value:.5g}\n"
                f"receptive field in the picture: {field}\nClick to open the picture with this unit selected.")  # fmt: skip
         inner, aspect = _inner(unit)
-        tile: dict[str, Any] = {"name": path.name, "caption": num(float(unit.value)),
-                                "tooltip": tip, "inner": inner, "aspect": aspect}  # fmt: skip
+        tile: dict[str, Any] = {"name": path.name, "caption": num(float(unit.value)), "tooltip": tip,
+                                "path": str(path), "inner": inner, "aspect": aspect}  # fmt: skip
         cut = self.crops.get(self._crop_key(unit))
         if isinstance(cut, str):
             tile["problem"] = cut

@@ -17,6 +17,7 @@ from PySide6.QtCore import QEvent, QPoint, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QGuiApplication,
     QImage,
     QKeyEvent,
     QMouseEvent,
@@ -27,6 +28,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
+    QMenu,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -78,6 +80,7 @@ class Tile:
     name: str
     caption: str
     tooltip: str
+    path: str = ""
     image: QImage | None = None
     inner: tuple[float, ...] = (0.0, 0.0, 1.0, 1.0)
     aspect: float = 1.0
@@ -278,6 +281,18 @@ class TileGrid(QWidget):
             self.tileClicked.emit(self.current)
         else:
             super().keyPressEvent(ev)
+
+    def contextMenuEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
+        index = self.index_at(ev.pos())
+        if index is None:
+            return
+        self.current = index
+        menu = QMenu(self)
+        menu.addAction("Open with This Unit Selected", lambda: self.tileClicked.emit(index))
+        path = self.tiles[index].path
+        copy = menu.addAction("Copy File Path", lambda: QGuiApplication.clipboard().setText(path))
+        copy.setEnabled(bool(path))
+        menu.exec(ev.globalPos())
 
     def focusInEvent(self, ev: Any) -> None:  # noqa: N802 - Qt override
         super().focusInEvent(ev)
