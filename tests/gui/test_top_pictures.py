@@ -283,6 +283,8 @@ def test_a_vector_layer_shows_whole_pictures_and_a_too_large_k_is_one_line(digit
     # A channel out of range is one line too, and changes nothing.
     dock.show_channel(10)
     assert "Channel 10 is out of range" in dock.view.error.text() and dock.channel == 0
+    dock.show_channel(3)
+    assert dock.view.error.text() == "" and dock.channel == 3
 
 
 def test_the_folder_is_remembered_for_the_next_window(gui_prefs, qtbot, tmp_path):

@@ -42,7 +42,7 @@ COPY_JOB = "top-pictures-model"
 CROP_JOB = "top-pictures-crops"
 SAVE_JOB = "top-pictures-save"
 KEPT_RESULTS = 6  # layers whose results stay at hand
-KEPT_CROPS = 512
+KEPT_CROPS = 160  # about 16 channels of 9 crops: at most 192×192 RGBA each, some 24 MiB in all
 CROP_SIDE = 192  # pixels of a crop's longer side (a tile is drawn at most this large)
 DEBOUNCE_MS = 350  # stepping through layers with the keyboard runs only the layer stopped at
 
@@ -95,6 +95,7 @@ class TopPicturesDock(QDockWidget):
         self.crop_runner = JobRunner(self, threads=1)
         # The key of the run in flight (its model copy or its folder run).
         self._running: _Key | None = None
+        self._channel_error = False  # the error line says a channel was out of range
         self._declined: _Key | None = None  # cancelled by the user: not run again until asked
         self._pending_unit: tuple[str, str, tuple[int, int], int] | None = None
         self._timer = QTimer(self)
@@ -398,10 +399,14 @@ class TopPicturesDock(QDockWidget):
         count = self.session.channels()
         if not 0 <= channel < max(count, 1):
             last = f" (0–{count - 1})" if count > 0 else ""
+            self._channel_error = True
             self.view.set_error(
                 f"Channel {channel} is out of range: the layer has {count} channels{last}."
             )
             return
+        if self._channel_error:
+            self._channel_error = False
+            self.view.set_error(None)
         if channel == self.channel:
             return
         self.channel = channel
