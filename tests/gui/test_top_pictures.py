@@ -172,6 +172,11 @@ def test_another_channel_shows_at_once_without_running_the_folder_again(digits_w
     window.session.select_layer("8")
     assert dock.wait()
     assert started and dock.shown[1] is not result and dock.shown[1].layer == "8"
+    # Back to the first layer: its result was kept, nothing runs.
+    before = len(started)
+    window.session.select_layer(LAYER)
+    assert dock.wait()
+    assert len(started) == before and dock.shown[1] is result
 
 
 def test_clicking_a_crop_opens_its_picture_with_its_unit_selected(digits_window, qtbot, tmp_path):
