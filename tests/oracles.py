@@ -136,3 +136,33 @@ def gradient_rf(model: nn.Sequential, input_shape: list[int], layer: int) -> tup
     rows = torch.nonzero(support.any(1)).flatten()
     cols = torch.nonzero(support.any(0)).flatten()
     return (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
+
+
+def original_support(
+    model: nn.Module,
+    layer_output: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+    shape: tuple[int, int, int],
+    unit: tuple[int, int],
+    seeds: int = 2,
+    channel_last: bool = False,
+) -> tuple[int, int, int, int] | None:
+    """Bounding box of the gradient support of one unit on the model itself (eval, float64, its own weights).
+
+    The union over ``seeds`` random normal inputs: a ReLU closed or a max pool's other positions on one input
+    are open on another, so the union approaches every pixel the unit can depend on, and never exceeds it.
+    """
+    m = copy.deepcopy(model).double().eval()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    support = np.zeros(shape[1:], dtype=bool)
+    for seed in range(seeds):
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn((1, *shape), generator=gen, dtype=torch.float64).requires_grad_(True)
+        out = layer_output(m, x)
+        picked = out[0, unit[0], unit[1], :] if channel_last else out[0, :, unit[0], unit[1]]
+        (grad,) = torch.autograd.grad(picked.sum(), x)
+        support |= (grad[0].abs().sum(0) > 0).numpy()
+    rows, cols = np.flatnonzero(support.any(1)), np.flatnonzero(support.any(0))
+    if rows.size == 0:
+        return None
+    return (int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1]))

@@ -10,7 +10,11 @@ from torch import nn
 from cnnviz.core.analysis.graph import layer_graph, resolve_layer, unwrap_module
 from cnnviz.core.analysis.receptive.analytic import _NodeRF, analyse
 from cnnviz.core.analysis.receptive.boxes import UnitBox, _layer_key, unit_box_from_analysis
-from cnnviz.core.analysis.receptive.measured import measured_unit_box, structural_copy
+from cnnviz.core.analysis.receptive.measured import (
+    measured_unit_box,
+    spatial_axes,
+    structural_copy,
+)
 from cnnviz.core.analysis.shapes import run_on_meta
 from cnnviz.core.errors import LayerError
 from cnnviz.core.validate import (
@@ -55,9 +59,14 @@ class ReceptiveFieldIndex:
         if self.measured:
             values, _ = run_on_meta(self.graph, self.input_shape)
             for key, value in values.items():
+                axes = (
+                    spatial_axes(tuple(value.shape), shape[1:])
+                    if isinstance(value, torch.Tensor)
+                    else None
+                )
                 self._map_sizes[key] = (
-                    (int(value.shape[2]), int(value.shape[3]))
-                    if isinstance(value, torch.Tensor) and value.dim() == 4
+                    (int(value.shape[axes[0]]), int(value.shape[axes[1]]))
+                    if axes is not None
                     else None
                 )
             self.info: dict[str, _NodeRF] = {}
