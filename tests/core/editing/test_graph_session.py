@@ -7,6 +7,8 @@ import copy
 import pytest
 import torch
 import torchvision
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from cnnviz.core.analysis.summary import summarize
@@ -339,3 +341,41 @@ def test_propagation_through_a_squeeze_and_excitation_block():
     assert_table_matches(table, edited, (3, 224, 224))
     follows = {e.module for e in session.edits if e.follows}
     assert {"features.4.block.2.fc1", "features.4.block.2.fc2", "features.4.block.3.0"} <= follows
+
+
+_SMALL = (3, 64, 64)
+_RESNET = torchvision.models.resnet18()
+_CONVS = [n for n, m in _RESNET.named_modules() if isinstance(m, nn.Conv2d)]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(_CONVS),
+            st.sampled_from(["stride", "padding", "dilation"]),
+            st.integers(1, 3),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_random_geometry_edits_agree_with_a_real_forward(changes):
+    """An edit breaks the table exactly when the model edited in torch fails to run; otherwise every row agrees."""
+    session = _session(_RESNET, _SMALL)
+    edited = copy.deepcopy(_RESNET)
+    for name, key, value in changes:
+        session.set(name, key, value)
+        setattr(edited.get_submodule(name), key, (value, value))
+    table = session.table()
+    try:
+        with torch.no_grad():
+            edited.eval()(torch.zeros(1, *_SMALL))
+        runs = True
+    except RuntimeError:
+        runs = False
+    assert runs == (table.error is None), table.error
+    if runs:
+        assert_table_matches(table, edited, _SMALL)
+    else:
+        assert table.error is not None and table.row(table.error.node).computed is False

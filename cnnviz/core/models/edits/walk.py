@@ -10,7 +10,6 @@ first node that raises stops the walk and is reported as a :class:`WalkFailure` 
 from __future__ import annotations
 
 import operator
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +27,13 @@ _STANDARD = frozenset(
     for name in dir(nn)
     if isinstance(getattr(nn, name), type) and issubclass(getattr(nn, name), nn.Module)
 )
+
+
+_OUT_OF_PLACE = {
+    operator.iadd: operator.add,
+    operator.imul: operator.mul,
+    operator.isub: operator.sub,
+}
 
 
 @dataclass
@@ -60,7 +66,9 @@ def _sig(value: Any) -> Any:
     return value
 
 
-_SIGNATURES: weakref.WeakKeyDictionary[nn.Module, Any] = weakref.WeakKeyDictionary()
+# id -> (module, signature): a plain dict is several times faster than a WeakKeyDictionary on this hot path;
+# the entry holds the module, so its id cannot be reused while it is cached. Cleared when it grows large.
+_SIGNATURES: dict[int, tuple[nn.Module, Any]] = {}
 
 
 def module_signature(module: nn.Module) -> Any:
@@ -68,14 +76,17 @@ def module_signature(module: nn.Module) -> Any:
 
     Edited modules are never changed in place (an edit builds a new one), so the signature is kept per module.
     """
-    sig = _SIGNATURES.get(module)
-    if sig is None:
-        cls = type(module)
-        if cls.__module__.startswith("torch.nn") and cls.__name__ in _STANDARD:
-            sig = (cls.__name__, module.extra_repr())
-        else:
-            sig = ("id", id(module))
-        _SIGNATURES[module] = sig
+    hit = _SIGNATURES.get(id(module))
+    if hit is not None and hit[0] is module:
+        return hit[1]
+    cls = type(module)
+    if cls.__module__.startswith("torch.nn") and cls.__name__ in _STANDARD:
+        sig: Any = (cls.__name__, module.extra_repr())
+    else:
+        sig = ("id", id(module))
+    if len(_SIGNATURES) > 100_000:
+        _SIGNATURES.clear()
+    _SIGNATURES[id(module)] = (module, sig)
     return sig
 
 
@@ -193,10 +204,31 @@ class MetaWalk:
         target = node.target
         assert callable(target)
         if target in (operator.iadd, operator.imul, operator.isub):
-            # out-of-place: a cached value must never change under another node
-            target = {
-                operator.iadd: operator.add,
-                operator.imul: operator.mul,
-                operator.isub: operator.sub,
-            }[target]
-        return target(*args, **kwargs)
+            # out-of-place: a cached value must never change under another node; but in place the result
+            # must keep the left side's shape (``out += identity`` cannot broadcast ``out`` up), as torch checks
+            result = _OUT_OF_PLACE[target](*args, **kwargs)
+            left = args[0]
+            if isinstance(left, torch.Tensor) and isinstance(result, torch.Tensor):
+                if result.shape != left.shape:
+                    raise RuntimeError(
+                        f"output with shape {list(left.shape)} doesn't match the broadcast shape "
+                        f"{list(result.shape)}"
+                    )
+            return result
+        result = target(*args, **kwargs)
+        if target in (operator.add, operator.sub) and len(args) == 2:
+            # torch.fx records ``out += identity`` as an addition; run eagerly it is in place and cannot
+            # broadcast its left side up to a larger map: a merge of 1×1 and 2×2 maps fails in the real model
+            a, b = args
+            if (
+                isinstance(a, torch.Tensor)
+                and isinstance(b, torch.Tensor)
+                and a.dim() == b.dim() == 4
+                and isinstance(result, torch.Tensor)
+                and result.shape != a.shape
+            ):
+                raise RuntimeError(
+                    f"the maps {list(a.shape)} and {list(b.shape)} differ in size; a residual addition "
+                    "needs equal sizes"
+                )
+        return result
