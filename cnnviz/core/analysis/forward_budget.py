@@ -164,12 +164,17 @@ _CACHE: weakref.WeakKeyDictionary[Any, dict[Any, ForwardEstimate]] = weakref.Wea
 
 
 def estimate_forward(
-    model: Any, input_shape: Sequence[int], keep: Iterable[str] | None = None
+    model: Any,
+    input_shape: Sequence[int],
+    keep: Iterable[str] | None = None,
+    *,
+    param_bytes: int | None = None,
 ) -> ForwardEstimate:
     """Walk one forward pass of ``model`` at batch 1 on meta tensors; nothing real is allocated.
 
     A model that cannot run on meta tensors (data-dependent control flow, a TorchScript archive) gets an
-    incomplete estimate: parameters and input only. Cached per traced graph, input shape and ``keep``.
+    incomplete estimate: parameters and input only. Cached per traced graph, input shape and ``keep``;
+    ``param_bytes`` (the model's, when the caller has counted them) saves counting them again.
     """
     module = unwrap_module(model)
     shape = tuple(int(s) for s in input_shape)
@@ -177,7 +182,9 @@ def estimate_forward(
     graph = layer_graph(module)
     cache = _CACHE.setdefault(graph, {})
     hit = cache.get((shape, keep_key))
-    if hit is not None and hit.params == model_param_bytes(module):
+    if param_bytes is None:
+        param_bytes = model_param_bytes(module)
+    if hit is not None and hit.params == param_bytes:
         return hit
     values: dict[str, Any] | None = None
     try:
@@ -259,7 +266,8 @@ def check_forward(
     """
     if memory_budget(budget) is None:
         return None
-    check_estimate(static_estimate(model, input_shape), budget, batch=batch)
-    estimate = estimate_forward(model, input_shape, keep)
+    first = static_estimate(model, input_shape)
+    check_estimate(first, budget, batch=batch)
+    estimate = estimate_forward(model, input_shape, keep, param_bytes=first.params)
     check_estimate(estimate, budget, batch=batch)
     return estimate

@@ -418,10 +418,26 @@ def _make_out_of_place(node: fx.Node) -> None:
             node.target = name[:-1]
 
 
+def all_modules(model: nn.Module) -> list[nn.Module]:
+    """``model`` and every submodule, each once (as ``model.modules()``, in a flat walk that costs a fraction:
+    capture runs it on every pass)."""
+    out: list[nn.Module] = []
+    seen: set[int] = set()
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        out.append(m)
+        stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+    return out
+
+
 @contextmanager
 def out_of_place(model: nn.Module) -> Iterator[None]:
     """Temporarily switch off ``inplace=True`` on every module (ReLU, Dropout ...), restored afterwards."""
-    switched = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    switched = [m for m in all_modules(model) if getattr(m, "inplace", False) is True]
     # torch's stubs type Module.__setattr__ for tensors and modules only; a plain bool is set all the same
     for m in switched:
         m.inplace = False  # type: ignore[assignment]
@@ -435,7 +451,7 @@ def out_of_place(model: nn.Module) -> Iterator[None]:
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
     """Run in eval mode, restoring each module's own train/eval flag afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
+    modes = [(m, m.training) for m in all_modules(model)]
     # Set the flags directly: some modules (torch.export's) refuse eval() because their mode is fixed.
     for m, _ in modes:
         m.training = False

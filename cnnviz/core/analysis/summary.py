@@ -38,6 +38,7 @@ from cnnviz.core.models.layertypes import (
     geometry,
     module_macs,
     module_params,
+    param_counts,
 )
 from cnnviz.core.validate import check_summarize_arguments
 
@@ -217,6 +218,8 @@ def _summarize(
     estimate = forward_budget.estimate_from_values(graph, module, shape, values)
     forward_budget.check_estimate(estimate)
     rows: list[LayerRow] = []
+    # one walk for every row's count (a TorchScript archive is counted as a whole, as before)
+    counts = {} if graph.compiled else param_counts(module)
     if graph.traced:
         for key, is_container, depth in graph.ordered_keys():
             if is_container:
@@ -229,7 +232,7 @@ def _summarize(
                     leaving = [values.get(k) for k in container_outputs(graph, key)]
                     out = leaving if leaving and all(v is not None for v in leaving) else None
                     structure = f"{len(leaving)} outputs" if out is not None else None
-                total, trainable = module_params(info.module)
+                total, trainable = counts.get(id(info.module)) or module_params(info.module)
                 if out is None and total == 0:
                     continue  # no output and no weights (e.g. torch.export's guard function): not a layer
                 row = LayerRow(key, info.type, "container", depth, _shape(out), total, trainable)
@@ -247,7 +250,9 @@ def _summarize(
             row = LayerRow(key, gnode.type, gnode.kind, depth, out_shape, inputs=list(gnode.inputs))
             row.output_structure = _structure(value)
             if gnode.module is not None:
-                row.params, row.trainable_params = module_params(gnode.module)
+                row.params, row.trainable_params = counts.get(id(gnode.module)) or module_params(
+                    gnode.module
+                )
                 row.macs = module_macs(gnode.module, args[0] if args else None, value, args)
                 _fill_geometry(row, gnode.module)
             else:
@@ -286,7 +291,7 @@ def _summarize(
                 row.macs = module_macs(sub, received.get(key), value)
                 _fill_geometry(row, sub)
             rows.append(row)
-    total, trainable = module_params(module)
+    total, trainable = counts.get(id(module)) or module_params(module)
     total_macs = sum(r.macs for r in rows if r.kind != "container")
     summary = Summary(
         model_name=model_name,

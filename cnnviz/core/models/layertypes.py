@@ -446,6 +446,47 @@ def module_params(module: nn.Module) -> tuple[int, int]:
     return total, trainable
 
 
+def param_counts(model: nn.Module) -> dict[int, tuple[int, int]]:
+    """:func:`module_params` of ``model`` and each submodule (by ``id``), counted in one walk up the tree.
+
+    A parameter or module shared between branches is counted once per subtree only by walking that subtree, so
+    a model sharing any falls back to one :func:`module_params` per module.
+    """
+    order: list[nn.Module] = []
+    seen: set[int] = set()
+    stack = [model]
+    slots = 0
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        order.append(m)
+        slots += sum(1 for p in m._parameters.values() if p is not None)
+        stack.extend(c for c in m._modules.values() if c is not None)
+    distinct = {id(p) for m in order for p in m._parameters.values() if p is not None}
+    shared_modules = (
+        sum(1 for m in order for c in m._modules.values() if c is not None) != len(order) - 1
+    )
+    if shared_modules or len(distinct) != slots:
+        return {id(m): module_params(m) for m in order}
+    counts: dict[int, tuple[int, int]] = {}
+    for m in reversed(order):  # children before their parents
+        total = trainable = 0
+        for p in m._parameters.values():
+            if p is not None:
+                total += p.numel()
+                if p.requires_grad:
+                    trainable += p.numel()
+        for c in m._modules.values():
+            if c is not None:
+                ct, cr = counts[id(c)]
+                total += ct
+                trainable += cr
+        counts[id(m)] = (total, trainable)
+    return counts
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Settings in words
 
