@@ -375,14 +375,16 @@ class GraphEditSession:
             self._states.popitem(last=False)
         return state
 
-    def _values(self, state: _State) -> tuple[dict[str, Any], GraphEditError | None]:
+    def _values(
+        self, state: _State
+    ) -> tuple[dict[str, Any], GraphEditError | None, dict[str, str]]:
         values, failure = state.walk.run(tuple(self.model.input_shape), graph=state.graph)
         error = None
         if failure is not None:
             cause = self._first_breaking(state, failure)
             error = explain(failure, state.graph, state.edits, self._original_config, cause)
         state.values = values
-        return values, error
+        return values, error, failure.blocked if failure is not None else {}
 
     def _first_breaking(self, state: _State, failure: WalkFailure) -> ModuleEdit | None:
         """The user edit after which the graph first breaks as it does now: at the same node, receiving the same
@@ -415,20 +417,25 @@ class GraphEditSession:
         return full_config(module)
 
     def _table(self, state: _State) -> GraphTable:
-        values, error = self._values(state)
-        stop = error.node if error is not None else None
-        summary, order = summary_rows(state.graph, values, stop, cache=self._rows_cache)
+        values, error, blocked = self._values(state)
+        summary, order = summary_rows(state.graph, values, blocked, cache=self._rows_cache)
         layer_of = {r.name: r for r in summary.rows}
         base_rows = getattr(self, "_base_rows", None)
         outcome = state.outcome
         rows: list[GraphRow] = []
-        computed = True
-        for key, is_container, depth, first_input in order:
-            if key == stop:
-                computed = False
-            layer = layer_of.get(key)
-            if is_container and layer is None and computed:
+        for key, is_container, depth, first_input, cause in order:
+            computed = cause is None
+            original = outcome.original_name(key)
+            if (
+                not computed
+                and base_rows is not None
+                and original is not None
+                and original not in base_rows
+            ):
+                # an operation the original has no row for (a getattr's size, not a tensor) would only show up
+                # here, uncomputed; a row the edits inserted (no original name) stays, marked new
                 continue
+            layer = layer_of.get(key)
             module: nn.Module | None
             if is_container:
                 info = state.graph.containers[key]
@@ -437,7 +444,7 @@ class GraphEditSession:
                 gnode = state.graph.node(key)
                 type_name, kind, module = gnode.type, gnode.kind, gnode.module
             row = GraphRow(key, type_name, kind, depth, layer if computed else None)
-            if computed and first_input is not None:
+            if first_input is not None and first_input not in blocked:
                 inp = values.get(first_input)
                 if isinstance(inp, torch.Tensor):
                     row.input_shape = tuple(int(s) for s in inp.shape)
@@ -450,10 +457,11 @@ class GraphEditSession:
                 row.computed = False
                 row.reason = (
                     error.message
-                    if key == stop and error is not None
-                    else f"not computed: after {stop}"
+                    if error is not None and key == cause == error.node
+                    else f"not computed: depends on {cause}"
+                    if cause != key
+                    else f"not computed: {key} fails as well"
                 )
-            original = outcome.original_name(key)
             row.original_name = original
             if base_rows is not None:
                 base = base_rows.get(original) if original is not None else None

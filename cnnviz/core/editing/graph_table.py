@@ -3,11 +3,12 @@
 The rows are those :func:`cnnviz.core.analysis.summary.summarize` makes for the edited model (same keys,
 shapes, parameters, MACs, receptive fields; the tests hold both to the same figures), computed from the values
 of a :class:`cnnviz.core.models.edits.walk.MetaWalk` instead of a fresh meta pass. Rows after the node where the
-graph breaks are kept, marked *not computed*.
+graph breaks are kept: those that depend on it are marked *not computed*, parallel branches are computed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,28 +196,39 @@ def _sig(value: Any) -> Any:
 def summary_rows(
     graph: LayerGraph,
     values: dict[str, Any],
-    stop: str | None,
+    blocked: Mapping[str, str] | None = None,
     *,
     receptive_fields: bool = True,
     cache: RowCache | None = None,
-) -> tuple[Summary, list[tuple[str, bool, int, str | None]]]:
-    """The summary of the walked values (rows before ``stop``) and every row key with (container, depth, first
-    input key); containers whose output lies at or after ``stop`` are not computed either."""
+) -> tuple[Summary, list[tuple[str, bool, int, str | None, str | None]]]:
+    """The summary of the walked values and every row key with (container, depth, first input key, cause).
+
+    ``blocked`` maps the nodes that could not be computed to the failed node they depend on
+    (:attr:`WalkFailure.blocked`); their ``cause`` is that node, and so is the cause of a container holding one
+    (its totals would be partial). Computed rows have no cause.
+    """
     cache = cache or RowCache()
+    blocked = blocked or {}
+    container_cause: dict[str, str] = {}
+    for gnode in graph.nodes:
+        if gnode.key in blocked:
+            for ckey in gnode.scope:
+                container_cause.setdefault(ckey, blocked[gnode.key])
     # fields first: a row whose field, module and shapes are unchanged is the very row of the last table
     fields = _CachedAnalyzer(graph, values, cache).run() if receptive_fields else {}
     rows: list[LayerRow] = []
-    order: list[tuple[str, bool, int, str | None]] = []
-    stopped = False
+    order: list[tuple[str, bool, int, str | None, str | None]] = []
     for key, is_container, depth in graph.ordered_keys():
         if is_container:
             info = graph.containers[key]
-            order.append((key, True, depth, None))
-            if stopped:
+            cause = container_cause.get(key)
+            if cause is not None:
+                order.append((key, True, depth, None, cause))
                 continue
             out = values.get(info.output_key) if info.output_key else None
             if out is None:
                 continue
+            order.append((key, True, depth, None, None))
             total, trainable = cache.module_params(info.module)
             row = LayerRow(key, info.type, "container", depth, _shape(out), total, trainable)
             row.output_structure = _structure(out)
@@ -224,10 +236,9 @@ def summary_rows(
             rows.append(row)
             continue
         gnode = graph.node(key)
-        if key == stop:
-            stopped = True
-        if stopped:
-            order.append((key, False, depth, gnode.inputs[0] if gnode.inputs else None))
+        first_input = gnode.inputs[0] if gnode.inputs else None
+        if key in blocked:
+            order.append((key, False, depth, first_input, blocked[key]))
             continue
         value = values.get(key)
         if not isinstance(value, torch.Tensor | list | tuple):
@@ -242,13 +253,13 @@ def summary_rows(
         )
         cached = cache.rows.get(row_key)
         if cached is not None:
-            order.append((key, False, depth, gnode.inputs[0] if gnode.inputs else None))
+            order.append((key, False, depth, first_input, None))
             rows.append(cached)
             continue
         out_shape = _shape(value)
         if out_shape is None:
             continue
-        order.append((key, False, depth, gnode.inputs[0] if gnode.inputs else None))
+        order.append((key, False, depth, first_input, None))
         node = gnode.fx_node
         assert node is not None
         args = _call_args(graph, values, node.args)
@@ -267,7 +278,9 @@ def summary_rows(
             row.macs = function_macs(gnode.type, args, value, kwargs)
         row.rf = cache.receptive_field(fields.get(key))
         if module is None or module_signature(module)[0] != "id":
-            cache.rows[row_key] = row  # rows are never changed once made (container sums are fresh rows)
+            cache.rows[row_key] = (
+                row  # rows are never changed once made (container sums are fresh rows)
+            )
         rows.append(row)
     by_key = {r.name: r for r in rows}
     for r in rows:

@@ -94,14 +94,61 @@ def test_residual_addition_is_explained_and_later_rows_are_not_computed():
     assert table.rows[at].reason == table.error.message
     after = table.rows[at + 1 :]
     assert after and all(not r.computed for r in after)
-    assert all(r.reason == "not computed: after layer1.0.add" for r in after)
+    assert all(r.reason == "not computed: depends on layer1.0.add" for r in after)
     assert "fc" in [r.name for r in after]  # rows stay, marked
+    # every row of the original, in its order, and nothing else: the containers around the failure included
+    assert names == [r.name for r in session.original_rows]
+    assert table.removed == [] and not [r.name for r in table.rows if r.status == "new"]
+    for container in ("layer1", "layer1.0"):
+        row = table.row(container)
+        assert not row.computed and row.reason == "not computed: depends on layer1.0.add"
+        assert row.status == "changed"
+    assert table.row("layer1.0.conv1").computed
     # the rows before it are those of the model edited in torch
     edited = torchvision.models.resnet18()
     edited.layer1[0].conv1.stride = (2, 2)
     assert table.row("layer1.0.bn2").output_shape == (1, 64, 28, 28)
     assert session.undo().error is None
     assert session.can_redo and session.redo().error is not None
+
+
+class _Branches(nn.Module):
+    """Two branches from the input: a residual-like sum and a separate convolution, joined at the end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.a2 = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(12 * 8 * 8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.a1(x) + self.a2(x)
+        b = self.b(x)
+        y = torch.cat([a, b], 1)
+        return self.head(y.view(y.size(0), -1))
+
+
+def test_a_parallel_branch_after_the_failure_is_still_computed():
+    session = _session(_Branches(), (3, 8, 8))
+    session.propagate = False
+    table = session.set("a1", "out_channels", 4)
+    assert table.error is not None and table.error.node == "add"
+    # every original row in its order; the size() the view reads gets no row of its own
+    assert [r.name for r in table.rows] == [r.name for r in session.original_rows]
+    assert not [r.name for r in table.rows if r.status == "new"] and table.removed == []
+    model = _Branches().eval()
+    with torch.no_grad():
+        x = torch.zeros(1, 3, 8, 8)
+        b0 = model.b[0](x)
+        b = model.b(x)
+    assert table.row("b.0").computed and table.row("b.0").output_shape == tuple(b0.shape)
+    assert table.row("b").computed and table.row("b").output_shape == tuple(b.shape)
+    assert table.row("b").params == sum(p.numel() for p in model.b.parameters())
+    for name in ("cat", "view", "head"):
+        row = table.row(name)
+        assert not row.computed and row.reason == "not computed: depends on add", name
+    assert table.row("add").reason == table.error.message
 
 
 @pytest.mark.slow

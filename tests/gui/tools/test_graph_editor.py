@@ -186,6 +186,7 @@ def test_a_broken_merge_point_is_explained_and_undo_restores_the_table(
     # no row disappears: layer1 and layer1.0, around the break, read "not computed" too
     assert [r.name for r in editor.table_model.rows] == loaded
     assert texts["layer1"][OUTPUT] == texts["layer1.0"][OUTPUT] == "not computed"
+    assert "deleted" not in editor.totals.text()  # the containers are there, not computed
     error = editor.table.error
     assert error is not None and error.node == "layer1.0.add"
     assert "residual addition" in error.message and "64×8×8" in error.message

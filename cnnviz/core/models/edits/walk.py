@@ -4,14 +4,15 @@
 LayerGraph`, whose modules live on the meta device) one node at a time. Each node's result is cached per
 (module configuration or node, shapes of what it receives), so after an edit only the nodes whose module or
 inputs changed are run again: a hyperparameter edit of a ResNet-50 re-runs a handful of nodes, not 170. The
-first node that raises stops the walk and is reported as a :class:`WalkFailure` with the values it received.
+first node that raises is reported as a :class:`WalkFailure` with the values it received; the walk goes on with
+the nodes that do not depend on it (parallel branches), so only what the failure reaches is left uncomputed.
 """
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -38,12 +39,17 @@ _OUT_OF_PLACE = {
 
 @dataclass
 class WalkFailure:
-    """The node where the walk stopped: its graph node, the arguments it received and torch's exception."""
+    """The first node that failed: its graph node, the arguments it received and torch's exception.
+
+    ``blocked`` maps every node that could not be computed to the failed node it depends on (the failed node
+    maps to itself; a later node that fails on its own, on a branch of its own, does too).
+    """
 
     node: GraphNode
     args: list[Any]
     kwargs: dict[str, Any]
     error: Exception
+    blocked: dict[str, str] = field(default_factory=dict)
 
 
 class ChannelMismatch(RuntimeError):
@@ -139,7 +145,7 @@ class MetaWalk:
         modules: Mapping[str, nn.Module] | None = None,
         graph: LayerGraph | None = None,
     ) -> tuple[dict[str, Any], WalkFailure | None]:
-        """Every node's value (meta tensors) for a batch of one, and the failure that stopped the walk.
+        """Every computable node's value (meta tensors) for a batch of one, and the first failure (None if none).
 
         ``modules`` maps module names to the modules to run instead of the graph's own (the edited ones);
         ``graph`` is a graph of the same structure to read nodes from (default: the walk's).
@@ -150,6 +156,8 @@ class MetaWalk:
         if x is None:
             x = self._cache[("input", input_shape)] = torch.empty((1, *input_shape), device="meta")
         first = True
+        failure: WalkFailure | None = None
+        blocked: dict[str, str] = {}
         for gnode in graph.nodes:
             node = gnode.fx_node
             if gnode.kind == "input":
@@ -157,6 +165,10 @@ class MetaWalk:
                 first = False
                 continue
             assert node is not None
+            cause = next((blocked[k] for k in gnode.inputs if k in blocked), None)
+            if cause is not None:
+                blocked[gnode.key] = cause
+                continue
             module: nn.Module | None = None
             # Everything else a node reads is a constant of the graph: its inputs' shapes decide its output.
             inputs = tuple(_sig(env.get(k)) for k in gnode.inputs)
@@ -183,12 +195,15 @@ class MetaWalk:
             try:
                 with torch.no_grad():
                     value = self._call(node, module, list(args), dict(kwargs))
-            except Exception as exc:  # noqa: BLE001 - the first failure stops the walk, reported in words
-                return env, WalkFailure(gnode, list(args), dict(kwargs), exc)
+            except Exception as exc:  # noqa: BLE001 - the first failure is reported in words
+                blocked[gnode.key] = gnode.key
+                if failure is None:
+                    failure = WalkFailure(gnode, list(args), dict(kwargs), exc, blocked)
+                continue
             if key is not None:
                 self._cache[key] = value
             env[gnode.key] = value
-        return env, None
+        return env, failure
 
     @staticmethod
     def _call(

@@ -743,7 +743,7 @@ class GraphEditor(QWidget):
             self.banner.setText(f"✗ {error.message}")
             self.banner.setToolTip(f"Click to select {error.node} in the table")
         self.banner.setVisible(error is not None)
-        self.totals.setText(totals_text(table, snapshot.rows, snapshot.modules))
+        self.totals.setText(totals_text(table, snapshot.rows))
         self._update_actions()
 
     def _update_actions(self) -> None:

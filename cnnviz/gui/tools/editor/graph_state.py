@@ -13,7 +13,6 @@ from PySide6.QtGui import QUndoCommand
 
 from cnnviz.core.editing import delta_text
 from cnnviz.core.text import count
-from cnnviz.gui.tools.editor.graph_table import shown_rows
 
 __all__ = ["Snapshot", "UndoStep", "take_snapshot", "totals_text"]
 
@@ -27,7 +26,7 @@ class Snapshot:
 
     edits: tuple[Any, ...]
     table: Any
-    rows: list[Any]  # the rows shown (see graph_table.shown_rows)
+    rows: list[Any]  # the table's rows, every row of the model in execution order
     modules: list[Any]
     fields: dict[str, list[Any]]
 
@@ -41,12 +40,10 @@ def take_snapshot(session: Any) -> Snapshot:
         if m.name and m.editable and not m.is_container
     }
     table = session.table()
-    return Snapshot(
-        tuple(session.edits), table, shown_rows(table, session.original_rows), modules, fields
-    )
+    return Snapshot(tuple(session.edits), table, list(table.rows), modules, fields)
 
 
-def totals_text(table: Any, rows: list[Any], modules: list[Any]) -> str:
+def totals_text(table: Any, rows: list[Any]) -> str:
     """The totals line: parameters and MACs with their change, and what the edits touched."""
 
     def total(label: str, now: int, base: int) -> str:
@@ -66,9 +63,7 @@ def totals_text(table: Any, rows: list[Any], modules: list[Any]) -> str:
     missing = sum(1 for r in rows if not r.computed)
     if missing:
         parts.append(f"{missing} not computed")
-    # a container around the broken node has no row, but it is not deleted
-    present = {m.name for m in modules} | {r.name for r in rows}
-    removed = [name for name in table.removed if name not in present]
+    removed = table.removed
     if removed:
         parts.append(f"deleted: {', '.join(removed[:6])}" + (" …" if len(removed) > 6 else ""))
     if table.error is not None:

@@ -42,48 +42,6 @@ def _shape(value: Any) -> str:
     return shape_text(value) if value else ""  # with the batch axis, as the Layers dock shows it
 
 
-def shown_rows(table: Any, original: list[Any] | None = None) -> list[Any]:
-    """The rows the editor shows of a GraphTable: when the graph is broken, the loaded model's rows.
-
-    Operations after the break that the loaded model has no row for either (``getattr`` and friends, which get
-    a row only when they cannot be computed) are left out; the containers around the broken node, which the
-    table leaves out, come back as *not computed* (from ``original``, the loaded model's rows).
-    """
-    from cnnviz.core.editing.graph_table import GraphRow
-
-    broken = table.error.node if table.error is not None else None
-    rows = [
-        r
-        for r in table.rows
-        if r.computed or r.status != "new" or r.kind in ("module", "container") or r.name == broken
-    ]
-    if broken is None or not original:
-        return rows
-    present = {r.name for r in rows}
-    for base in original:
-        if (
-            base.kind != "container"
-            or base.name in present
-            or not broken.startswith(base.name + ".")
-        ):
-            continue
-        inside = next((i for i, r in enumerate(rows) if r.name.startswith(base.name + ".")), None)
-        if inside is None:
-            continue
-        row = GraphRow(base.name, base.type, base.kind, base.depth, computed=False)
-        row.reason = f"not computed: the graph breaks at {broken}, inside it"
-        row.base_output_shape, row.base_params, row.base_macs = (
-            base.output_shape,
-            base.params,
-            base.macs,
-        )
-        edited = any(r.status != "same" and r.name.startswith(base.name + ".") for r in rows)
-        row.settings, row.status = base.settings, "changed" if edited else "same"
-        rows.insert(inside, row)
-        present.add(base.name)
-    return rows
-
-
 class GraphTableModel(QAbstractTableModel):
     """A Qt model over a GraphTable (rows of a traced network with deltas against the loaded model)."""
 
@@ -112,9 +70,9 @@ class GraphTableModel(QAbstractTableModel):
 
     # -- content ---------------------------------------------------------------------------------------------
     def set_table(self, table: Any, rows: list[Any] | None = None) -> None:
-        """Show ``table`` (a GraphTable, or None) with ``rows`` (default: :func:`shown_rows`)."""
+        """Show ``table`` (a GraphTable, or None) with ``rows`` (default: the table's rows)."""
         if rows is None:
-            rows = shown_rows(table) if table is not None else []
+            rows = list(table.rows) if table is not None else []
         error = getattr(table, "error", None) if table is not None else None
         same_rows = [r.name for r in rows] == [r.name for r in self.rows]
         if not same_rows:
