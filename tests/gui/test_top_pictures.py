@@ -276,6 +276,8 @@ def test_a_vector_layer_shows_whole_pictures_and_a_too_large_k_is_one_line(digit
     # Nine top pictures of five: the core refuses, the panel says why in one line.
     text = dock.view.error.text()
     assert text.startswith("k = 9 is more than the") and "use k" in text and "\n" not in text
+    # five pictures read of the six files listed: the units are the pictures read, the broken one is counted
+    assert "the 5 units" in text and "5 pictures read" in text and "1 file skipped" in text, text
     dock.view.k_spin.setValue(5)
     assert dock.wait()
     assert dock.view.error.text() == ""

@@ -414,9 +414,9 @@ def top_units(
     chosen = _check_channels(channels, map_shape[0], layer)
     positions = map_shape[1] * map_shape[2] if len(map_shape) == 3 else 1
 
+    # k is checked against the units of the pictures actually read (after the run), never against the files
+    # listed: a listed file may turn out unreadable.
     paths = _picture_paths(images)
-    if len(paths) * positions < k:
-        raise InvalidArgumentError(_too_few(k, len(paths), map_shape, layer))
     check_forward(module, input_shape, keep=[], batch=batch_size)
 
     work = _on_device(module, target)
@@ -456,7 +456,7 @@ def top_units(
     cancelled = consumed < len(paths)
     if not read and not cancelled:
         raise ImageLoadError(_none_readable(len(paths), skipped))
-    if not cancelled and len(read) * positions < k:
+    if not cancelled and len(read) * positions < k:  # the units of the pictures read, not of the files listed
         raise InvalidArgumentError(_too_few(k, len(read), map_shape, layer, skipped=len(skipped)))
 
     values_cpu, index_cpu = best[0].cpu().tolist(), best[1].cpu().tolist()
@@ -492,13 +492,15 @@ def top_units(
 def _too_few(
     k: int, pictures: int, map_shape: tuple[int, ...], layer: str, skipped: int = 0
 ) -> str:
+    """The units a channel has over the pictures read (read × positions per map, or one per picture)."""
+    read = f"{pictures} picture{'s' * (pictures != 1)} read"
     where = (
-        f"{pictures} picture(s) × {map_shape[1]}×{map_shape[2]} positions"
+        f"{read} × {map_shape[1]}×{map_shape[2]} positions"
         if len(map_shape) == 3
-        else f"{pictures} picture(s), one value each"
+        else f"{read}, one value each"
     )
     available = pictures * (map_shape[1] * map_shape[2] if len(map_shape) == 3 else 1)
-    unread = f" ({skipped} file(s) could not be read)" if skipped else ""
+    unread = f", {skipped} file{'s' * (skipped != 1)} skipped as unreadable" if skipped else ""
     return (
         f"k = {k} is more than the {available} units each channel of layer '{layer}' has over {where}"
         f"{unread}; use k {available} or less, or more pictures."

@@ -408,12 +408,43 @@ def test_k_larger_than_the_units(tmp_path: Path) -> None:
     assert "k = 33 is more than the 32 units" in _one_line(exc)
     assert len(top_units(_net(), tmp_path, "3", k=32, preprocess=GRAY).channels[0]) == 32
     (tmp_path / "broken.png").write_bytes(b"x")  # listed, so the check comes after reading
-    with pytest.raises(InvalidArgumentError, match="could not be read"):
+    with pytest.raises(InvalidArgumentError, match="2 pictures read .*, 1 file skipped"):
         top_units(_net(), tmp_path, "3", k=40, preprocess=GRAY)
     with pytest.raises(InvalidArgumentError):
         top_units(
             _net(), tmp_path, "7", k=3, preprocess=GRAY
         )  # a vector layer: one value per picture
+
+
+def test_k_is_checked_against_the_pictures_read_not_the_files_listed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    listed = list_pictures(tmp_path)
+    readable = 0
+    for path in listed:
+        try:
+            load_image(path, GRAY)
+            readable += 1
+        except CnnvizError:
+            pass
+    unread = len(listed) - readable
+    assert (len(listed), readable) == (6, 5)
+    # a vector layer: one value per picture read, so k may be at most the pictures read
+    for k in (readable + 1, len(listed) + 1):
+        with pytest.raises(InvalidArgumentError) as exc:
+            top_units(_net(), tmp_path, "7", k=k, preprocess=GRAY)
+        text = _one_line(exc)
+        assert f"k = {k} is more than the {readable} units" in text, text
+        assert f"{readable} pictures read" in text and f"{unread} file skipped" in text, text
+        assert f"use k {readable} or less" in text
+    probe = nn.Sequential(*list(_net().children())[:4])(torch.zeros(1, 1, 16, 16))  # up to layer "3"
+    positions = int(probe.shape[-2] * probe.shape[-1])
+    with pytest.raises(InvalidArgumentError) as exc:
+        top_units(_net(), tmp_path, "3", k=readable * positions + 1, preprocess=GRAY)
+    assert f"more than the {readable * positions} units" in _one_line(exc)
+    assert len(top_units(_net(), tmp_path, "7", k=readable, preprocess=GRAY).channels[0]) == readable
 
 
 def test_channel_layer_and_argument_errors(folder: Path) -> None:
