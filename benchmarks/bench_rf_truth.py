@@ -121,10 +121,13 @@ def oracle(
     try:
         with torch.enable_grad():
             m(x)
-            (grad,) = torch.autograd.grad(torch.stack(targets).sum(), x)
+            # units computed from parameters alone (ConViT's positional maps) do not use the input at all
+            (grad,) = torch.autograd.grad(torch.stack(targets).sum(), x, allow_unused=True)
     finally:
         for h in handles:
             h.remove()
+    if grad is None:
+        grad = torch.zeros_like(x)
     support = (grad.abs().sum(1) > 0).numpy()
     boxes = []
     for i in range(len(picks)):
@@ -187,9 +190,9 @@ def check(name: str, seeds: int, max_params: float, rng: random.Random) -> dict[
             counts["measured"] += 1
         if claim is None:
             counts["unknown"] += 1
-        elif truth is None or claim == truth:
+        elif claim == truth:
             counts["equal"] += 1
-        elif _contains(claim, truth):
+        elif truth is None or _contains(claim, truth):
             counts["conservative"] += 1
         else:
             counts["wrong"] += 1

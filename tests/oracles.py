@@ -160,8 +160,11 @@ def original_support(
         x = torch.randn((1, *shape), generator=gen, dtype=torch.float64).requires_grad_(True)
         out = layer_output(m, x)
         picked = out[0, unit[0], unit[1], :] if channel_last else out[0, :, unit[0], unit[1]]
-        (grad,) = torch.autograd.grad(picked.sum(), x)
-        support |= (grad[0].abs().sum(0) > 0).numpy()
+        if not picked.requires_grad:
+            continue  # made of parameters alone: no path from the input
+        (grad,) = torch.autograd.grad(picked.sum(), x, allow_unused=True)
+        if grad is not None:
+            support |= (grad[0].abs().sum(0) > 0).numpy()
     rows, cols = np.flatnonzero(support.any(1)), np.flatnonzero(support.any(0))
     if rows.size == 0:
         return None

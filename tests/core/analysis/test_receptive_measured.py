@@ -106,3 +106,32 @@ def test_spatial_axes_reads_the_layout_from_the_shape():
     assert spatial_axes((1, 16, 196, 128), (224, 224)) is None
     assert spatial_axes((1, 8, 7, 10), (56, 80)) == (2, 3)
     assert spatial_axes((1, 8, 10), (56, 80)) is None
+
+
+class _PositionalMap(nn.Module):
+    """A map computed from a parameter alone (as ConViT's positional attention), next to one of the image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grid = nn.Parameter(torch.rand(1, 2, 8, 8))
+        self.pos = nn.Conv2d(2, 2, 3, padding=1)
+        self.conv = nn.Conv2d(3, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if y.sum() > -1e30:  # a Python branch on a value: torch.fx cannot trace it
+            y = y + self.pos(self.grid)
+        return y
+
+
+def test_a_map_made_of_parameters_does_not_depend_on_the_input():
+    model = _PositionalMap().eval()
+    index = ReceptiveFieldIndex(model, (3, 8, 8))
+    try:
+        index.box("pos", (4, 4))
+    except LayerError as exc:
+        assert "does not depend on the input" in str(exc)
+    else:
+        raise AssertionError("a map of parameters was given a field")
+    assert original_support(model, module_output("pos"), (3, 8, 8), (4, 4)) is None
+    assert index.box("conv", (4, 4)).support_box == (3, 3, 5, 5)

@@ -241,7 +241,10 @@ def measured_unit_box(
             raise LayerError(
                 f"the receptive field of layer '{layer}' could not be measured: its values overflow"
             )
-        (grad,) = torch.autograd.grad(target, x)
+        # a unit made of parameters alone (ConViT's positional maps) does not use the input at all
+        (grad,) = torch.autograd.grad(target, x, allow_unused=True)
+    if grad is None:
+        raise LayerError(f"unit ({y}, {xx}) of layer '{layer}' does not depend on the input")
     if not torch.isfinite(grad).all():
         raise LayerError(
             f"the receptive field of layer '{layer}' could not be measured: its gradients overflow"
