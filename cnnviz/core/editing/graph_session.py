@@ -19,10 +19,11 @@ explained error says what else must change.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +84,18 @@ class EditField:
 
 @dataclass
 class GraphApplyResult:
-    """The model built from the edits: weights kept for every module whose parameter shapes did not change."""
+    """The model built from the edits: weights kept for every module whose parameter shapes did not change.
+
+    ``reinitialised`` names the modules that got fresh weights; ``kept`` the rebuilt ones that kept theirs.
+    ``original_names`` maps each module of the built model to its name in the loaded model (None: inserted),
+    so that a later Apply can find each module again.
+    """
 
     model: LoadedModel
     edits: tuple[ModuleEdit, ...]
     reinitialised: tuple[str, ...]
     kept: tuple[str, ...]
+    original_names: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def reinitialised_names(self) -> list[str]:
@@ -199,6 +206,7 @@ class GraphEditSession:
         self._pos = 0
         self._base_modules = dict(model.module.named_modules())
         self._rows_cache = RowCache(base)
+        self._applied: GraphApplyResult | None = None
         self.original_table = self._table(self._base_state)
         self._base_rows = {r.name: r for r in self.original_table.rows}
 
@@ -651,11 +659,26 @@ class GraphEditSession:
 
     # -- apply and patches -------------------------------------------------------------------------------------
     def apply(self) -> GraphApplyResult:
-        """Build the edited model with real weights (unchanged modules keep theirs); refused while it is broken."""
+        """Build the edited model with real weights; refused while it is broken.
+
+        Every module whose parameter shapes are those it had at the last Apply keeps the weights of that Apply
+        (before the first, those of the loaded model); the others get fresh ones (``reinitialised``).
+        """
         table = self.table()
         if table.error is not None:
             raise SpecError(f"the edited model cannot be built: {table.error.message}")
-        return build_edited(self.model, self.edits)
+        result = self.builder()()
+        self.commit(result)
+        return result
+
+    def builder(self) -> Callable[[], GraphApplyResult]:
+        """A call that builds the current edits later (on a worker thread), whatever is edited meanwhile; hand
+        its result to :meth:`commit` to make it the model the next Apply takes weights from."""
+        return functools.partial(build_edited, self.model, self.edits, self._applied)
+
+    def commit(self, result: GraphApplyResult) -> None:
+        """Make an applied result the one later Applies keep weights from."""
+        self._applied = result
 
     def to_patch(self) -> dict[str, Any]:
         """The current edits as a patch object (``base`` is the model's name, or its file).
@@ -690,10 +713,62 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def build_edited(model: LoadedModel, edits: tuple[ModuleEdit, ...]) -> GraphApplyResult:
-    """The loaded model with ``edits`` made on a copy of it (see :meth:`GraphEditSession.apply`)."""
+def build_edited(
+    model: LoadedModel,
+    edits: tuple[ModuleEdit, ...],
+    previous: GraphApplyResult | None = None,
+) -> GraphApplyResult:
+    """The loaded model with ``edits`` made on a copy of it (see :meth:`GraphEditSession.apply`); with
+    ``previous`` (the last Apply), every module it has with the same parameter and buffer shapes keeps its
+    weights from there."""
     from cnnviz.core.models.edits.load import edited_loaded_model
 
     loaded, outcome = edited_loaded_model(model, edits)
-    kept = tuple(sorted(outcome.rebuilt - outcome.fresh))
-    return GraphApplyResult(loaded, edits, tuple(sorted(outcome.fresh)), kept)
+    names = {name: outcome.original_name(name) for name, _ in loaded.module.named_modules()}
+    fresh = set(outcome.fresh)
+    if previous is not None:
+        fresh -= _take_weights(loaded.module, names, previous)
+        loaded.metadata["edited"] = {
+            **loaded.metadata.get("edited", {}),
+            "reinitialised": sorted(fresh),
+            "kept": sorted(outcome.rebuilt - fresh),
+        }
+    kept = tuple(sorted(outcome.rebuilt - fresh))
+    return GraphApplyResult(loaded, edits, tuple(sorted(fresh)), kept, names)
+
+
+def _take_weights(
+    module: nn.Module, names: dict[str, str | None], previous: GraphApplyResult
+) -> set[str]:
+    """Copy into ``module`` the parameters and buffers of each module of the previous Apply that is the same
+    module (same original name, or the same inserted name) of the same type and shapes; the names copied."""
+    before = dict(previous.model.module.named_modules())
+    by_original = {o: n for n, o in previous.original_names.items() if o is not None}
+    taken: set[str] = set()
+    for name, target in module.named_modules():
+        original = names.get(name)
+        source_name = (
+            by_original.get(original)
+            if original is not None
+            else name
+            if name in previous.original_names and previous.original_names[name] is None
+            else None
+        )
+        source = before.get(source_name) if source_name is not None else None
+        if source is None or type(source) is not type(target):
+            continue
+        mine = {**target._parameters, **target._buffers}
+        theirs = {**source._parameters, **source._buffers}
+        if mine.keys() != theirs.keys() or any(
+            (v is None) != (theirs[k] is None)
+            or (v is not None and theirs[k] is not None and v.shape != theirs[k].shape)
+            for k, v in mine.items()
+        ):
+            continue
+        with torch.no_grad():
+            for k, v in mine.items():
+                other = theirs[k]
+                if v is not None and other is not None:
+                    v.copy_(other)
+        taken.add(name)
+    return taken

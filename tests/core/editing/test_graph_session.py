@@ -330,6 +330,46 @@ def test_apply_keeps_weights_of_unchanged_modules():
     assert result.model.labels == loaded.labels and result.model.preprocess == loaded.preprocess
 
 
+def test_a_second_apply_keeps_the_weights_of_the_first():
+    loaded = load_model("resnet18", weights="none")
+    session = GraphEditSession.from_model(loaded)
+    session.set("layer3.0.conv1", "out_channels", 128)  # A: fresh weights at the first Apply
+    first = session.apply()
+    assert "layer3.0.conv1" in first.reinitialised
+    session.set("layer4.0.conv1", "out_channels", 256)  # B
+    second = session.apply()
+    one = first.model.module.state_dict()
+    two = second.model.module.state_dict()
+    for module in ("layer3.0.conv1", "layer3.0.bn1", "layer3.0.conv2"):
+        for key in [k for k in one if k.startswith(module + ".")]:
+            assert torch.equal(two[key], one[key]), key
+    assert set(second.reinitialised) == {"layer4.0.conv1", "layer4.0.bn1", "layer4.0.conv2"}
+    assert not torch.equal(
+        two["layer4.0.conv1.weight"][:1], loaded.module.state_dict()["layer4.0.conv1.weight"][:1]
+    )
+    # weights changed in the applied model (trained, say) are those the next Apply keeps
+    with torch.no_grad():
+        second.model.module.fc.weight.fill_(0.5)
+    session.set("layer2.0.conv1", "stride", 1)
+    session.set("layer2.0.downsample.0", "stride", 1)
+    third = session.apply()
+    assert torch.equal(third.model.module.fc.weight, second.model.module.fc.weight)
+    assert third.reinitialised == ()
+    assert torch.equal(
+        third.model.module.layer4[0].conv1.weight, second.model.module.layer4[0].conv1.weight
+    )
+    # an undone edit goes back to the shape of the loaded model, whose weights it takes again
+    session.undo()
+    session.undo()
+    session.undo()
+    fourth = session.apply()
+    assert "layer4.0.conv1" not in fourth.reinitialised
+    assert fourth.model.module.layer4[0].conv1.weight.shape == (512, 256, 3, 3)
+    assert torch.equal(
+        fourth.model.module.layer4[0].conv1.weight, loaded.module.layer4[0].conv1.weight
+    )
+
+
 def test_apply_refuses_a_broken_graph():
     session = _session(torchvision.models.resnet18())
     session.set("layer1.0.conv1", "stride", 2)

@@ -479,6 +479,20 @@ def test_apply_hands_the_edited_model_to_the_window(loaded_window, tmp_path: Pat
     assert after.shape == before.shape and not np.array_equal(after, before)
     # the editor keeps its history for the model it applied
     assert window.editor_dock.graph.undo_stack.count() >= 1
+    # a second Apply keeps the weights the first one gave the module edited before
+    first = model.module.layer1[0].conv1.weight.detach().clone()
+    assert editor.wait()
+    editor.select("layer2.0.conv2")
+    editor.form.editors["kernel_size"].h.setValue(5)
+    editor.form.editors["padding"].h.setValue(2)
+    assert editor.wait() and editor.table.error is None
+    assert editor.apply()
+    assert editor.wait()
+    wait_idle(window)
+    model = window.session.model
+    assert model.module.layer2[0].conv2.weight.shape == (128, 128, 5, 5)
+    assert torch.equal(model.module.layer1[0].conv1.weight, first)
+    assert "layer2.0.conv2" in editor.notice.text() and "layer1.0.conv1" not in editor.notice.text()
     # File > Open model… on the saved edit opens the edited model (base weights: none, as loaded here)
     path = editor.save_patch(tmp_path / "kernel5.json")
     assert path is not None

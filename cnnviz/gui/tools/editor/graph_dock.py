@@ -662,20 +662,20 @@ class GraphEditor(QWidget):
 
     def apply(self) -> bool:
         """Build the edited model in the background; ``applied`` is emitted when it is ready."""
-        from cnnviz.core.editing.graph_session import build_edited
-
         session, snapshot = self.session, self.snapshot
         if session is None or snapshot is None or self.runner.busy:
             return False
         if snapshot.table.error is not None:
             self._refused(f"Cannot apply: {snapshot.table.error.message}", None)
             return False
-        model, edits = session.model, snapshot.edits
+        if tuple(snapshot.edits) != tuple(session.edits):
+            return False  # an edit is being computed: its table decides whether it can be built
+        build = session.builder()
         self.status.emit("Building the edited model…")
         # Its own runner: building copies the real model and never touches the session, so editing goes on.
         self.apply_runner.submit(
             "apply",
-            lambda _token: build_edited(model, edits),
+            lambda _token: build(),
             on_done=lambda result: self._applied(session, result),
             on_error=self._apply_failed,
             label="Building the edited model",
@@ -687,6 +687,7 @@ class GraphEditor(QWidget):
         self._update_actions()
         if session is not self.session:
             return
+        session.commit(result)  # the next Apply keeps these weights where shapes still agree
         fresh = list(result.reinitialised)
         if fresh:
             shown = ", ".join(fresh[:8]) + (f" and {len(fresh) - 8} more" if len(fresh) > 8 else "")
