@@ -1,10 +1,14 @@
-"""Argument helpers shared by the sub-commands."""
+"""Helpers shared by the sub-commands: arguments, the model, JSON, progress bars and Ctrl+C."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from cnnviz.core.errors import CnnvizError
@@ -134,3 +138,78 @@ def load_from_args(args: argparse.Namespace) -> Any:
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+INTERRUPTED = 130
+"""The exit status of a run stopped by Ctrl+C (128 + SIGINT), as shells report it."""
+
+
+class ProgressBar:
+    """A progress bar on stderr, only when ``enabled`` (stderr is a terminal): never in pipes or logs.
+
+    Called as ``bar(done, total)``, so it is the ``progress`` callback of a folder run; also a context manager
+    that closes the bar.
+    """
+
+    def __init__(self, enabled: bool, unit: str):
+        self.bar: Any = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(unit=unit, file=sys.stderr, leave=False)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """True when a progress bar helps: text output and stderr a terminal."""
+    return getattr(args, "format", "text") == "text" and sys.stderr.isatty()
+
+
+@contextmanager
+def ctrl_c_stops() -> Iterator[threading.Event]:
+    """An event the first Ctrl+C sets, so that a run stops after its current batch; a second one aborts at once.
+
+    The run is given the event as its ``should_stop``/``cancel``; the previous SIGINT handler comes back on exit.
+    Outside the main thread (where signals cannot be caught) the event is simply never set.
+    """
+    cancel = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():  # a second Ctrl+C: stop at once
+            raise KeyboardInterrupt
+        cancel.set()
+        print(
+            "\ncnnviz: stopping after this batch (Ctrl+C again to abort) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield cancel
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def interrupted() -> int:
+    """Say that the run was stopped before writing anything; the exit status to return."""
+    print("cnnviz: interrupted; nothing was written.", file=sys.stderr)
+    return INTERRUPTED

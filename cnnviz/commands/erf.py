@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cnnviz.commands._common import add_model_arguments, load_from_args, print_json
+from cnnviz.commands._common import (
+    ProgressBar,
+    add_model_arguments,
+    ctrl_c_stops,
+    interrupted,
+    load_from_args,
+    print_json,
+    show_progress,
+)
 from cnnviz.core.errors import CnnvizError
 
 
@@ -122,9 +130,16 @@ def run(args: argparse.Namespace) -> int:
     name = getattr(model, "name", None) or args.model
     if args.all_layers:
         return _growth(args, model, name, out, side, erf_growth)
-    result = dataset_erf(
-        model, args.data, args.layer, args.unit, n=args.n, batch_size=args.batch_size
-    )
+    with ctrl_c_stops() as cancel, ProgressBar(show_progress(args), "picture") as bar:
+        try:
+            result = dataset_erf(
+                model, args.data, args.layer, args.unit, n=args.n, batch_size=args.batch_size,
+                should_stop=cancel.is_set, progress=bar,
+            )  # fmt: skip
+        except InterruptedError:  # stopped before the first pass
+            return interrupted()
+    if cancel.is_set():
+        return interrupted()
     from cnnviz.core.present.erfplot import erf_heatmap_figure
     from cnnviz.core.present.export import write_figure
 
@@ -171,7 +186,16 @@ def _growth(
     from cnnviz.core.present.erfplot import erf_growth_figure, ratio_text
     from cnnviz.core.present.export import write_figure
 
-    growth = erf_growth(model, args.data, n=args.n, batch_size=args.batch_size)
+    with ctrl_c_stops() as cancel, ProgressBar(show_progress(args), "picture") as bar:
+        try:
+            growth = erf_growth(
+                model, args.data, n=args.n, batch_size=args.batch_size, should_stop=cancel.is_set,
+                progress=bar,
+            )  # fmt: skip
+        except InterruptedError:  # stopped before the first pass
+            return interrupted()
+    if cancel.is_set():
+        return interrupted()
     data = growth.to_json()
     write_json(side, data)
     write_figure(out, erf_growth_figure(growth, model_name=name))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-import threading
 from pathlib import Path
-from typing import Any
 
-from cnnviz.commands._common import add_model_arguments, load_from_args, print_json
+from cnnviz.commands._common import (
+    ProgressBar,
+    add_model_arguments,
+    ctrl_c_stops,
+    interrupted,
+    load_from_args,
+    print_json,
+    show_progress,
+)
 from cnnviz.core.errors import CnnvizError
 
 
@@ -108,26 +112,6 @@ def _checked_out(value: str) -> Path:
     return out
 
 
-class _Bar:
-    """A progress bar on stderr, only when stderr is a terminal (never in pipes or logs)."""
-
-    def __init__(self, enabled: bool, unit: str):
-        self.bar: Any = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(unit=unit, file=sys.stderr, leave=False)
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is not None:
-            self.bar.total = total
-            self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run(args: argparse.Namespace) -> int:
     from cnnviz.core.analysis.dataset import resolve_device, top_units
     from cnnviz.core.present.topunits import top_units_lines, write_top_units
@@ -135,25 +119,9 @@ def run(args: argparse.Namespace) -> int:
     out = _checked_out(args.out)
     resolve_device(args.device)  # no CUDA: said before the model is loaded
     model = load_from_args(args)
-    cancel = threading.Event()
-    previous = None
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.is_set():  # a second Ctrl+C: stop at once
-            raise KeyboardInterrupt
-        cancel.set()
-        print(
-            "\ncnnviz: stopping after this batch (Ctrl+C again to abort) ...",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    terminal = args.format == "text" and sys.stderr.isatty()
-    try:
-        bar = _Bar(terminal, "picture")
-        try:
+    terminal = show_progress(args)
+    with ctrl_c_stops() as cancel:
+        with ProgressBar(terminal, "picture") as bar:
             result = top_units(
                 model,
                 args.data,
@@ -165,29 +133,20 @@ def run(args: argparse.Namespace) -> int:
                 progress=bar,
                 should_stop=cancel,
             )
-        finally:
-            bar.close()
         if result.cancelled:
-            print("cnnviz: interrupted; nothing was written.", file=sys.stderr)
-            return 130
-        bar = _Bar(terminal, "mosaic")
-        try:
-            files = write_top_units(
-                result,
-                out,
-                tile=args.tile,
-                erf_model=model if args.erf else None,
-                progress=bar,
-                should_stop=cancel.is_set,
-            )
-        except InterruptedError:
-            print("cnnviz: interrupted; nothing was written.", file=sys.stderr)
-            return 130
-        finally:
-            bar.close()
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+            return interrupted()
+        with ProgressBar(terminal, "mosaic") as bar:
+            try:
+                files = write_top_units(
+                    result,
+                    out,
+                    tile=args.tile,
+                    erf_model=model if args.erf else None,
+                    progress=bar,
+                    should_stop=cancel.is_set,
+                )
+            except InterruptedError:
+                return interrupted()
     if args.format == "json":
         print_json(result.to_json())
         return 0

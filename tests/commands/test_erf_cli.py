@@ -7,6 +7,12 @@ The averaged gradient is checked against a per-picture autograd loop computed he
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,3 +165,40 @@ def test_a_layer_that_does_not_depend_on_the_input(pictures, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "does not depend on the input" in err and err.count("\n") == 1
     assert not (tmp_path / "e.png").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not Path("/proc/self/fd").is_dir(), reason="needs /proc to see the run read pictures"
+)
+@pytest.mark.parametrize("which", [["--layer", "8"], ["--all-layers"]])
+def test_ctrl_c_stops_after_the_batch_and_writes_nothing(tmp_path, which):
+    data = tmp_path / "pics"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3000):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(data / f"{i:04d}.png")
+    out = tmp_path / "erf.png"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cnnviz", "erf", "--model", "default", *which, "--data", str(data),
+         "--n", "3000", "--batch-size", "1", "--device", "cpu", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    # interrupt once the run reads pictures (a picture file is open), not while Python starts up
+    fds = Path(f"/proc/{proc.pid}/fd")
+    deadline = time.monotonic() + 180
+    reading = False
+    while not reading and proc.poll() is None and time.monotonic() < deadline:
+        try:
+            reading = any(str(data) in os.readlink(fd) for fd in fds.iterdir())
+        except OSError:
+            pass
+        time.sleep(0.02)
+    assert reading, "the run never read a picture"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "stopping after this batch" in stderr and "nothing was written" in stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert list(tmp_path.iterdir()) == [data]  # neither the picture nor the JSON beside it

@@ -239,11 +239,12 @@ def area_ratios(
 class _Batch:
     tensor: torch.Tensor
     skipped: list[tuple[str, str]]  # (file, why it could not be read)
+    listed: int | None = None  # the pictures the source holds in all, when it is known
 
 
 def _tensor_batches(tensor: torch.Tensor, batch: int) -> Iterator[_Batch]:
     for start in range(0, tensor.shape[0], batch):
-        yield _Batch(tensor[start : start + batch], [])
+        yield _Batch(tensor[start : start + batch], [], int(tensor.shape[0]))
 
 
 def _stacked(items: Iterable[Any], batch: int) -> Iterator[_Batch]:
@@ -325,7 +326,7 @@ def _streamed(
     from cnnviz.core.images.folder import iter_picture_batches
 
     for b in iter_picture_batches(paths, preprocess, batch, should_stop=should_stop):
-        yield _Batch(b.tensor, [(str(path), reason) for path, reason in b.skipped])
+        yield _Batch(b.tensor, [(str(path), reason) for path, reason in b.skipped], len(paths))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -495,8 +496,24 @@ def _run(
     n: int,
     batch_size: int,
     should_stop: Callable[[], bool] | None,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> tuple[_Runner, tuple[int, int, int], list[tuple[str, str]], int]:
-    """Every picture (up to ``n``) through the model, re-cut into batches the budget allows."""
+    """Every picture (up to ``n``) through the model, re-cut into batches the budget allows.
+
+    ``progress(done, total)`` follows each gradient pass: pictures averaged so far, and the pictures that will be
+    (``n``, or fewer when the source holds fewer readable ones).
+    """
+    if progress is not None and not callable(progress):
+        raise ArgumentTypeError(
+            f"progress must be a function (done, total), not {describe(progress)}."
+        )
+    listed: int | None = None
+
+    def report() -> None:
+        if progress is not None:
+            total = n if listed is None else min(n, listed - len(skipped))
+            progress(runner.count, max(total, runner.count))
+
     module = check_module(model)
     graph = layer_graph(module)
     if graph.compiled:
@@ -516,6 +533,7 @@ def _run(
     with torch.enable_grad(), eval_mode(module), out_of_place(module):
         for b in picture_batches(model, images, batch_size, should_stop):
             skipped.extend(b.skipped)
+            listed = b.listed
             t = b.tensor
             if t.shape[0] == 0:
                 continue
@@ -533,12 +551,17 @@ def _run(
             while queued >= batch:
                 joined = torch.cat(pending)
                 runner.add(joined[:batch], units)
+                report()
                 rest = joined[batch:]
                 pending, queued = ([rest] if rest.shape[0] else []), int(rest.shape[0])
             if runner.count + queued >= n or (should_stop is not None and should_stop()):
                 break
         if queued:
             runner.add(torch.cat(pending), units)
+            report()
+    if runner.count == 0 and should_stop is not None and should_stop():
+        # nothing to average: not an error of the pictures, so not said as one
+        raise InterruptedError("stopped before any picture was averaged")
     if runner.count == 0 or shape is None:
         where = f" in {os.fspath(images)}" if _is_path(images) else ""
         if skipped:
@@ -625,6 +648,7 @@ def dataset_erf(
     n: int | None = DEFAULT_PICTURES,
     batch_size: int | None = DEFAULT_BATCH,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> DatasetERF:
     """The effective receptive field of one unit of ``layer`` averaged over up to ``n`` pictures.
 
@@ -632,7 +656,9 @@ def dataset_erf(
     model), a tensor N x C x H x W, or loaded pictures. ``unit``: ``"center"`` (the middle of the layer's map,
     ``(H // 2, W // 2)``) or ``(y, x)``. What is computed, how the area ratio is defined and how the batch is
     bounded by the memory budget: see the module docstring. ``should_stop`` ends the pass after the current
-    batch (the result then averages the pictures done). Raises a CnnvizError with one sentence for no readable
+    batch (the result then averages the pictures done); ``progress(done, total)`` is called after each pass with
+    the pictures averaged and the pictures to average (it may raise to abort); a stop before the first pass
+    raises ``InterruptedError``. Raises a CnnvizError with one sentence for no readable
     picture, an unknown layer, a layer without a spatial map, a unit outside the map, or a unit whose gradient
     is zero on every picture.
     """
@@ -641,7 +667,9 @@ def dataset_erf(
     layer = check_layer_name(layer)
     wanted = _check_unit_arg(unit)
     count, batch = _check_common(n, batch_size)
-    runner, shape, skipped, used = _run(model, images, [layer], [wanted], count, batch, should_stop)
+    runner, shape, skipped, used = _run(
+        model, images, [layer], [wanted], count, batch, should_stop, progress
+    )
     result = _result(
         runner, 0, _theory(model, shape), shape, skipped, used, time.perf_counter() - t0
     )
@@ -663,12 +691,13 @@ def erf_growth(
     n: int | None = DEFAULT_PICTURES,
     batch_size: int | None = DEFAULT_BATCH,
     should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], Any] | None = None,
 ) -> ERFGrowth:
     """The data-set effective field of the centre unit of each layer with a spatial map (or of ``layers``).
 
     One forward pass per batch serves every layer; each layer then takes its own input gradient. How the
     layers' fields grow with depth, next to their theoretical fields, is what :mod:`cnnviz.core.present.erfplot`
-    draws.
+    draws. ``should_stop`` and ``progress`` as for :func:`dataset_erf`.
     """
     t0 = time.perf_counter()
     module = check_module(model)
@@ -687,7 +716,7 @@ def erf_growth(
                 "give at least one layer, or None for every layer with a spatial map."
             )
     runner, shape, skipped, used = _run(
-        model, images, names, [None] * len(names), count, batch, should_stop
+        model, images, names, [None] * len(names), count, batch, should_stop, progress
     )
     index = _theory(model, shape)
     points, silent = [], []

@@ -456,7 +456,9 @@ def top_units(
     cancelled = consumed < len(paths)
     if not read and not cancelled:
         raise ImageLoadError(_none_readable(len(paths), skipped))
-    if not cancelled and len(read) * positions < k:  # the units of the pictures read, not of the files listed
+    if (
+        not cancelled and len(read) * positions < k
+    ):  # the units of the pictures read, not of the files listed
         raise InvalidArgumentError(_too_few(k, len(read), map_shape, layer, skipped=len(skipped)))
 
     values_cpu, index_cpu = best[0].cpu().tolist(), best[1].cpu().tolist()

@@ -188,6 +188,39 @@ def test_folder_of_pictures_with_an_unreadable_file(tmp_path):
     assert [p for p, _ in result.skipped] == [str(tmp_path / "pics" / "broken.png")]
 
 
+def test_progress_follows_each_pass_and_a_stop_averages_the_pictures_done(tmp_path):
+    net = small_net()
+    torch.manual_seed(3)
+    pics = torch.randn(7, 3, 16, 16)
+    seen: list[tuple[int, int]] = []
+    dataset_erf(net, pics, "4", batch_size=3, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(3, 7), (6, 7), (7, 7)]
+    seen.clear()
+    dataset_erf(net, pics, "4", n=5, batch_size=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    # a stop after the first pass: the result is the mean of those pictures alone
+    done: list[int] = []
+    result = dataset_erf(
+        net, pics, "4", batch_size=3, progress=lambda d, t: done.append(d),
+        should_stop=lambda: bool(done),
+    )  # fmt: skip
+    expected, _ = oracle_map(net, list(pics[:3]), "4", None)
+    assert result.images == 3 == done[-1]
+    np.testing.assert_allclose(result.heatmap, expected, rtol=1e-5, atol=1e-9)
+    # a folder with an unreadable file: the total counts the readable pictures, the last call is complete
+    model = load_model("default", weights="none")
+    paths = write_digits(tmp_path / "pics", 5)
+    (tmp_path / "pics" / "broken.png").write_bytes(b"not a picture at all")
+    seen.clear()
+    growth = erf_growth(
+        model, tmp_path / "pics", batch_size=2, progress=lambda d, t: seen.append((d, t))
+    )
+    assert growth.images == len(paths) and seen[-1] == (len(paths), len(paths))
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    with pytest.raises(CnnvizError, match="progress must be a function"):
+        dataset_erf(net, pics, "4", progress=3)  # type: ignore[arg-type]
+
+
 def test_bad_input_is_one_clear_error(tmp_path):
     model = load_model("default", weights="none")
     (tmp_path / "empty").mkdir()

@@ -439,12 +439,16 @@ def test_k_is_checked_against_the_pictures_read_not_the_files_listed(tmp_path: P
         assert f"k = {k} is more than the {readable} units" in text, text
         assert f"{readable} pictures read" in text and f"{unread} file skipped" in text, text
         assert f"use k {readable} or less" in text
-    probe = nn.Sequential(*list(_net().children())[:4])(torch.zeros(1, 1, 16, 16))  # up to layer "3"
+    probe = nn.Sequential(*list(_net().children())[:4])(
+        torch.zeros(1, 1, 16, 16)
+    )  # up to layer "3"
     positions = int(probe.shape[-2] * probe.shape[-1])
     with pytest.raises(InvalidArgumentError) as exc:
         top_units(_net(), tmp_path, "3", k=readable * positions + 1, preprocess=GRAY)
     assert f"more than the {readable * positions} units" in _one_line(exc)
-    assert len(top_units(_net(), tmp_path, "7", k=readable, preprocess=GRAY).channels[0]) == readable
+    assert (
+        len(top_units(_net(), tmp_path, "7", k=readable, preprocess=GRAY).channels[0]) == readable
+    )
 
 
 def test_channel_layer_and_argument_errors(folder: Path) -> None:
