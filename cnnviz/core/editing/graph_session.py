@@ -684,23 +684,73 @@ class GraphEditSession:
         """The current edits as a patch object (``base`` is the model's name, or its file).
 
         A model that is itself an edited model (a patch opened, an Apply) writes its base and its own edits
-        first, so the patch opens as what is shown.
+        first, so the patch opens as what is shown. A model cnnviz could not open again by a name or a file (an
+        ``nn.Module`` given in Python) cannot be saved as a patch: SpecError says so.
         """
+        return self._patch(self._patch_base(None))
+
+    def _patch(self, base: str) -> dict[str, Any]:
         meta = self.model.metadata
-        base = meta.get("base") or meta.get("path") or self.model.name
         prior = (
             list(meta.get("edited", {}).get("edits", [])) if self.model.source == "edited" else []
         )
-        return {"base": str(base), "edits": prior + [e.to_json() for e in self.edits]}
+        return {"base": base, "edits": prior + [e.to_json() for e in self.edits]}
+
+    def _patch_base(self, spec_file: Path | None) -> str:
+        """The base a patch names; ``spec_file``: where a model built from a spec alone may write it."""
+        meta = self.model.metadata
+        candidates = [meta.get("base"), meta.get("path"), self.model.name]
+        for base in candidates:
+            if isinstance(base, str) and base and _openable(base):
+                return base
+        if self.model.spec is not None and self.model.source != "edited":
+            if spec_file is None:
+                raise SpecError(
+                    f"{self.model.name} was built from a spec that is in no file: save the patch to a file "
+                    "(its spec is written beside it) rather than asking for the patch object"
+                )
+            import json
+
+            from cnnviz.core.fileio import atomic_write_bytes
+
+            atomic_write_bytes(spec_file, (json.dumps(self.model.spec, indent=2) + "\n").encode())
+            return spec_file.name  # read from the patch's folder
+        if self.model.source == "module" or (
+            self.model.source == "edited" and not meta.get("base")
+        ):
+            raise SpecError(
+                f"{self.model.name} cannot be saved as a patch: a patch needs a base that cnnviz can open "
+                "(a model name or file), and this model was given as a Python object; save it to a file "
+                "(torch.save or TorchScript) and open that file to edit it"
+            )
+        raise SpecError(
+            f"{self.model.name} cannot be saved as a patch: a patch needs a base that cnnviz can open "
+            f"(a model name or file), and {meta.get('path') or self.model.name!r} is neither any more; "
+            "open the model from its file again"
+        )
 
     def save_patch(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`to_patch` to ``path`` atomically."""
+        """Write :meth:`to_patch` to ``path`` atomically; a model built from a spec in no file gets that spec
+        written beside it (``<stem>-base.json``, the patch's base)."""
         import json
 
         from cnnviz.core.fileio import atomic_write_bytes
 
-        data = (json.dumps(self.to_patch(), indent=2) + "\n").encode()
-        return atomic_write_bytes(Path(path), data)
+        target = Path(path)
+        patch = self._patch(self._patch_base(target.with_name(f"{target.stem}-base.json")))
+        data = (json.dumps(patch, indent=2) + "\n").encode()
+        return atomic_write_bytes(target, data)
+
+
+def _openable(base: str) -> bool:
+    """Whether load_model can open ``base`` again: a model file that exists, or a model name it knows."""
+    from cnnviz.core.models.load import DEFAULT_MODEL
+    from cnnviz.core.models.timm import is_timm_name
+    from cnnviz.core.models.torchvision import torchvision_model_names
+
+    if Path(base).expanduser().is_file():
+        return True
+    return is_timm_name(base) or base == DEFAULT_MODEL or base in torchvision_model_names()
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -197,3 +197,56 @@ def test_an_edited_model_edited_again_saves_one_patch(tmp_path):
     again = load_model(path, weights="none")
     assert again.name == "resnet18 (edited: 3 changes)"
     assert summarize(again).total_params == summarize(applied).total_params
+
+
+class _Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_a_model_given_as_a_python_object_is_not_saved_as_an_unloadable_patch(tmp_path):
+    session = GraphEditSession.from_model(load_model(_Net(), input_shape=(3, 16, 16)))
+    session.set("conv", "stride", 2)
+    with pytest.raises(SpecError, match="needs a base that cnnviz can open") as info:
+        session.to_patch()
+    assert "\n" not in str(info.value) and "Python object" in str(info.value)
+    with pytest.raises(SpecError, match="Python object"):
+        session.save_patch(tmp_path / "edit.json")
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    # what a patch naming the class would be: one that cannot be opened
+    with pytest.raises(CnnvizError, match="unknown model '_Net'"):
+        load_model({"base": "_Net", "edits": []})
+
+
+def test_a_model_built_from_a_spec_in_no_file_saves_its_spec_beside_the_patch(tmp_path):
+    spec = {
+        "name": "tiny",
+        "input_shape": [1, 12, 12],
+        "layers": [
+            {"type": "Conv2d", "out_channels": 4, "kernel_size": 3},
+            {"type": "ReLU"},
+            {"type": "Flatten"},
+            {"type": "Linear", "out_features": 3},
+        ],
+    }
+    source = tmp_path / "tiny.json"
+    source.write_text(json.dumps(spec))
+    session = GraphEditSession.from_model(load_model(source))
+    session.set("0", "out_channels", 6)  # the Linear follows
+    source.unlink()  # the spec is now in no file cnnviz could open
+    with pytest.raises(SpecError, match="spec that is in no file"):
+        session.to_patch()
+    path = session.save_patch(tmp_path / "edit.json")
+    assert json.loads(path.read_text())["base"] == "edit-base.json"
+    assert json.loads((tmp_path / "edit-base.json").read_text())["layers"] == spec["layers"]
+    opened = load_model(path)
+    edited = torch.nn.Sequential(
+        nn.Conv2d(1, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 10 * 10, 3)
+    )
+    assert summarize(opened).total_params == sum(p.numel() for p in edited.parameters())
+    assert opened.module(torch.zeros(1, 1, 12, 12)).shape == (1, 3)
