@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from cnnviz.core.analysis.device import resolve_device
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.fileio import is_cancelled
 from cnnviz.core.training.datasets import TensorData, TrainingData, open_dataset
@@ -87,28 +88,11 @@ class TrainResult:
 
 
 def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda, else mps, else cpu; otherwise check the named device exists."""
-    name = (device or "auto").lower()
-    has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps") if has_mps else torch.device("cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise CnnvizError(
-                "CUDA was asked for but no CUDA GPU is available: use --device cpu or auto."
-            )
-        return torch.device(name)
-    if name == "mps":
-        if not has_mps:
-            raise CnnvizError(
-                "MPS was asked for but is not available on this machine: use --device cpu or auto."
-            )
-        return torch.device("mps")
-    raise CnnvizError(f"Unknown device {device!r}: use auto, cpu, cuda or mps.")
+    """``auto`` -> cuda, else mps, else cpu; otherwise check the named device exists (one sentence if not).
+
+    The device choice of every run, with MPS allowed: :func:`cnnviz.core.analysis.device.resolve_device`.
+    """
+    return resolve_device(device, mps=True)
 
 
 def _call(callbacks: Any, name: str, *args: Any) -> None:

@@ -2,11 +2,11 @@
 
 ``topunits``: per channel of a layer, the units (picture, y, x) that fire most over the folder, each with the
 picture crop of its receptive field. ``erf``: a unit's effective receptive field averaged over the folder, its
-high-contribution area ratios, and how the field grows with depth. ``device``: the device such a run uses.
+high-contribution area ratios, and how the field grows with depth. The device a run uses is chosen by
+:func:`cnnviz.core.analysis.device.resolve_device` (re-exported here).
 The pictures come from :mod:`cnnviz.core.images.folder`.
 """
 
-from cnnviz.core.analysis.dataset.device import resolve_device
 from cnnviz.core.analysis.dataset.erf import (
     DatasetERF,
     ERFGrowth,
@@ -15,6 +15,7 @@ from cnnviz.core.analysis.dataset.erf import (
     erf_growth,
 )
 from cnnviz.core.analysis.dataset.topunits import TopUnit, TopUnits, top_units
+from cnnviz.core.analysis.device import resolve_device
 
 __all__ = [
     "DatasetERF",

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.core.analysis.dataset.device import resolve_device
+from cnnviz.core.analysis.device import resolve_device
 from cnnviz.core.analysis.failures import ForwardError, shape_of
 from cnnviz.core.analysis.forward_budget import check_forward
 from cnnviz.core.analysis.graph import (
