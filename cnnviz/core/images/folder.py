@@ -32,7 +32,13 @@ from cnnviz.core.images.preprocess import Preprocess
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PictureBatch", "list_pictures", "iter_picture_batches", "DEFAULT_PREFETCH"]
+__all__ = [
+    "PictureBatch",
+    "find_pictures",
+    "list_pictures",
+    "iter_picture_batches",
+    "DEFAULT_PREFETCH",
+]
 
 DEFAULT_PREFETCH = 2
 """Batches decoded ahead of the one being consumed (the memory of ``(prefetch + 1) * batch_size`` pictures)."""
@@ -86,17 +92,26 @@ def list_pictures(folder: str | os.PathLike[str]) -> list[Path]:
         raise ImageLoadError(
             f"'{root}' is not a folder; give a folder of pictures (it is searched recursively)."
         )
-    found: list[Path] = []
-    for here, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(here, name) for name in files if _is_picture(name))
-    found = [p for p in found if p.is_file()]
+    found = find_pictures(root)
     if not found:
         raise ImageLoadError(
             f"The folder '{root}' holds no picture files (looked for {', '.join(IMAGE_FILE_EXTENSIONS[:6])} "
             "and other picture suffixes, in all its subfolders); add pictures or pick another folder."
         )
-    return sorted(found)
+    return found
+
+
+def find_pictures(root: Path) -> list[Path]:
+    """The picture files under the folder ``root`` as :func:`list_pictures` finds them; empty when there are none.
+
+    The one listing of picture files (training's class folders use it too): by suffix, recursive, sorted, hidden
+    files and folders left out, symbolic links to folders not followed.
+    """
+    found: list[Path] = []
+    for here, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(here, name) for name in files if _is_picture(name))
+    return sorted(p for p in found if p.is_file())
 
 
 def _read(path: Path, preprocess: Preprocess) -> LoadedImage | str:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from cnnviz.core.budget import check_fits
 from cnnviz.core.errors import CnnvizError, ImageLoadError
-from cnnviz.core.images import IMAGE_FILE_EXTENSIONS
+from cnnviz.core.images.folder import find_pictures
 from cnnviz.core.training.plan import SYNTHETIC_EVAL, SYNTHETIC_TRAIN
 
 BUILTIN_DATASETS = ("synthetic-digits", "mnist", "fashion-mnist", "cifar10")
@@ -291,12 +291,8 @@ def _class_dirs(folder: Path) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    """Picture files under ``folder``, by the decoder's own extension list (what load_image opens)."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_FILE_EXTENSIONS and not p.name.startswith(".")
-    )
+    """Picture files under ``folder``, listed as every folder of pictures is (:func:`find_pictures`)."""
+    return find_pictures(folder)
 
 
 def _load_folder(
