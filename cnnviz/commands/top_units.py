@@ -53,6 +53,9 @@ def _positive(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    # the defaults live with the budgets: importing the analysis here would load torch for --help
+    from cnnviz.core.budget import TOP_UNITS_BATCH, TOP_UNITS_K
+
     parser = sub.add_parser(
         "top-units",
         help="per channel, the units that fire most over a folder of pictures",
@@ -74,14 +77,18 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="channels to rank (default: all)",
     )
     parser.add_argument(
-        "--k", type=_positive, default=9, metavar="K", help="top units per channel (default 9)"
+        "--k",
+        type=_positive,
+        default=TOP_UNITS_K,
+        metavar="K",
+        help=f"top units per channel (default {TOP_UNITS_K})",
     )
     parser.add_argument(
         "--batch-size",
         type=_positive,
-        default=32,
+        default=TOP_UNITS_BATCH,
         metavar="B",
-        help="pictures per forward pass (default 32)",
+        help=f"pictures per forward pass (default {TOP_UNITS_BATCH})",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument(

@@ -47,10 +47,24 @@ DEFAULT_BUDGET = 8 * GiB
 ENV_VAR = "CNNVIZ_MEMORY_BUDGET"
 FLOAT_BYTES = 4  # float32, the dtype of every input and activation cnnviz makes
 
-# A folder's effective receptive field: pictures averaged unless told otherwise, and pictures per backward pass
-# (lowered when the outputs that pass keeps would not fit the budget; see cnnviz.core.analysis.dataset.erf).
+# A folder's effective receptive field (cnnviz.core.analysis.dataset.erf): pictures averaged unless told
+# otherwise, and pictures per backward pass. A backward pass holds, per picture, every layer output up to the
+# chosen layer plus the largest of them ERF_GRADIENT_COPIES times over (the gradients in flight); the batch is
+# lowered until that, times the batch, plus the parameters fits the budget.
 ERF_PICTURES = 100
 ERF_BATCH = 16
+ERF_GRADIENT_COPIES = 2
+
+# A folder streamed in batches (cnnviz.core.images.folder): batches decoded ahead of the one being consumed, so
+# (FOLDER_PREFETCH + 1) * batch decoded pictures are alive at once.
+FOLDER_PREFETCH = 2
+
+# A folder's top units (cnnviz.core.analysis.dataset.topunits): pictures per forward pass and units kept per
+# channel. A run holds the decoded pictures above, one batch's forward pass to the layer (checked against the
+# budget before it runs: analysis.forward_budget.check_forward) and channels * k kept (value, position) pairs;
+# the folder's size adds only its list of paths.
+TOP_UNITS_BATCH = 32
+TOP_UNITS_K = 9
 
 ADVICE = "raise the budget with --memory-budget SIZE or CNNVIZ_MEMORY_BUDGET (e.g. 16GiB, or none for no limit)"
 

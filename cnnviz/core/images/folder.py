@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnnviz.core.budget import FOLDER_PREFETCH
 from cnnviz.core.errors import (
     ArgumentTypeError,
     CnnvizError,
@@ -40,8 +41,8 @@ __all__ = [
     "DEFAULT_PREFETCH",
 ]
 
-DEFAULT_PREFETCH = 2
-"""Batches decoded ahead of the one being consumed (the memory of ``(prefetch + 1) * batch_size`` pictures)."""
+DEFAULT_PREFETCH = FOLDER_PREFETCH
+"""Batches decoded ahead of the one being consumed (``(prefetch + 1) * batch_size`` pictures alive)."""
 
 _MAX_THREADS = 4
 

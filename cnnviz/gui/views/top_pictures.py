@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from cnnviz.core.budget import TOP_UNITS_K
 from cnnviz.gui.views.elided import ElidedLabel
 
 __all__ = ["MAX_K", "Tile", "TileGrid", "TopPicturesView", "array_to_qimage"]
@@ -345,7 +346,7 @@ class TopPicturesView(QWidget):
         self.k_spin = QSpinBox()
         self.k_spin.setPrefix("top ")
         self.k_spin.setRange(1, MAX_K)
-        self.k_spin.setValue(9)
+        self.k_spin.setValue(TOP_UNITS_K)
         self.k_spin.setToolTip("How many units to show per channel (the highest activations)")
         self.k_spin.valueChanged.connect(self.kChanged)
         self.run_button = QPushButton("Run")

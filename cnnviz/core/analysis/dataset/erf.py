@@ -30,9 +30,10 @@ A unit whose gradient is zero on every picture (it does not depend on the input,
 them) has no effective field: :func:`dataset_erf` says so instead of dividing by zero.
 
 Memory: the backward pass keeps the outputs of every layer up to the chosen one for the whole batch. The batch is
-sized so that those outputs, plus the largest one twice over for the gradients in flight, fit the memory budget of
-:mod:`cnnviz.core.budget` (estimated on meta tensors before anything is allocated); when not even one picture fits,
-:class:`~cnnviz.core.errors.MemoryBudgetError` says so.
+sized so that those outputs, plus the largest one twice over for the gradients in flight, fit the memory budget
+(estimated on meta tensors before anything is allocated; the figures, ``ERF_BATCH`` and ``ERF_GRADIENT_COPIES``,
+are in :mod:`cnnviz.core.budget`); when not even one picture fits, :class:`~cnnviz.core.errors.MemoryBudgetError`
+says so.
 """
 
 from __future__ import annotations
@@ -61,7 +62,14 @@ from cnnviz.core.analysis.graph import (
 from cnnviz.core.analysis.receptive import ReceptiveFieldIndex
 from cnnviz.core.analysis.receptive.boxes import Box, _layer_key
 from cnnviz.core.analysis.receptive.effective import erf_forward_error, forward_until
-from cnnviz.core.budget import ADVICE, ERF_BATCH, ERF_PICTURES, memory_budget, model_param_bytes
+from cnnviz.core.budget import (
+    ADVICE,
+    ERF_BATCH,
+    ERF_GRADIENT_COPIES,
+    ERF_PICTURES,
+    memory_budget,
+    model_param_bytes,
+)
 from cnnviz.core.errors import (
     ArgumentTypeError,
     CnnvizError,
@@ -376,7 +384,7 @@ def _batch_for_budget(module: nn.Module, key: str, shape: tuple[int, int, int], 
     kept = steps[: upto + 1]
     held = (kept[-1].total - params) if kept else estimate.input
     largest = max([estimate.input, *(s.nbytes for s in kept)])
-    per_picture = held + 2 * largest
+    per_picture = held + ERF_GRADIENT_COPIES * largest
     fits = int((limit - params) // per_picture) if per_picture > 0 else wanted
     if fits < 1:
         raise MemoryBudgetError(

@@ -12,9 +12,9 @@ picture's own :class:`~cnnviz.core.images.geometry.ImageGeometry` and clipped to
 beyond the picture (convolution padding, letterbox bars) the unit is flagged ``padding``; where the field is
 global (after pooling, a vector layer) or cannot be derived, the crop is the whole picture, flagged by ``field``.
 
-Memory: the pictures decoded ahead (``(prefetch + 1) * batch_size``, see :mod:`cnnviz.core.images.folder`), one
-batch's forward pass to the layer (refused up front by the memory budget of :mod:`cnnviz.core.budget` when it
-could not fit), and ``channels * k`` kept values; the folder's size only adds its list of paths.
+Memory: the pictures decoded ahead, one batch's forward pass to the layer (refused up front when it could not
+fit) and ``channels * k`` kept values; the figures and defaults are in :mod:`cnnviz.core.budget`
+(``FOLDER_PREFETCH``, ``TOP_UNITS_BATCH``, ``TOP_UNITS_K``).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from cnnviz.core.analysis.graph import (
 from cnnviz.core.analysis.receptive.boxes import Box
 from cnnviz.core.analysis.receptive.effective import forward_until
 from cnnviz.core.analysis.receptive.index import ReceptiveFieldIndex
+from cnnviz.core.budget import TOP_UNITS_BATCH, TOP_UNITS_K
 from cnnviz.core.errors import (
     ArgumentTypeError,
     CnnvizError,
@@ -60,8 +61,8 @@ from cnnviz.core.validate import as_whole_number, check_layer_name, check_module
 
 __all__ = ["TopUnit", "TopUnits", "top_units", "DEFAULT_K", "DEFAULT_BATCH_SIZE"]
 
-DEFAULT_K = 9
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_K = TOP_UNITS_K
+DEFAULT_BATCH_SIZE = TOP_UNITS_BATCH
 
 FIELDS = ("local", "gated", "measured", "global", "unknown")
 """What a unit's box is: the exact local field, a local field behind a global gate, a measured gradient support
