@@ -23,7 +23,7 @@ import functools
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from torch import nn
 
 from cnnviz.core.analysis.graph import ContainerInfo, GraphNode, LayerGraph
 from cnnviz.core.editing.architecture import NotEditableError
+from cnnviz.core.editing.graph_apply import GraphApplyResult, build_edited
 from cnnviz.core.editing.graph_propagate import followers
 from cnnviz.core.editing.graph_table import GraphRow, GraphTable, RowCache, summary_rows
 from cnnviz.core.errors import CnnvizError, SpecError
@@ -49,8 +50,9 @@ from cnnviz.core.models.edits import (
     rebuildable,
     why_not_editable,
 )
+from cnnviz.core.models.edits.explain import first_breaking
 from cnnviz.core.models.edits.modules import full_config, get_module
-from cnnviz.core.models.edits.walk import WalkFailure, _sig, module_signature
+from cnnviz.core.models.edits.walk import WalkFailure, module_signature
 from cnnviz.core.models.layertypes import ACTIVATION_TYPES, DROPOUT_TYPES, INFERRED
 
 _POOL_TYPES = ("MaxPool2d", "AvgPool2d")
@@ -80,26 +82,6 @@ class EditField:
     choices: tuple[Any, ...] | None = None
     minimum: int | None = None
     follows: bool = False
-
-
-@dataclass
-class GraphApplyResult:
-    """The model built from the edits: weights kept for every module whose parameter shapes did not change.
-
-    ``reinitialised`` names the modules that got fresh weights; ``kept`` the rebuilt ones that kept theirs.
-    ``original_names`` maps each module of the built model to its name in the loaded model (None: inserted),
-    so that a later Apply can find each module again.
-    """
-
-    model: LoadedModel
-    edits: tuple[ModuleEdit, ...]
-    reinitialised: tuple[str, ...]
-    kept: tuple[str, ...]
-    original_names: dict[str, str | None] = field(default_factory=dict)
-
-    @property
-    def reinitialised_names(self) -> list[str]:
-        return list(self.reinitialised)
 
 
 @dataclass
@@ -395,28 +377,14 @@ class GraphEditSession:
         return values, error, failure.blocked if failure is not None else {}
 
     def _first_breaking(self, state: _State, failure: WalkFailure) -> ModuleEdit | None:
-        """The user edit after which the graph first breaks as it does now: at the same node, receiving the same
-        shapes (earlier snapshots are walked; their nodes are mostly cached)."""
-        seen = (failure.node.key, _sig(failure.args))
-        edits = state.edits
-        starts = [i for i, e in enumerate(edits) if not e.follows]
-        for n, start in enumerate(starts):
-            end = starts[n + 1] if n + 1 < len(starts) else len(edits)
-            if end == len(edits):
-                return edits[start]
-            try:
-                earlier = self._state(edits[:end])
-            except CnnvizError:
-                continue
-            _values, earlier_failure = earlier.walk.run(
-                tuple(self.model.input_shape), graph=earlier.graph
-            )
-            if (
-                earlier_failure is not None
-                and (earlier_failure.node.key, _sig(earlier_failure.args)) == seen
-            ):
-                return edits[start]
-        return None
+        """The user edit after which the graph first breaks as it does now (earlier snapshots are walked; their
+        nodes are mostly cached)."""
+
+        def walk(prefix: tuple[ModuleEdit, ...]) -> WalkFailure | None:
+            earlier = self._state(prefix)
+            return earlier.walk.run(tuple(self.model.input_shape), graph=earlier.graph)[1]
+
+        return first_breaking(state.edits, failure, walk)
 
     def _original_config(self, name: str) -> dict[str, Any] | None:
         module = self._base_modules.get(name)
@@ -761,64 +729,3 @@ def _same(a: Any, b: Any) -> bool:
             else a == b
         )
     return bool(a == b)
-
-
-def build_edited(
-    model: LoadedModel,
-    edits: tuple[ModuleEdit, ...],
-    previous: GraphApplyResult | None = None,
-) -> GraphApplyResult:
-    """The loaded model with ``edits`` made on a copy of it (see :meth:`GraphEditSession.apply`); with
-    ``previous`` (the last Apply), every module it has with the same parameter and buffer shapes keeps its
-    weights from there."""
-    from cnnviz.core.models.edits.load import edited_loaded_model
-
-    loaded, outcome = edited_loaded_model(model, edits)
-    names = {name: outcome.original_name(name) for name, _ in loaded.module.named_modules()}
-    fresh = set(outcome.fresh)
-    if previous is not None:
-        fresh -= _take_weights(loaded.module, names, previous)
-        loaded.metadata["edited"] = {
-            **loaded.metadata.get("edited", {}),
-            "reinitialised": sorted(fresh),
-            "kept": sorted(outcome.rebuilt - fresh),
-        }
-    kept = tuple(sorted(outcome.rebuilt - fresh))
-    return GraphApplyResult(loaded, edits, tuple(sorted(fresh)), kept, names)
-
-
-def _take_weights(
-    module: nn.Module, names: dict[str, str | None], previous: GraphApplyResult
-) -> set[str]:
-    """Copy into ``module`` the parameters and buffers of each module of the previous Apply that is the same
-    module (same original name, or the same inserted name) of the same type and shapes; the names copied."""
-    before = dict(previous.model.module.named_modules())
-    by_original = {o: n for n, o in previous.original_names.items() if o is not None}
-    taken: set[str] = set()
-    for name, target in module.named_modules():
-        original = names.get(name)
-        source_name = (
-            by_original.get(original)
-            if original is not None
-            else name
-            if name in previous.original_names and previous.original_names[name] is None
-            else None
-        )
-        source = before.get(source_name) if source_name is not None else None
-        if source is None or type(source) is not type(target):
-            continue
-        mine = {**target._parameters, **target._buffers}
-        theirs = {**source._parameters, **source._buffers}
-        if mine.keys() != theirs.keys() or any(
-            (v is None) != (theirs[k] is None)
-            or (v is not None and theirs[k] is not None and v.shape != theirs[k].shape)
-            for k, v in mine.items()
-        ):
-            continue
-        with torch.no_grad():
-            for k, v in mine.items():
-                other = theirs[k]
-                if v is not None and other is not None:
-                    v.copy_(other)
-        taken.add(name)
-    return taken

@@ -250,3 +250,33 @@ def test_a_model_built_from_a_spec_in_no_file_saves_its_spec_beside_the_patch(tm
     )
     assert summarize(opened).total_params == sum(p.numel() for p in edited.parameters())
     assert opened.module(torch.zeros(1, 1, 12, 12)).shape == (1, 3)
+
+
+def test_a_breaking_patch_names_the_edit_that_broke_it_as_the_session_does(tmp_path):
+    breaking = {"module": "layer1.0.conv1", "set": {"stride": 2}}
+    later = {"module": "conv1", "set": {"kernel_size": 5, "padding": 2}}  # upstream, harmless alone
+    # the truth, in torch: the first edit alone breaks the model, the second alone does not
+    for edit, runs in ((breaking, False), (later, True)):
+        model = torchvision.models.resnet18().eval()
+        target = model.get_submodule(edit["module"])
+        for key, value in edit["set"].items():
+            setattr(target, key, (value, value))
+        if key == "kernel_size":
+            target.weight = nn.Parameter(torch.zeros(64, 3, 5, 5))
+        try:
+            model(torch.zeros(1, 3, 224, 224))
+            ran = True
+        except RuntimeError:
+            ran = False
+        assert ran is runs, edit
+    patch = {"base": "resnet18", "edits": [breaking, later]}
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(patch))
+    with pytest.raises(SpecError) as info:
+        load_model(path, weights="none")
+    message = str(info.value)
+    assert "layer1.0.conv1 now has stride 2" in message and "conv1 now has kernel" not in message
+    session = GraphEditSession.from_model(load_model("resnet18", weights="none"))
+    table = session.goto(GraphEditSession.patch_edits(patch))
+    assert table.error is not None
+    assert message == f"the edited model does not fit together: {table.error.message}"

@@ -18,9 +18,9 @@ import torch.fx as fx
 from torch import nn
 
 from cnnviz.core import text
-from cnnviz.core.errors import one_line
+from cnnviz.core.errors import CnnvizError, one_line
 from cnnviz.core.models.edits.patch import ModuleEdit
-from cnnviz.core.models.edits.walk import WalkFailure
+from cnnviz.core.models.edits.walk import WalkFailure, _sig
 
 if TYPE_CHECKING:
     from cnnviz.core.analysis.graph import GraphNode, LayerGraph
@@ -169,6 +169,31 @@ def _merge_name(op: str, values: list[torch.Tensor], residual: bool) -> str:
         gate = any(v.dim() == 4 and tuple(v.shape[2:]) == (1, 1) for v in values)
         return "squeeze-and-excitation gate multiplication" if gate else "multiplication"
     return "concatenation"
+
+
+def first_breaking(
+    edits: Sequence[ModuleEdit],
+    failure: WalkFailure,
+    walk: Callable[[tuple[ModuleEdit, ...]], WalkFailure | None],
+) -> ModuleEdit | None:
+    """The user edit after which the graph first breaks as it does now: at the same node, receiving the same
+    shapes. ``walk(prefix)`` walks the model with the edits of ``prefix`` made and returns its failure (None when
+    it runs; a CnnvizError when the prefix cannot be made is skipped). Edits that ``follows`` another belong to
+    it: a prefix never ends between them."""
+    seen = (failure.node.key, _sig(failure.args))
+    edits = tuple(edits)
+    starts = [i for i, e in enumerate(edits) if not e.follows]
+    for n, start in enumerate(starts):
+        end = starts[n + 1] if n + 1 < len(starts) else len(edits)
+        if end == len(edits):
+            return edits[start]
+        try:
+            earlier = walk(edits[:end])
+        except CnnvizError:
+            continue
+        if earlier is not None and (earlier.node.key, _sig(earlier.args)) == seen:
+            return edits[start]
+    return None
 
 
 def explain(

@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cnnviz.core.errors import SpecError
-from cnnviz.core.models.edits.explain import explain
+from cnnviz.core.models.edits.explain import explain, first_breaking
 from cnnviz.core.models.edits.modules import (
     EditOutcome,
     apply_edits,
@@ -25,7 +27,7 @@ from cnnviz.core.models.edits.modules import (
     rebuildable,
 )
 from cnnviz.core.models.edits.patch import ModuleEdit, Patch, parse_patch, read_patch
-from cnnviz.core.models.edits.walk import MetaWalk
+from cnnviz.core.models.edits.walk import MetaWalk, WalkFailure
 from cnnviz.core.models.loaded import LoadedModel
 
 
@@ -46,13 +48,29 @@ def check_edited_graph(
     if failure is None:
         return
     modules = dict(base.named_modules()) if base is not None else {}
+    cause = None
+    if base is not None:
+        base_meta = meta_copy(base)
+        for m in base_meta.modules():
+            m.training = False
+
+        def walk(prefix: tuple[ModuleEdit, ...]) -> WalkFailure | None:
+            # the base with the first edits only, on the meta device (shapes, no memory)
+            earlier = apply_edits(base_meta, prefix, device=torch.device("meta")).module
+            earlier_graph = LayerGraph(earlier)
+            if not earlier_graph.traced:
+                return None
+            return MetaWalk(earlier_graph).run(tuple(input_shape))[1]
+
+        cause = first_breaking(edits, failure, walk)
 
     def original(name: str) -> dict[str, Any] | None:
         m = modules.get(name)
         return full_config(m) if m is not None and rebuildable(m) else None
 
     raise SpecError(
-        f"the edited model does not fit together: {explain(failure, graph, edits, original).message}"
+        "the edited model does not fit together: "
+        + explain(failure, graph, edits, original, cause).message
     )
 
 
