@@ -6,7 +6,8 @@ that no edit touched are shared between snapshots). The table is computed over t
 (:class:`cnnviz.core.models.edits.walk.MetaWalk`, cached per module configuration and input shapes), so a
 hyperparameter edit re-runs only the nodes it affects and never re-traces; a structural edit (an insertion, a
 deletion, a container replaced) traces the edited copy once. Where the graph breaks, the table carries the
-explained error and the rows after that node say *not computed*.
+explained error; every row of the original stays, in its order, and those that depend on the failed node (the
+containers around it included) say *not computed: depends on ...*, while parallel branches are computed.
 
 Channel propagation (``propagate``, on by default; :mod:`cnnviz.core.editing.graph_propagate`): when
 ``out_channels``/``out_features`` of a module changes, the consumers that must follow are set too (recorded as

@@ -41,8 +41,8 @@ class GraphRow:
     """One row: the summary's :class:`LayerRow` (``layer``) plus the deltas against the original model.
 
     ``status`` is ``"same"``, ``"changed"`` (a module rebuilt with new settings, or a container holding one) or
-    ``"new"`` (inserted). ``computed`` is False for rows after the node where the graph breaks (``reason``
-    says so) and for that node itself (``reason`` is the error).
+    ``"new"`` (inserted). ``computed`` is False for the node where the graph breaks (``reason`` is the error)
+    and for the rows that depend on it, containers holding it included (``reason`` names the node).
     """
 
     name: str

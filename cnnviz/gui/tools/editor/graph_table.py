@@ -2,7 +2,7 @@
 
 Rows carry their change in words as well as in colour: the "Change" column reads ``edited``, ``new``,
 ``shape`` (the output shape differs from the loaded model's) and ``✗`` on the node where the graph breaks,
-each with a tooltip saying what it means; the rows after that node read *not computed* in grey italics.
+each with a tooltip saying what it means; the rows that depend on that node read *not computed* in grey italics.
 """
 
 from __future__ import annotations
