@@ -1,4 +1,5 @@
-"""Receptive fields of models torch.fx cannot trace, measured as gradient support on a structural copy.
+"""Receptive fields measured as gradient support on a structural copy: untraceable models, and traced layers
+whose field cannot be derived from their operations (Swin's window attention, token reshapes).
 
 The copy keeps every module and runs its real forward: only the values change, never the wiring, so dynamic
 padding (TensorFlow "same" convolutions and pools), fused norm + activation layers and any custom module keep
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 from torch.overrides import TorchFunctionMode
 
 from cnnviz.core.analysis.graph import LayerGraph, resolve_layer
@@ -145,7 +146,7 @@ class _Structural(nn.Module):
 
 
 def _positive_weights(model: nn.Module, seed: int = 0) -> None:
-    """Positive weights, each output's summing to one; identity norms; zero biases."""
+    """Positive weights, each output's summing to one; positive norm scales; zero biases."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
@@ -159,7 +160,9 @@ def _positive_weights(model: nn.Module, seed: int = 0) -> None:
                     values = values / values.sum(dims, keepdim=True)
                     weight.copy_(values.to(weight.dtype))
                 else:
-                    weight.fill_(1.0)
+                    # norm scales: unequal, or a unit summing a layer norm's channels would be constant (zero)
+                    values = torch.rand(weight.shape, generator=gen, dtype=torch.float64) + 0.5
+                    weight.copy_(values.to(weight.dtype))
             bias = getattr(module, "bias", None)
             if isinstance(bias, torch.Tensor) and bias.is_floating_point():
                 bias.zero_()
@@ -227,22 +230,70 @@ def measured_unit_box(
         if isinstance(out, (tuple, list)):
             out = out[0]
         axes = spatial_axes(tuple(out.shape), input_shape[1:])
+        return _support_box(out, x, axes, sizes, layer, unit, input_shape, geometry)
+
+
+def truncated_structural(structural: nn.Module, graph: LayerGraph, key: str) -> nn.Module:
+    """The traced graph up to layer ``key``, run on the modules of a structural copy (see :func:`structural_copy`)."""
+    inner = structural.model if isinstance(structural, _Structural) else structural
+    truncated = graph.truncated_module(key).graph
+    # a graph of its own: the cached GraphModule of the original model keeps its graph
+    wired = fx.Graph()
+    wired.output(wired.graph_copy(truncated, {}))
+    return _Structural(fx.GraphModule(inner, wired))
+
+
+def measured_traced_box(
+    truncated: nn.Module,
+    layer: str,
+    unit: tuple[int, int],
+    input_shape: tuple[int, int, int],
+    axes: tuple[int, int] | None,
+    geometry: Any = None,
+) -> UnitBox:
+    """A unit's field measured on a traced graph (:func:`truncated_structural`) where it cannot be derived.
+
+    ``axes`` are the (H, W) dims of the layer's output the analysis found; None reads them from the shape.
+    """
+    x = _structural_input(input_shape).requires_grad_(True)
+    with torch.enable_grad():
+        out = truncated(x)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        if not isinstance(out, torch.Tensor):
+            raise LayerError(f"layer '{layer}' has no spatial map to pick a unit from")
         if axes is None:
-            raise LayerError(f"layer '{layer}' has no spatial map (output shape {list(out.shape)})")
-        hh, ww = sizes or (out.shape[axes[0]], out.shape[axes[1]])
-        y, xx = int(unit[0]), int(unit[1])
-        if not (0 <= y < hh and 0 <= xx < ww):
-            raise LayerError(
-                f"unit ({y}, {xx}) is outside layer '{layer}', whose map is {hh}×{ww}: "
-                f"y must be 0..{hh - 1} and x 0..{ww - 1}"
-            )
-        target = (out[0, :, y, xx] if axes == (2, 3) else out[0, y, xx, :]).sum()
-        if not torch.isfinite(target):
-            raise LayerError(
-                f"the receptive field of layer '{layer}' could not be measured: its values overflow"
-            )
-        # a unit made of parameters alone (ConViT's positional maps) does not use the input at all
-        (grad,) = torch.autograd.grad(target, x, allow_unused=True)
+            axes = spatial_axes(tuple(out.shape), input_shape[1:])
+        return _support_box(out, x, axes, None, layer, unit, input_shape, geometry)
+
+
+def _support_box(
+    out: torch.Tensor,
+    x: torch.Tensor,
+    axes: tuple[int, int] | None,
+    sizes: tuple[int, int] | None,
+    layer: str,
+    unit: tuple[int, int],
+    input_shape: tuple[int, int, int],
+    geometry: Any,
+) -> UnitBox:
+    """The bounding box of the input gradient's support of one unit of ``out`` (all its channels summed)."""
+    if axes is None or out.dim() != 4 or axes not in ((2, 3), (1, 2)):
+        raise LayerError(f"layer '{layer}' has no spatial map (output shape {list(out.shape)})")
+    hh, ww = sizes or (out.shape[axes[0]], out.shape[axes[1]])
+    y, xx = int(unit[0]), int(unit[1])
+    if not (0 <= y < hh and 0 <= xx < ww):
+        raise LayerError(
+            f"unit ({y}, {xx}) is outside layer '{layer}', whose map is {hh}×{ww}: "
+            f"y must be 0..{hh - 1} and x 0..{ww - 1}"
+        )
+    target = (out[0, :, y, xx] if axes == (2, 3) else out[0, y, xx, :]).sum()
+    if not torch.isfinite(target):
+        raise LayerError(
+            f"the receptive field of layer '{layer}' could not be measured: its values overflow"
+        )
+    # a unit made of parameters alone (ConViT's positional maps) does not use the input at all
+    (grad,) = torch.autograd.grad(target, x, allow_unused=True)
     if grad is None:
         raise LayerError(f"unit ({y}, {xx}) of layer '{layer}' does not depend on the input")
     if not torch.isfinite(grad).all():
