@@ -40,6 +40,10 @@ field. Click a row to show that layer.</li>
 <li><b>Try the tools</b>: Tools › Layer Editor (Ctrl+E) changes the network and shows what each change
 does to the shapes; Training (Ctrl+T) trains it on digits or your own folder of pictures; the Convolution
 Lab (Ctrl+L) explains convolution, stride, padding, pooling and receptive fields step by step.</li>
+<li><b>Look over a folder</b>: File › Open Folder… (Ctrl+Shift+F) runs every picture of a folder through
+the model up to the selected layer, and the <i>Top pictures</i> panel (Tools › Top Pictures, Ctrl+P) shows,
+per channel, the crops where it responds most, each the receptive field of its unit in its picture. Click a
+crop to open that picture with the unit selected.</li>
 </ol>
 <p>Other models: Model › Model Zoo (Ctrl+M) for torchvision networks, File › Open Model for your own
 files. File › Export saves the maps, the overlays and the table.</p>
