@@ -230,7 +230,11 @@ def _batch_top(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
     """Per row, the ``k`` largest values and their positions, ties broken by the lowest position.
 
     One ``topk`` of ``k + 1`` per row finds them and says where a tie crosses the cut (the first value left
-    out equals the last one kept); only those rows are read again, for the lowest positions of the tied value.
+    out equals the last one kept). Only those rows are read again, for the lowest positions of the tied value:
+    a ``topk`` of the smallest over a key that is the position where the value ties and ``n`` + the position
+    elsewhere. Every key in a row differs (a key full of equal values is ``topk``'s slow case, and flat maps
+    tie at the cut in most rows), and the positions come out in order. Entries are not sorted by value:
+    :func:`_merge` orders them.
     """
     rows, n = values.shape
     if k >= n:  # every position is kept
@@ -245,7 +249,8 @@ def _batch_top(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor
         # the kept values above the tie come first (sorted); the rest of the k are the tie's lowest positions
         above = (top.index_select(0, tied) > cut).sum(1, keepdim=True)
         places = torch.arange(n, device=values.device)
-        first = torch.topk(torch.where(sub == cut, places, n), k, dim=1, largest=False).values
+        key = torch.where(sub == cut, places, places + n)
+        first = torch.topk(key, k, dim=1, largest=False).values
         slot = torch.arange(k, device=values.device).unsqueeze(0)
         chosen = torch.where(
             slot < above,
