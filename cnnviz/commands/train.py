@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from cnnviz.commands._common import add_budget_argument, apply_budget
+from cnnviz.commands._common import INTERRUPTED, add_budget_argument, apply_budget, ctrl_c_stops
 from cnnviz.core.errors import CnnvizError, SpecError
 from cnnviz.core.training.plan import DEFAULT_LR, DEFAULT_SCHEDULE, SCHEDULES, SYNTHETIC_TRAIN
 
@@ -323,40 +321,24 @@ def run(args: argparse.Namespace) -> int:
         )
 
     progress.save = save
-    cancel = threading.Event()
-    previous = None
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        if cancel.is_set():  # a second Ctrl+C: stop at once
-            raise KeyboardInterrupt
-        cancel.set()
-        print(
-            "\ncnnviz: stopping after this batch (Ctrl+C again to abort) ...",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = train(
-            saved_spec,
-            data,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            schedule=args.schedule,
-            seed=args.seed,
-            val_split=args.val_split,
-            device=args.device,
-            callbacks=progress,
-            cancel=cancel,
-            model=model,
-        )
+        with ctrl_c_stops() as cancel:
+            result = train(
+                saved_spec,
+                data,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                lr=args.lr,
+                schedule=args.schedule,
+                seed=args.seed,
+                val_split=args.val_split,
+                device=args.device,
+                callbacks=progress,
+                cancel=cancel,
+                model=model,
+            )
     finally:
         progress.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
 
     if result.cancelled:
         kept = (
@@ -365,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
             else "no checkpoint was written"
         )
         print(f"cnnviz: training interrupted; {kept}.", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
     final = dict(result.metrics)
     save(result.epochs_completed, {}, final=final)
