@@ -18,7 +18,11 @@ capture <= 1.25).
 vit_l_16, regnet_y_128gf, regnet_y_32gf, regnet_x_32gf, convnext_large), which take seconds per forward on two
 cores. ``--quick`` runs the models named in the goals only.
 
+``--cpu-time`` times the CPU time of the calling thread instead of the wall clock: with ``--threads 1`` every
+operation runs on that thread, so the ratios hold on a machine shared with other work.
+
 Usage: python benchmarks/bench_zoo.py [--skip-large] [--quick] [--models a,b] [--no-timm] [--repeats 5]
+       [--threads 1 --cpu-time]
 """
 
 from __future__ import annotations
@@ -75,10 +79,13 @@ TIMM = [
 LARGE_GMACS = 30.0
 
 
+_CLOCK: Callable[[], float] = time.perf_counter
+
+
 def _timed(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
+    t0 = _CLOCK()
     fn()
-    return time.perf_counter() - t0
+    return _CLOCK() - t0
 
 
 def torchvision_models(skip_large: bool) -> list[tuple[str, tuple[int, int, int]]]:
@@ -222,7 +229,15 @@ def main() -> None:
     parser.add_argument("--no-timm", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time the CPU time of the calling thread (with --threads 1: steady on a loaded machine)",
+    )
     args = parser.parse_args()
+    global _CLOCK
+    if args.cpu_time:
+        _CLOCK = time.thread_time
     warnings.simplefilter("ignore")
     torch.set_num_threads(args.threads)
     tv = dict(torchvision_models(args.skip_large))
@@ -246,6 +261,7 @@ def main() -> None:
     report = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "clock": "thread CPU time" if args.cpu_time else "wall clock",
         "seconds": round(time.perf_counter() - started, 1),
         "results": results,
         "summary": summary_of(ok),

@@ -110,6 +110,48 @@ class _Tracer(fx.Tracer):
     def __init__(self) -> None:
         super().__init__()
         self.returns_input: set[fx.Node] = set()
+        self._tensor_names: tuple[dict[int, str], dict[int, str]] | None = None
+
+    def _names(self) -> tuple[dict[int, str], dict[int, str]]:
+        """The model's parameters and buffers by identity, named as ``named_parameters()`` first names them."""
+        if self._tensor_names is None:
+            params: dict[int, str] = {}
+            for n, p in self.root.named_parameters():
+                params.setdefault(id(p), n)
+            buffers: dict[int, str] = {}
+            for n, b in self.root.named_buffers():
+                buffers.setdefault(id(b), n)
+            self._tensor_names = params, buffers
+        return self._tensor_names
+
+    def create_arg(self, a: Any) -> Any:
+        """fx's own rule, a parameter or buffer passed as an argument named from the table (fx walks the
+        whole model for each)."""
+        if isinstance(a, torch.Tensor):
+            params, buffers = self._names()
+            name = (params if isinstance(a, nn.Parameter) else buffers).get(id(a))
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
+        return super().create_arg(a)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        """fx's own rule (a parameter or buffer read becomes a ``get_attr`` node named as in
+        ``named_parameters()``), with the names looked up in a table made once: fx walks every parameter of
+        the model on each read, which made tracing quadratic (timm's BatchNormAct reads four per layer)."""
+        if not isinstance(attr_val, torch.Tensor) or self.param_shapes_constant:
+            return super().getattr(attr, attr_val, parameter_proxy_cache)
+        params, buffers = self._names()
+        name = params.get(id(attr_val)) if isinstance(attr_val, nn.Parameter) else None
+        if name is None and self.proxy_buffer_attributes:
+            name = buffers.get(id(attr_val))
+        if name is None:
+            return attr_val
+        proxy = parameter_proxy_cache.get(name)
+        if proxy is None:
+            proxy = parameter_proxy_cache[name] = self.create_proxy(
+                "get_attr", name, (), {}, proxy_factory_fn=None
+            )
+        return proxy
 
     def call_module(
         self,
@@ -336,6 +378,14 @@ class LayerGraph:
         gm = self._capture_modules.get(cache_key)
         if gm is not None:
             return gm
+        gm = fx.GraphModule(self.model, self.capture_graph(keys, keep))
+        self._capture_modules[cache_key] = gm
+        return gm
+
+    def capture_graph(
+        self, keys: frozenset[str] | None, keep: Callable[[Any], Any] | None = None
+    ) -> fx.Graph:
+        """The graph of :meth:`capture_module`, not yet compiled (to be rewritten before it is)."""
         assert self._fx_graph is not None
         new_graph = fx.Graph()
         env: dict[fx.Node, fx.Node] = {}
@@ -371,9 +421,7 @@ class LayerGraph:
                 value = new_graph.call_function(keep, (new,))
             wanted[gnode.key] = value
         new_graph.output((output_value, wanted))
-        gm = fx.GraphModule(self.model, new_graph)
-        self._capture_modules[cache_key] = gm
-        return gm
+        return new_graph
 
     def truncated_module(self, key: str) -> fx.GraphModule:
         """A GraphModule that stops at layer ``key`` and returns its value (for gradients to that layer)."""
@@ -462,20 +510,141 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
             m.training = training
 
 
-_GRAPHS: weakref.WeakKeyDictionary[nn.Module, LayerGraph] = weakref.WeakKeyDictionary()
+_SIMPLE = frozenset({int, float, bool, str, type(None)})
+
+
+def _settings(module: nn.Module) -> tuple[Any, ...]:
+    """A module's plain settings (``stride``, ``inplace``, ``p`` ...) and any forward set on the instance."""
+    d = module.__dict__
+    out = [
+        (k, v)
+        for k, v in d.items()
+        if type(v) in _SIMPLE or (type(v) is tuple and all(type(e) in _SIMPLE for e in v))
+    ]
+    forward = d.get("forward")
+    if forward is not None:
+        out.append(("forward", id(forward)))
+    return tuple(out)
+
+
+def _walk(module: nn.Module) -> list[nn.Module]:
+    # each module once, without building names (named_modules() costs several times more)
+    out: list[nn.Module] = []
+    seen: set[int] = set()
+    stack = [module]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        out.append(m)
+        stack.extend(c for c in m._modules.values() if c is not None)
+    return out
+
+
+_LEAF_TYPES: dict[type, bool] = {}
+
+
+def _is_leaf(m: nn.Module) -> bool:
+    """torch.fx's default leaf rule (a ``torch.nn`` module other than ``Sequential``), per class."""
+    kind = type(m)
+    leaf = _LEAF_TYPES.get(kind)
+    if leaf is None:
+        leaf = _LEAF_TYPES[kind] = fx.Tracer().is_leaf_module(m, "")
+    return leaf
+
+
+def graph_fingerprint(module: nn.Module) -> tuple[Any, ...]:
+    """What the traced graph of ``module`` depends on, from the modules fx traces through (``module``, its
+    containers, blocks, any module outside ``torch.nn``): each one's identity, class, settings (its forward may
+    branch on them), children (a layer replaced or added) and the identity of its parameters and buffers (read
+    by reference). A leaf (``nn.Conv2d``) reads its own settings and weights when it runs, so only its identity
+    counts: the walk stops there, which keeps it cheap enough for every capture to check."""
+    parts: list[Any] = []
+    seen: set[int] = set()
+    stack = [module]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        children = m._modules
+        parts.append(
+            (
+                id(m),
+                type(m),
+                _settings(m),
+                tuple(children),
+                tuple(map(id, children.values())),
+                tuple(m._parameters),
+                tuple(map(id, m._parameters.values())),
+                tuple(m._buffers),
+                tuple(map(id, m._buffers.values())),
+            )
+        )
+        stack.extend(c for c in children.values() if c is not None and not _is_leaf(c))
+    return tuple(parts)
+
+
+def structure_fingerprint(module: nn.Module) -> tuple[Any, ...]:
+    """What a table of ``module`` depends on: its :func:`graph_fingerprint`, the settings of leaf modules, each
+    module's identity, each parameter's and buffer's shape, dtype and trainability (not their values), and
+    every module's hooks.
+
+    Two equal fingerprints of one model mean its table is the same; any edit in place (a layer replaced, a
+    stride changed, a weight resized or frozen) changes it.
+    """
+    return graph_fingerprint(module), _table_part(module)
+
+
+def _table_part(module: nn.Module) -> tuple[Any, ...]:
+    parts: list[Any] = []
+    for m in _walk(module):
+        if _is_leaf(m):
+            parts.append((id(m), _settings(m)))
+        for p in m._parameters.values():
+            if p is not None:
+                parts.append((p.shape, p.dtype, p.requires_grad))
+        for b in m._buffers.values():
+            if b is not None:
+                parts.append((b.shape, b.dtype))
+        if m._forward_hooks or m._forward_pre_hooks:
+            parts.append((id(m), tuple(m._forward_hooks), tuple(m._forward_pre_hooks)))
+    return tuple(parts)
+
+
+_GRAPHS: weakref.WeakKeyDictionary[nn.Module, tuple[LayerGraph, tuple[Any, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def graph_and_fingerprint(model: nn.Module) -> tuple[LayerGraph, tuple[Any, ...]]:
+    """The current layer graph of ``model`` and its :func:`structure_fingerprint` (empty for TorchScript)."""
+    graph = layer_graph(model)
+    if graph.compiled:
+        return graph, ()
+    return graph, (_GRAPHS[model][1], _table_part(model))
 
 
 def layer_graph(model: nn.Module) -> LayerGraph:
-    """The (cached) layer graph of ``model``. Tracing happens once per model object."""
-    graph = _GRAPHS.get(model)
-    if graph is None:
-        graph = LayerGraph(model)
-        _GRAPHS[model] = graph
+    """The (cached) layer graph of ``model``.
+
+    The graph is traced once and kept; a model changed in place since (a layer replaced or added, a setting or
+    a parameter swapped) is traced again, so no stale graph is ever handed out.
+    """
+    # a TorchScript archive is one compiled program, not a module tree to edit: its graph stays
+    compiled = isinstance(model, torch.jit.ScriptModule)
+    fingerprint: tuple[Any, ...] = () if compiled else graph_fingerprint(model)
+    hit = _GRAPHS.get(model)
+    if hit is not None and (compiled or hit[1] == fingerprint):
+        return hit[0]
+    graph = LayerGraph(model)
+    _GRAPHS[model] = (graph, fingerprint)
     return graph
 
 
 def forget_graph(model: nn.Module) -> None:
-    """Drop the cached graph (call after changing a model's structure in place)."""
+    """Drop the cached graph (its tables with it); the next use traces again."""
     _GRAPHS.pop(model, None)
 
 

@@ -159,6 +159,43 @@ def _binary(op: Callable[..., Any]) -> Callable[..., Any]:
     return shape_rule
 
 
+def _batch_norm(op: Callable[..., Any]) -> Callable[..., Any]:
+    """``F.batch_norm`` at inference on meta tensors (timm's BatchNormAct calls it): the input's shape, dtype
+    and layout, after the checks torch makes; training, other dtypes or shapes go to torch (its Python
+    decomposition costs ~3 ms per call on meta tensors)."""
+
+    def per_channel(t: Any, c: int, dtype: torch.dtype, optional: bool) -> bool:
+        if t is None:
+            return optional
+        return _is_float_meta(t) and t.dtype == dtype and tuple(t.shape) == (c,)
+
+    names = ("running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+
+    def shape_rule(x: Any, *args: Any, **kwargs: Any) -> Any:
+        # fx records the call with the optional arguments by keyword
+        bound = dict(zip(names, args, strict=False))
+        if (
+            _is_float_meta(x)
+            and x.dim() >= 2
+            and len(args) <= len(names)
+            and set(kwargs) <= set(names[len(args) :])
+        ):
+            bound.update(kwargs)
+            c = int(x.shape[1])
+            if (
+                bound.get("training", False) is False
+                and per_channel(bound.get("running_mean"), c, x.dtype, False)
+                and per_channel(bound.get("running_var"), c, x.dtype, False)
+                and per_channel(bound.get("weight"), c, x.dtype, True)
+                and per_channel(bound.get("bias"), c, x.dtype, True)
+            ):
+                return torch.empty_like(x)
+        return op(x, *args, **kwargs)
+
+    shape_rule.__name__ = getattr(op, "__name__", "op")
+    return shape_rule
+
+
 _F = nn.functional
 _SHAPE_RULES: dict[Any, Callable[..., Any]] = {
     **{
@@ -170,6 +207,7 @@ _SHAPE_RULES: dict[Any, Callable[..., Any]] = {
     },
     **{f: _unary(f, 1) for f in (_F.leaky_relu, _F.elu, _F.celu)},
     _F.hardtanh: _unary(_F.hardtanh, 2),
+    _F.batch_norm: _batch_norm(_F.batch_norm),
     **{f: _binary(f) for f in (operator.add, operator.sub, operator.mul, operator.truediv)},
     **{f: _binary(f) for f in (torch.add, torch.sub, torch.mul, torch.div)},
 }
@@ -177,27 +215,23 @@ _METHOD_RULES: dict[str, Callable[..., Any]] = {
     **{m: _unary(getattr(torch.Tensor, m), 0) for m in ("relu", "sigmoid", "tanh")},
     **{m: _binary(getattr(torch.Tensor, m)) for m in ("add", "sub", "mul", "div")},
 }
-_META_MODULES: weakref.WeakKeyDictionary[fx.GraphModule, fx.GraphModule] = (
-    weakref.WeakKeyDictionary()
-)
+_META_MODULES: weakref.WeakKeyDictionary[LayerGraph, fx.GraphModule] = weakref.WeakKeyDictionary()
 
 
 def _meta_module(graph: LayerGraph) -> fx.GraphModule:
     """The capture module of every layer with elementwise operations run by their shape rules (cached)."""
-    gm = graph.capture_module(None)
-    meta = _META_MODULES.get(gm)
+    meta = _META_MODULES.get(graph)
     if meta is not None:
         return meta
-    new_graph = fx.Graph()
-    out = new_graph.graph_copy(gm.graph, {})
-    new_graph.output(out)
+    # rewritten before it is compiled: one GraphModule instead of a capture module and a copy of it
+    new_graph = graph.capture_graph(None)
     for node in new_graph.nodes:
         if node.op == "call_function" and node.target in _SHAPE_RULES:
             node.target = _SHAPE_RULES[node.target]
         elif node.op == "call_method" and node.target in _METHOD_RULES:
             node.op, node.target = "call_function", _METHOD_RULES[str(node.target)]
-    meta = fx.GraphModule(gm, new_graph)
-    _META_MODULES[gm] = meta
+    meta = fx.GraphModule(graph.model, new_graph)
+    _META_MODULES[graph] = meta
     return meta
 
 

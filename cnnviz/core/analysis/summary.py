@@ -24,8 +24,10 @@ from cnnviz.core.analysis.capture import container_outputs
 from cnnviz.core.analysis.graph import (
     OUTPUT_KEY,
     LayerGraph,
-    layer_graph,
+    _settings,  # noqa: F401 - kept importable from here
+    graph_and_fingerprint,
     model_device,
+    structure_fingerprint,  # noqa: F401 - kept importable from here
     unwrap_module,
 )
 from cnnviz.core.analysis.receptive import attach_receptive_fields
@@ -125,20 +127,19 @@ def summarize(
     shape = tuple(int(s) for s in input_shape)
     if any(s < 1 for s in shape):
         raise CnnvizError(f"input shape {list(shape)} must be positive in every dimension")
-    graph = layer_graph(module)
+    graph, fingerprint = graph_and_fingerprint(module)
     model_name = name or getattr(model, "name", None) or type(module).__name__
     cache_key = (shape, receptive_fields, model_name)
     # a TorchScript archive's table comes from a real pass of its compiled program: not kept
-    fingerprint = None if graph.compiled else structure_fingerprint(module)
-    hit = _TABLES.get(graph, {}).get(cache_key)
-    if hit is not None and fingerprint is not None and hit[0] == fingerprint:
+    hit = None if graph.compiled else _TABLES.get(graph, {}).get(cache_key)
+    if hit is not None and hit[0] == fingerprint:
         # the budget may have changed since: the stored estimate (parameters included) is checked again
         forward_budget.check_estimate(hit[1])
         return _copy_summary(hit[2])
     # Parameters and input first: a model that cannot run on meta tensors gets one real pass below.
     forward_budget.check_estimate(forward_budget.static_estimate(module, shape))
     summary, estimate = _summarize(graph, module, shape, receptive_fields, model_name)
-    if fingerprint is not None:
+    if not graph.compiled:
         _TABLES.setdefault(graph, {})[cache_key] = (fingerprint, estimate, summary)
     return _copy_summary(summary)
 
@@ -148,51 +149,6 @@ def summarize(
 _TABLES: weakref.WeakKeyDictionary[
     LayerGraph, dict[tuple[Any, ...], tuple[Any, forward_budget.ForwardEstimate, Summary]]
 ] = weakref.WeakKeyDictionary()
-_SIMPLE = frozenset({int, float, bool, str, type(None)})
-
-
-def _settings(module: nn.Module) -> tuple[Any, ...]:
-    """A module's plain settings (``stride``, ``inplace``, ``p`` ...) and any forward set on the instance."""
-    d = module.__dict__
-    out = [
-        (k, v)
-        for k, v in d.items()
-        if type(v) in _SIMPLE or (type(v) is tuple and all(type(e) in _SIMPLE for e in v))
-    ]
-    forward = d.get("forward")
-    if forward is not None:
-        out.append(("forward", id(forward)))
-    return tuple(out)
-
-
-def structure_fingerprint(module: nn.Module) -> tuple[Any, ...]:
-    """What a table of ``module`` depends on: every submodule's class, settings, children, hooks, and each
-    parameter's and buffer's identity, shape, dtype and trainability (not their values).
-
-    Two equal fingerprints of one model mean its table is the same; any edit in place (a layer replaced, a
-    stride changed, a weight resized or frozen) changes it.
-    """
-    parts: list[Any] = []
-    seen: set[int] = set()
-    stack = [module]
-    while stack:
-        m = stack.pop()
-        if id(m) in seen:
-            continue
-        seen.add(id(m))
-        params = tuple(
-            (k, id(p), p.shape, p.dtype, p.requires_grad) if p is not None else (k, None)
-            for k, p in m._parameters.items()
-        )
-        buffers = tuple(
-            (k, id(b), b.shape, b.dtype) if b is not None else (k, None)
-            for k, b in m._buffers.items()
-        )
-        children = tuple((k, id(c)) for k, c in m._modules.items())
-        hooks = (tuple(m._forward_hooks), tuple(m._forward_pre_hooks))
-        parts.append((id(m), type(m), _settings(m), params, buffers, children, hooks))
-        stack.extend(c for c in m._modules.values() if c is not None)
-    return tuple(parts)
 
 
 def _copy_summary(summary: Summary) -> Summary:

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnviz.core.analysis.capture import ForwardError
-from cnnviz.core.analysis.graph import forget_graph
+from cnnviz.core.analysis.capture import ForwardError, capture
+from cnnviz.core.analysis.graph import layer_graph
 from cnnviz.core.analysis.summary import summarize
 from cnnviz.core.errors import MemoryBudgetError
 
@@ -26,10 +26,6 @@ def small() -> nn.Sequential:
 def table(model: nn.Module, shape: tuple[int, ...] = (3, 12, 12)) -> list[tuple]:
     return [(r.name, r.type, r.output_shape, r.params, r.trainable_params, r.macs) for r in
             summarize(model, shape).rows]  # fmt: skip
-
-
-def edited_structure(model: nn.Sequential) -> bool:
-    return len(model) == 5 or model[2].out_channels == 4
 
 
 def test_unchanged_model_gives_the_same_table_as_a_fresh_one() -> None:
@@ -56,14 +52,84 @@ def test_an_edit_in_place_gives_a_new_table(edit) -> None:
     model = small()
     before = table(model)
     edit(model)
-    if edited_structure(model):
-        forget_graph(model)  # a layer replaced or added needs a new trace, as documented
-    after = table(model)
+    after = table(model)  # no forget_graph: the changed model is traced again by itself
     assert after != before
     # the truth: the same edit on a model never summarised
     fresh = small()
     edit(fresh)
     assert after == table(fresh)
+
+
+def hooked_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """Every module's output shape from real forward hooks: the truth for a table's module rows."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def hook(name: str):
+        def record(_m: nn.Module, _a: tuple, out: torch.Tensor) -> None:
+            shapes.setdefault(name, tuple(out.shape))
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return shapes
+
+
+def resnet():
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    return torchvision.models.resnet18(weights=None).eval()
+
+
+def swap_in_place(model: nn.Module) -> None:
+    model.layer1[0].conv1 = nn.Conv2d(64, 32, 3, padding=1, bias=False)  # replaced
+    model.layer1[0].bn1 = nn.BatchNorm2d(32)
+    model.layer1[0].conv2 = nn.Conv2d(32, 64, 5, padding=2, bias=False)
+    model.layer2[0].downsample.append(nn.ReLU())  # added
+    model.layer4[1].relu = nn.Identity()
+
+
+def test_a_layer_swapped_in_place_is_traced_again_without_forget_graph() -> None:
+    model = resnet()
+    x = torch.randn(1, 3, 64, 64)
+    summarize(model, (3, 64, 64))
+    capture(model, x)
+    old_graph = layer_graph(model)
+    swap_in_place(model)
+    assert layer_graph(model) is not old_graph
+    rows = summarize(model, (3, 64, 64)).rows
+    fresh = resnet()
+    swap_in_place(fresh)
+    assert [(r.name, r.type, r.output_shape, r.params, r.macs) for r in rows] == [
+        (r.name, r.type, r.output_shape, r.params, r.macs)
+        for r in summarize(fresh, (3, 64, 64)).rows
+    ]
+    by_name = {r.name: r for r in rows}
+    truth = hooked_shapes(model, x)
+    assert by_name["layer1.0.conv1"].output_shape == (1, 32, 16, 16)
+    assert by_name["layer1.0.conv1"].params == 64 * 32 * 9
+    assert "layer2.0.downsample.2" in by_name
+    for name, shape in truth.items():
+        if name in by_name:
+            assert by_name[name].output_shape == shape, name
+    # the capture runs the new layers too: its values are those of a real forward
+    with torch.no_grad():
+        conv = model.layer1[0].conv1(model.maxpool(model.relu(model.bn1(model.conv1(x)))))
+    assert torch.equal(capture(model, x)["layer1.0.conv1"], conv)
+
+
+def test_an_unchanged_model_keeps_its_graph() -> None:
+    model = resnet()
+    graph = layer_graph(model)
+    model.layer1[0].conv1.weight.requires_grad_(False)  # values and trainability: not the graph's
+    with torch.no_grad():
+        model.fc.weight.mul_(2)
+    assert layer_graph(model) is graph
+    model.layer1[0].conv1.stride = (2, 2)  # a leaf's setting is read when it runs: the same graph
+    assert layer_graph(model) is graph
 
 
 def test_rows_of_a_returned_table_can_be_changed_freely() -> None:
