@@ -5,8 +5,9 @@ to a :class:`~cnnviz.gui.workers.JobRunner` and publishes results when they arri
 
 Flow: ``load_model`` -> (worker) load, table, receptive-field index -> ``modelChanged`` -> ``run`` the current
 picture -> (worker) preprocess, capture every layer, predictions -> ``activationsChanged`` -> views redraw the
-selected layer. ``select_unit`` computes the unit's box on the GUI thread (well under a millisecond) and, when
-enabled, queues the effective receptive field.
+selected layer. ``select_unit`` computes the unit's box on the GUI thread where it is derived (well under a
+millisecond) and on the worker where it is measured (a backward pass); when enabled, it queues the effective
+receptive field.
 """
 
 from __future__ import annotations
@@ -434,6 +435,9 @@ class Session(QObject):
             selection = UnitSelection(layer, (y, x), channel)
             if self.rf_index is None:
                 selection.note = self.rf_note or "receptive fields are not available for this model"
+            elif self.rf_index.is_measured(layer):
+                selection.note = "measuring this unit's receptive field …"
+                self._request_measured_box(selection)
             else:
                 geometry = self.image.geometry if self.image is not None else None
                 try:
@@ -443,6 +447,28 @@ class Session(QObject):
         self.selection = selection
         self.unitChanged.emit(selection)
         self._request_erf()
+
+    def _request_measured_box(self, selection: UnitSelection) -> None:
+        """Measure the selected unit's box (gradient support: a backward pass) on the worker, not the GUI thread."""
+        index, layer, unit = self.rf_index, selection.layer, selection.unit
+        geometry = self.image.geometry if self.image is not None else None
+
+        def job(_token: CancelToken) -> Any:
+            return index.box(layer, unit, geometry)
+
+        def settle(box: Any, note: str | None) -> None:
+            if self.selection is not selection:  # another unit was selected meanwhile
+                return
+            selection.box, selection.note = box, note
+            self.unitChanged.emit(selection)
+
+        self.runner.submit(
+            "rfbox",
+            job,
+            on_done=lambda box: settle(box, None),
+            on_error=lambda exc: settle(None, describe_error(exc)),
+            label="Measuring the receptive field",
+        )
 
     def select_unit_at_input(self, y: float, x: float) -> None:
         """Select the unit of the current layer whose receptive field is centred nearest model-input point (y, x)."""
@@ -468,6 +494,7 @@ class Session(QObject):
 
     def _clear_unit(self, emit: bool = True) -> None:
         self.runner.cancel("erf")
+        self.runner.cancel("rfbox")
         changed = self.selection is not None or self.erf is not None
         self.selection = None
         self.erf = None

@@ -15,6 +15,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cnnviz.core.analysis.receptive import receptive_field  # noqa: E402
@@ -102,3 +103,57 @@ def test_select_unit_at_input_picks_the_unit_centred_there(session: Session) -> 
     target = (2, 1)
     session.select_unit_at_input(_centre(rf, target, 0), _centre(rf, target, 1))
     assert session.selection is not None and session.selection.unit == target
+
+
+class _Untraceable(torch.nn.Module):
+    """Python control flow on a tensor value: torch.fx cannot trace it, so its fields are measured."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 3, stride=2, padding=1)
+        self.conv2 = torch.nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if y.sum() > -1e9:
+            y = self.conv2(y)
+        return y
+
+
+def test_measured_box_arrives_from_the_worker_not_the_gui_thread(qtbot, tmp_path: Path) -> None:
+    """A measured field is a backward pass: select_unit returns at once saying so, the box follows."""
+    from cnnviz.core.images.preprocess import Preprocess
+    from cnnviz.core.models.loaded import LoadedModel
+
+    module = _Untraceable().eval()
+    pre = Preprocess(1, (24, 24), "resize", None, (0.5,), (0.25,))
+    picture = tmp_path / "p.png"
+    Image.fromarray(np.arange(24 * 24, dtype=np.uint8).reshape(24, 24)).save(picture)
+    state = Session(JobRunner())
+    try:
+        state.queue_image(str(picture))
+        state.set_model(LoadedModel(module, "untraceable", (1, 24, 24), pre, None, source="module"))
+        assert state.runner.wait(60_000) and state.activations
+        state.select_layer("conv2")
+        seen: list[UnitSelection | None] = []
+        state.unitChanged.connect(seen.append)
+        state.select_unit(5, 6)
+        first = state.selection
+        assert first is not None and first.box is None and "measuring" in (first.note or "")
+        qtbot.waitUntil(lambda: first.box is not None, timeout=60_000)
+        assert seen[-1] is first and first.note is None and first.box.measured
+        x = torch.randn(1, 1, 24, 24, dtype=torch.float64, requires_grad=True)
+        module.double()(x)[0, :, 5, 6].sum().backward()
+        module.float()
+        grad = x.grad[0, 0].abs().numpy()
+        rows, cols = np.flatnonzero(grad.any(1)), np.flatnonzero(grad.any(0))
+        assert first.box.support_box == (rows[0], cols[0], rows[-1], cols[-1])
+        # a stale measurement never overwrites a newer selection
+        state.select_unit(1, 1)
+        state.select_unit(2, 2)
+        latest = state.selection
+        qtbot.waitUntil(lambda: latest.box is not None, timeout=60_000)
+        assert state.runner.wait(60_000)
+        assert state.selection is latest and latest.box.unit == (2, 2)
+    finally:
+        state.shutdown()

@@ -104,11 +104,7 @@ class ReceptiveFieldIndex:
             )
         key = _layer_key(self.graph, layer)
         node = self.info.get(key)
-        if (
-            node is not None
-            and _underived(node)
-            and (node.axes is not None or key in self._map_sizes)
-        ):
+        if node is not None and self.is_measured(layer):
             return self._measure(layer, key, node, unit, geometry)
         return unit_box_from_analysis(
             self.graph,
@@ -118,6 +114,19 @@ class ReceptiveFieldIndex:
             self.input_shape,
             geometry,
             exact_support,
+        )
+
+    def is_measured(self, layer: str) -> bool:
+        """Whether :meth:`box` measures this layer's units (a backward pass, up to seconds) rather than
+        deriving them (well under a millisecond): callers that must stay responsive run those off their thread."""
+        if self.measured:
+            return True
+        key = _layer_key(self.graph, layer)
+        node = self.info.get(key)
+        return (
+            node is not None
+            and _underived(node)
+            and (node.axes is not None or key in self._map_sizes)
         )
 
     def _measure(
