@@ -241,8 +241,10 @@ class _Analyzer:
             return self._narrow(node, name, first_key, first, out_shape)
         if name == "cat":
             return self._cat(node, spatial, out_shape)
-        if isinstance(module, POINTWISE_MODULES) or node.returns_input or (
-            module is None and name in POINTWISE_FUNCTIONS
+        if (
+            isinstance(module, POINTWISE_MODULES)
+            or node.returns_input
+            or (module is None and name in POINTWISE_FUNCTIONS)
         ):
             return self._pointwise(spatial, out_shape)
         # An op the analysis does not know: its field is unknown. Where it keeps its input's shape the image
