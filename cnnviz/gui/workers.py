@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +24,9 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, QRunnable, QThreadPool, Signal
 
 from cnnviz.core.errors import CnnvizError, describe_error
+
+# How long after a job's run() returned its pool thread has surely dropped its last reference to it.
+RELEASE_AFTER_S = 1.0
 
 __all__ = ["Cancelled", "CancelToken", "Job", "JobRunner", "describe_error"]
 
@@ -90,6 +94,9 @@ class Job(QRunnable):
         self.token = CancelToken()
         self.signals = signals
         self.started = threading.Event()
+        self.exited_at: float | None = (
+            None  # when run() returned (monotonic), set on the pool thread
+        )
         self.on_done: Callable[[Any], None] | None = None
         self.on_error: Callable[[BaseException], None] | None = None
         self.on_progress: Callable[[int, int, str], None] | None = None
@@ -99,6 +106,12 @@ class Job(QRunnable):
         )
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.exited_at = time.monotonic()
+
+    def _run(self) -> None:
         self.started.set()
         if self.token.cancelled:
             self.signals.cancelled.emit(self)
@@ -134,6 +147,9 @@ class JobRunner(QObject):
         self._pool.setMaxThreadCount(max(1, threads))
         self._active: dict[int, Job] = {}
         self._latest: dict[str, Job] = {}
+        # Retired jobs, kept until their pool thread has surely let go of them: a job's callbacks may hold the
+        # last reference to a widget, and a widget freed on a pool thread deadlocks against the GUI thread.
+        self._retired: list[Job] = []
         self._busy = False
 
     # -- submitting ------------------------------------------------------------------------------------------------
@@ -150,6 +166,7 @@ class JobRunner(QObject):
     ) -> Job:
         """Queue ``fn(token)``; it supersedes any earlier job of the same ``kind``."""
         self.cancel(kind)
+        self._release_retired()
         signals = _Signals()
         signals.finished.connect(self._finished)
         signals.failed.connect(self._failed)
@@ -213,6 +230,8 @@ class JobRunner(QObject):
         self._pool.clear()
         done = self._pool.waitForDone(timeout_ms)
         self._active.clear()
+        if done:
+            self._retired.clear()
         self._update_busy()
         return done
 
@@ -220,8 +239,24 @@ class JobRunner(QObject):
     def _current(self, job: Job) -> bool:
         return self._latest.get(job.kind) is job and not job.token.cancelled
 
+    def _release_retired(self) -> None:
+        """Drop the retired jobs whose run() returned a while ago, here on the GUI thread."""
+        now = time.monotonic()
+        kept: list[Job] = []
+        for job in self._retired:
+            if job.exited_at is None or now - job.exited_at < RELEASE_AFTER_S:
+                kept.append(job)
+            else:
+                # Free what the callbacks hold here, and break the job <-> token cycle, so that no garbage
+                # collection on a pool thread frees a widget later.
+                job.fn = job.on_done = job.on_error = job.on_progress = job.on_cancel = None  # type: ignore[assignment]
+                job.token._report = None
+        self._retired = kept
+
     def _retire(self, job: Job) -> bool:
         current = self._current(job)
+        self._release_retired()
+        self._retired.append(job)
         self._active.pop(job.id, None)
         if self._latest.get(job.kind) is job:
             del self._latest[job.kind]
