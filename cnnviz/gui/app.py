@@ -30,6 +30,23 @@ def check_display() -> None:
     )
 
 
+_collector: Any = None
+
+
+def collect_garbage_on_gui_thread() -> None:
+    """Run Python's cyclic garbage collection on a GUI-thread timer only (once per process).
+
+    An automatic collection runs on whichever thread happens to allocate; on a worker thread it may free a widget
+    left in a reference cycle, and Qt then deadlocks against the GUI thread. pyqtgraph's collector disables the
+    automatic one and collects from a one-second timer instead.
+    """
+    global _collector
+    if _collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _collector = GarbageCollector(interval=1.0)
+
+
 def create_app(argv: Sequence[str] | None = None) -> Any:
     """The QApplication (created once), with cnnviz's names and pyqtgraph's row-major image order."""
     import pyqtgraph as pg
@@ -42,6 +59,7 @@ def create_app(argv: Sequence[str] | None = None) -> Any:
         app = QApplication([sys.argv[0] if sys.argv else "cnnviz", *(argv or [])])
     app.setApplicationName("cnnviz")
     app.setOrganizationName("cnnviz")
+    collect_garbage_on_gui_thread()
     if isinstance(app, QGuiApplication):
         from cnnviz.gui.icons import app_icon
 

@@ -90,3 +90,11 @@ def loaded_window(gui_window, gui_model, gui_photo):
     wait_idle(gui_window)
     assert gui_window.session.activations, "the model did not run"
     return gui_window
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _garbage_collected_on_the_gui_thread(qapp):
+    """As in the app: no cyclic collection on a worker thread, where freeing a widget deadlocks Qt."""
+    from cnnviz.gui.app import collect_garbage_on_gui_thread
+
+    collect_garbage_on_gui_thread()
