@@ -115,31 +115,3 @@ def test_errors_come_back_as_one_line(runner, capsys):
 def test_cancelled_is_not_an_exception_subclass():
     # So `except Exception` in core code (download loops) lets a cancel through.
     assert not issubclass(Cancelled, Exception)
-
-
-def test_what_a_finished_job_holds_is_freed_on_the_gui_thread(runner):
-    """A job's callbacks may hold the last reference to a widget; freeing one on a pool thread deadlocks Qt."""
-    import gc
-
-    freed_on: list[threading.Thread] = []
-
-    class Held:
-        def __del__(self) -> None:
-            freed_on.append(threading.current_thread())
-
-    def submit_holding() -> None:
-        held = Held()
-        runner.submit("a", lambda token: None, on_done=lambda _v: held)
-
-    submit_holding()
-    assert runner.wait(5000)
-    # A collection on the pool thread must not find the finished job as garbage...
-    runner.submit("b", lambda token: gc.collect())
-    assert runner.wait(5000)
-    assert all(thread is threading.main_thread() for thread in freed_on)
-    # ...and once its pool thread has surely let go, it is freed here.
-    time.sleep(1.1)
-    runner.submit("c", lambda token: gc.collect())
-    assert runner.wait(5000)
-    gc.collect()
-    assert freed_on == [threading.main_thread()]
