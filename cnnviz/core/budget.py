@@ -37,6 +37,7 @@ from typing import Any
 
 from cnnviz.core import text
 from cnnviz.core.errors import InvalidArgumentError, MemoryBudgetError
+from cnnviz.core.moduletree import distinct_tensors
 
 KiB = 1 << 10
 MiB = 1 << 20
@@ -197,10 +198,4 @@ def check_input(shape: Sequence[int], budget: str | int | float | None = None) -
 
 def model_param_bytes(module: Any) -> int:
     """Bytes of a module's distinct parameters and buffers (a meta module counts as if it were real)."""
-    seen: set[int] = set()
-    total = 0
-    for t in [*module.parameters(), *module.buffers()]:
-        if id(t) not in seen:
-            seen.add(id(t))
-            total += t.numel() * t.element_size()
-    return total
+    return sum(t.numel() * t.element_size() for t in distinct_tensors(module))

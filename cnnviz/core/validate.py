@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from cnnviz.core.errors import ArgumentTypeError, InvalidArgumentError
+from cnnviz.core.moduletree import distinct_tensors
 
 MAX_SIDE = 1 << 16
 """Largest height, width or channel count accepted in an input shape given as an argument."""
@@ -83,8 +84,9 @@ def check_module(model: Any, what: str = "model") -> nn.Module:
         )
     from torch.nn.parameter import UninitializedParameter
 
-    lazy = [n for n, p in module.named_parameters() if isinstance(p, UninitializedParameter)]
-    if lazy:
+    # names only when there is one to report: every capture and table passes through here
+    if any(isinstance(t, UninitializedParameter) for t in distinct_tensors(module)):
+        lazy = [n for n, p in module.named_parameters() if isinstance(p, UninitializedParameter)]
         raise InvalidArgumentError(
             f"The {what} has lazy layers whose weights are not made yet ({', '.join(lazy[:3])}); "
             "run it once on an example input first, e.g. model(torch.zeros(1, 3, 224, 224))."

@@ -142,7 +142,9 @@ def capture(
     if layers is not None:
         selected = frozenset(resolve_layer(graph, name) for name in layers)
     # Refused from meta shapes before the real pass allocates anything.
-    check_forward(module, tuple(tensor.shape[1:]), keep=selected, batch=int(tensor.shape[0]))
+    check_forward(
+        module, tuple(tensor.shape[1:]), keep=selected, batch=int(tensor.shape[0]), graph=graph
+    )
     if graph.traced:
         return _capture_fx(graph, tensor, selected, dtype, to_cpu)
     if graph.compiled:

@@ -17,7 +17,7 @@ import torch
 
 from cnnviz.core import text
 from cnnviz.core.analysis.failures import ForwardError
-from cnnviz.core.analysis.graph import layer_graph, unwrap_module
+from cnnviz.core.analysis.graph import LayerGraph, layer_graph, unwrap_module
 from cnnviz.core.analysis.shapes import run_hooks, run_on_meta
 from cnnviz.core.budget import (
     ADVICE,
@@ -169,17 +169,20 @@ def estimate_forward(
     keep: Iterable[str] | None = None,
     *,
     param_bytes: int | None = None,
+    graph: LayerGraph | None = None,
 ) -> ForwardEstimate:
     """Walk one forward pass of ``model`` at batch 1 on meta tensors; nothing real is allocated.
 
     A model that cannot run on meta tensors (data-dependent control flow, a TorchScript archive) gets an
     incomplete estimate: parameters and input only. Cached per traced graph, input shape and ``keep``;
-    ``param_bytes`` (the model's, when the caller has counted them) saves counting them again.
+    ``param_bytes`` (the model's, when the caller has counted them) and ``graph`` (its current layer graph,
+    when the caller holds it) save finding them again.
     """
     module = unwrap_module(model)
     shape = tuple(int(s) for s in input_shape)
     keep_key = None if keep is None else frozenset(keep)
-    graph = layer_graph(module)
+    if graph is None:
+        graph = layer_graph(module)
     cache = _CACHE.setdefault(graph, {})
     hit = cache.get((shape, keep_key))
     if param_bytes is None:
@@ -258,16 +261,18 @@ def check_forward(
     keep: Iterable[str] | None = None,
     batch: int = 1,
     budget: str | int | float | None = None,
+    graph: LayerGraph | None = None,
 ) -> ForwardEstimate | None:
     """Refuse, before anything real is allocated, a forward pass that would not fit the budget.
 
     ``input_shape`` is (C, H, W); ``keep`` as in :func:`estimate_forward`. Checks parameters and input first,
-    then walks the pass on meta tensors. Returns the estimate when it fits (None without a budget).
+    then walks the pass on meta tensors. Returns the estimate when it fits (None without a budget). ``graph``
+    as in :func:`estimate_forward`.
     """
     if memory_budget(budget) is None:
         return None
     first = static_estimate(model, input_shape)
     check_estimate(first, budget, batch=batch)
-    estimate = estimate_forward(model, input_shape, keep, param_bytes=first.params)
+    estimate = estimate_forward(model, input_shape, keep, param_bytes=first.params, graph=graph)
     check_estimate(estimate, budget, batch=batch)
     return estimate

@@ -26,6 +26,7 @@ import torch.fx as fx
 from torch import nn
 
 from cnnviz.core.errors import LayerError
+from cnnviz.core.moduletree import all_modules
 
 # Functional calls that only restructure Python containers: not layers of their own.
 _PLUMBING = {operator.getitem, getattr}
@@ -466,48 +467,33 @@ def _make_out_of_place(node: fx.Node) -> None:
             node.target = name[:-1]
 
 
-def all_modules(model: nn.Module) -> list[nn.Module]:
-    """``model`` and every submodule, each once (as ``model.modules()``, in a flat walk that costs a fraction:
-    capture runs it on every pass)."""
-    out: list[nn.Module] = []
-    seen: set[int] = set()
-    stack = [model]
-    while stack:
-        m = stack.pop()
-        if id(m) in seen:
-            continue
-        seen.add(id(m))
-        out.append(m)
-        stack.extend(c for c in reversed(m._modules.values()) if c is not None)
-    return out
-
-
 @contextmanager
 def out_of_place(model: nn.Module) -> Iterator[None]:
     """Temporarily switch off ``inplace=True`` on every module (ReLU, Dropout ...), restored afterwards."""
-    switched = [m for m in all_modules(model) if getattr(m, "inplace", False) is True]
-    # torch's stubs type Module.__setattr__ for tensors and modules only; a plain bool is set all the same
+    switched = [m for m in all_modules(model) if m.__dict__.get("inplace") is True]
+    # a plain attribute: set directly, as Module.__setattr__ (several checks per call) would end up doing
     for m in switched:
-        m.inplace = False  # type: ignore[assignment]
+        m.__dict__["inplace"] = False
     try:
         yield
     finally:
         for m in switched:
-            m.inplace = True  # type: ignore[assignment]
+            m.__dict__["inplace"] = True
 
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[None]:
     """Run in eval mode, restoring each module's own train/eval flag afterwards."""
-    modes = [(m, m.training) for m in all_modules(model)]
-    # Set the flags directly: some modules (torch.export's) refuse eval() because their mode is fixed.
-    for m, _ in modes:
-        m.training = False
+    # Set the flags directly: some modules (torch.export's) refuse eval() because their mode is fixed. Only
+    # modules in training mode are touched: a model in eval mode (every capture of the app's) costs one walk.
+    training = [(m, m.training) for m in all_modules(model) if m.training]
+    for m, _ in training:
+        m.__dict__["training"] = False
     try:
         yield
     finally:
-        for m, training in modes:
-            m.training = training
+        for m, mode in training:
+            m.__dict__["training"] = mode
 
 
 _SIMPLE = frozenset({int, float, bool, str, type(None)})
@@ -525,21 +511,6 @@ def _settings(module: nn.Module) -> tuple[Any, ...]:
     if forward is not None:
         out.append(("forward", id(forward)))
     return tuple(out)
-
-
-def _walk(module: nn.Module) -> list[nn.Module]:
-    # each module once, without building names (named_modules() costs several times more)
-    out: list[nn.Module] = []
-    seen: set[int] = set()
-    stack = [module]
-    while stack:
-        m = stack.pop()
-        if id(m) in seen:
-            continue
-        seen.add(id(m))
-        out.append(m)
-        stack.extend(c for c in m._modules.values() if c is not None)
-    return out
 
 
 _LEAF_TYPES: dict[type, bool] = {}
@@ -599,7 +570,7 @@ def structure_fingerprint(module: nn.Module) -> tuple[Any, ...]:
 
 def _table_part(module: nn.Module) -> tuple[Any, ...]:
     parts: list[Any] = []
-    for m in _walk(module):
+    for m in all_modules(module):
         if _is_leaf(m):
             parts.append((id(m), _settings(m)))
         for p in m._parameters.values():

@@ -1,0 +1,41 @@
+"""Flat walks over a module tree: every module once, and every distinct parameter and buffer.
+
+``named_modules()`` and ``parameters()`` build a dotted name for every entry; capture and the memory budget
+walk the tree on every pass, where those names cost several times the walk itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported by modules that must not load torch themselves (the memory budget)
+    import torch
+    from torch import nn
+
+
+def all_modules(model: nn.Module) -> list[nn.Module]:
+    """``model`` and every submodule, each once, in the order of ``model.modules()``."""
+    out: list[nn.Module] = []
+    seen: set[int] = set()
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        out.append(m)
+        stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+    return out
+
+
+def distinct_tensors(model: nn.Module) -> Iterator[torch.Tensor]:
+    """Every parameter, then every buffer, of ``model`` and its submodules, each tensor once."""
+    modules = all_modules(model)
+    seen: set[int] = set()
+    for attr in ("_parameters", "_buffers"):
+        for m in modules:
+            for t in getattr(m, attr).values():
+                if t is not None and id(t) not in seen:
+                    seen.add(id(t))
+                    yield t
