@@ -456,15 +456,21 @@ class LayerGraph:
 
 
 def _make_out_of_place(node: fx.Node) -> None:
-    if node.op == "call_function":
-        if node.target in _INPLACE_OPERATORS:
-            node.target = _INPLACE_OPERATORS[node.target]
-        if node.kwargs.get("inplace") is True:
-            node.kwargs = {**node.kwargs, "inplace": False}
-    elif node.op == "call_method":
-        name = str(node.target)
+    node.target, node.kwargs = out_of_place_call(node.op, node.target, node.kwargs)
+
+
+def out_of_place_call(op: str, target: Any, kwargs: Any) -> tuple[Any, Any]:
+    """The target and keyword arguments of a graph call, made out of place (``iadd`` -> ``add``, ``relu_`` ->
+    ``relu``, ``inplace=True`` -> False), so that no later operation can overwrite an earlier layer's value."""
+    if op == "call_function":
+        target = _INPLACE_OPERATORS.get(target, target)
+        if kwargs.get("inplace") is True:
+            kwargs = {**kwargs, "inplace": False}
+    elif op == "call_method":
+        name = str(target)
         if re.fullmatch(r"[a-z][a-z0-9_]*[a-z0-9]_", name) and hasattr(torch.Tensor, name[:-1]):
-            node.target = name[:-1]
+            target = name[:-1]
+    return target, kwargs
 
 
 @contextmanager

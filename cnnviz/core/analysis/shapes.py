@@ -7,10 +7,9 @@ receptive fields and the memory budget all read their shapes from here.
 
 from __future__ import annotations
 
-import operator
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -18,8 +17,17 @@ import torch.fx as fx
 from torch import nn
 
 from cnnviz.core.analysis.failures import ForwardError, Locator, shape_of
-from cnnviz.core.analysis.graph import LayerGraph, eval_mode, model_device
+from cnnviz.core.analysis.graph import LayerGraph, eval_mode, model_device, out_of_place_call
+from cnnviz.core.analysis.shape_rules import (
+    ASK_TORCH,
+    METHOD_RULES,
+    MODULE_RULES,
+    SHAPE_RULES,
+    fast_meta_norms,
+    like,
+)
 from cnnviz.core.errors import CnnvizError, one_line
+from cnnviz.core.moduletree import distinct_tensors
 
 
 def _meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -33,206 +41,128 @@ def _meta_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def _checked_norm_forward(module: nn.Module) -> Any:
-    """A forward for normalisation layers on meta tensors: torch's own input checks, then the input's shape.
+@dataclass(frozen=True)
+class _Step:
+    """One layer node of the graph, ready to run on meta tensors: its call made out of place (as capture runs
+    it) and the shape rule that stands in for torch where one applies."""
 
-    On meta tensors torch runs batch and layer norm through Python decompositions (about 3 ms each); their output
-    always has the input's shape, so only the checks torch would make are worth running.
-    """
-
-    def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module._check_input_dim(x)
-            if x.shape[1] != module.num_features:
-                raise RuntimeError(
-                    f"running_mean should contain {x.shape[1]} elements not {module.num_features}"
-                )
-        elif isinstance(module, nn.LayerNorm):
-            tail = tuple(x.shape[x.dim() - len(module.normalized_shape) :])
-            if tail != tuple(module.normalized_shape):
-                raise RuntimeError(
-                    f"Given normalized_shape={list(module.normalized_shape)}, expected input with shape "
-                    f"[*, {', '.join(str(v) for v in module.normalized_shape)}], but got input of size "
-                    f"{list(x.shape)}"
-                )
-        return torch.empty_like(x)
-
-    return forward
+    key: str
+    op: str
+    target: Any
+    args: Any
+    kwargs: Any
+    module: nn.Module | None
+    rule: Callable[..., Any] | None
+    returns_input: bool
 
 
-def _elementwise_forward(module: nn.Module) -> Any:
-    """A forward for an elementwise activation on meta tensors: a float input's shape, dtype and layout.
-
-    torch runs these through Python reference implementations on meta tensors (0.3-3 ms each, more than the
-    real kernel on a small map). In place, torch hands back the input itself, so that is what this returns.
-    """
-    original = type(module).forward
-
-    def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
-        if (
-            type(x) is torch.Tensor
-            and x.is_meta
-            and x.is_floating_point()
-            and not args
-            and not kwargs
-        ):
-            return x if getattr(module, "inplace", False) is True else torch.empty_like(x)
-        return original(module, x, *args, **kwargs)
-
-    return forward
+_PROGRAMS: weakref.WeakKeyDictionary[LayerGraph, list[_Step]] = weakref.WeakKeyDictionary()
 
 
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm)
-_ELEMENTWISE_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish,
-    nn.Hardsigmoid, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.LogSigmoid,
-)  # fmt: skip
-
-
-@contextmanager
-def _fast_meta_norms(model: nn.Module) -> Iterator[None]:
-    """Swap in shape-only forwards for normalisations and elementwise activations while on meta tensors."""
-    patched = []
-    for m in model.modules():
-        kind = type(m)
-        if "forward" in m.__dict__:
+def _program(graph: LayerGraph) -> list[_Step]:
+    """The graph's layer nodes as steps (cached per traced graph: a new structure is a new graph)."""
+    steps = _PROGRAMS.get(graph)
+    if steps is not None:
+        return steps
+    steps = []
+    for gnode in graph.nodes:
+        node = gnode.fx_node
+        assert node is not None  # every node of a traced graph has its fx node
+        if gnode.kind == "input":
+            steps.append(_Step(gnode.key, "input", None, (), {}, None, None, False))
             continue
-        if kind in _NORMS:
-            m.forward = _checked_norm_forward(m)  # type: ignore[method-assign]
-        elif kind in _ELEMENTWISE_MODULES:
-            m.forward = _elementwise_forward(m)  # type: ignore[method-assign]
+        target, kwargs = out_of_place_call(node.op, node.target, node.kwargs)
+        rule: Callable[..., Any] | None = None
+        if node.op == "call_function":
+            rule = SHAPE_RULES.get(target)
+        elif node.op == "call_method":
+            rule = METHOD_RULES.get(str(target))
+        steps.append(
+            _Step(
+                gnode.key,
+                node.op,
+                target,
+                node.args,
+                kwargs,
+                gnode.module,
+                rule,
+                gnode.returns_input,
+            )
+        )
+    _PROGRAMS[graph] = steps
+    return steps
+
+
+def _has_state(module: nn.Module) -> bool:
+    return next(distinct_tensors(module), None) is not None
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+def _run_module(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A module the rules do not cover, on meta tensors: its parameters and buffers swapped for meta ones."""
+    if type(module) in MODULE_RULES and not _has_hooks(module) and "forward" not in module.__dict__:
+        out = MODULE_RULES[type(module)](module, args, kwargs)
+        if out is not ASK_TORCH:
+            return out
+    with fast_meta_norms(module):
+        if not _has_state(module):
+            return module(*args, **kwargs)
+        return torch.func.functional_call(module, _meta_state(module), args, kwargs, strict=False)
+
+
+def _interpret(graph: LayerGraph, x: torch.Tensor) -> dict[str, Any]:
+    """Every layer's value for input ``x`` (meta), node by node, with the shape rules where they apply."""
+    env: dict[str, Any] = {}
+    constants: dict[str, Any] = {}
+    key_of = graph.node_key
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, fx.Node):
+            key = key_of(value)
+            if key is not None:
+                return env[key]
+            if value.op == "get_attr":
+                name = str(value.target)
+                if name not in constants:
+                    const = graph.constant(value)
+                    constants[name] = like(const) if isinstance(const, torch.Tensor) else const
+                return constants[name]
+            return None
+        if isinstance(value, (list, tuple)):  # fx keeps lists as its own immutable_list
+            items = [resolve(v) for v in value]
+            return tuple(items) if isinstance(value, tuple) else items
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, slice):
+            return slice(resolve(value.start), resolve(value.stop), resolve(value.step))
+        return value
+
+    given = False
+    for step in _program(graph):
+        if step.op == "input":
+            if given:
+                raise TypeError("the model takes more than one input; the table is made for one")
+            env[step.key], given = x, True
+            continue
+        args = resolve(step.args)
+        kwargs = resolve(step.kwargs) if step.kwargs else {}
+        if step.op == "call_module":
+            assert step.module is not None
+            if step.returns_input:
+                value = args[0]
+            else:
+                value = _run_module(step.module, args, kwargs)
+        elif step.rule is not None:
+            value = step.rule(*args, **kwargs)
+        elif step.op == "call_method":
+            value = getattr(args[0], str(step.target))(*args[1:], **kwargs)
         else:
-            continue
-        patched.append(m)
-    try:
-        yield
-    finally:
-        for m in patched:
-            del m.forward
-
-
-def _is_float_meta(v: Any) -> bool:
-    return type(v) is torch.Tensor and v.is_meta and v.is_floating_point()
-
-
-def _unary(op: Callable[..., Any], extras: int) -> Callable[..., Any]:
-    """``op`` on meta tensors by its shape rule: a float input's shape, dtype and layout (the input, in place).
-
-    ``extras`` positional arguments after the input are not ``inplace`` (``leaky_relu``'s slope ...).
-    """
-
-    def shape_rule(x: Any, *args: Any, **kwargs: Any) -> Any:
-        if _is_float_meta(x) and len(args) <= extras and set(kwargs) <= {"inplace"}:
-            return x if kwargs.get("inplace") is True else torch.empty_like(x)
-        return op(x, *args, **kwargs)
-
-    shape_rule.__name__ = getattr(op, "__name__", "op")
-    return shape_rule
-
-
-def _binary(op: Callable[..., Any]) -> Callable[..., Any]:
-    """An arithmetic operator on meta tensors by the broadcasting rule, where its result's layout is plain.
-
-    Two float tensors of one dtype whose result has the shape of a contiguous one (or of two alike), or a float
-    tensor and a Python number; anything else (type promotion, odd layouts) goes to torch's own rule.
-    """
-
-    def shape_rule(a: Any, b: Any, *args: Any, **kwargs: Any) -> Any:
-        if not args and not kwargs:
-            a_t, b_t = _is_float_meta(a), _is_float_meta(b)
-            if a_t and b_t and a.dtype == b.dtype:
-                if a.shape == b.shape:
-                    if a.stride() == b.stride():
-                        return torch.empty_like(a)
-                else:
-                    shape = torch.broadcast_shapes(a.shape, b.shape)
-                    for t in (a, b):
-                        if t.shape == shape and t.is_contiguous():
-                            return torch.empty_like(t)
-            elif a_t and type(b) in (int, float):
-                return torch.empty_like(a)
-            elif b_t and type(a) in (int, float):
-                return torch.empty_like(b)
-        return op(a, b, *args, **kwargs)
-
-    shape_rule.__name__ = getattr(op, "__name__", "op")
-    return shape_rule
-
-
-def _batch_norm(op: Callable[..., Any]) -> Callable[..., Any]:
-    """``F.batch_norm`` at inference on meta tensors (timm's BatchNormAct calls it): the input's shape, dtype
-    and layout, after the checks torch makes; training, other dtypes or shapes go to torch (its Python
-    decomposition costs ~3 ms per call on meta tensors)."""
-
-    def per_channel(t: Any, c: int, dtype: torch.dtype, optional: bool) -> bool:
-        if t is None:
-            return optional
-        return _is_float_meta(t) and t.dtype == dtype and tuple(t.shape) == (c,)
-
-    names = ("running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
-
-    def shape_rule(x: Any, *args: Any, **kwargs: Any) -> Any:
-        # fx records the call with the optional arguments by keyword
-        bound = dict(zip(names, args, strict=False))
-        if (
-            _is_float_meta(x)
-            and x.dim() >= 2
-            and len(args) <= len(names)
-            and set(kwargs) <= set(names[len(args) :])
-        ):
-            bound.update(kwargs)
-            c = int(x.shape[1])
-            if (
-                bound.get("training", False) is False
-                and per_channel(bound.get("running_mean"), c, x.dtype, False)
-                and per_channel(bound.get("running_var"), c, x.dtype, False)
-                and per_channel(bound.get("weight"), c, x.dtype, True)
-                and per_channel(bound.get("bias"), c, x.dtype, True)
-            ):
-                return torch.empty_like(x)
-        return op(x, *args, **kwargs)
-
-    shape_rule.__name__ = getattr(op, "__name__", "op")
-    return shape_rule
-
-
-_F = nn.functional
-_SHAPE_RULES: dict[Any, Callable[..., Any]] = {
-    **{
-        f: _unary(f, 0) for f in (_F.relu, _F.relu6, _F.silu, _F.hardswish, _F.hardsigmoid, _F.mish)
-    },
-    **{
-        f: _unary(f, 0)
-        for f in (torch.relu, torch.sigmoid, torch.tanh, _F.gelu, _F.sigmoid, _F.tanh)
-    },
-    **{f: _unary(f, 1) for f in (_F.leaky_relu, _F.elu, _F.celu)},
-    _F.hardtanh: _unary(_F.hardtanh, 2),
-    _F.batch_norm: _batch_norm(_F.batch_norm),
-    **{f: _binary(f) for f in (operator.add, operator.sub, operator.mul, operator.truediv)},
-    **{f: _binary(f) for f in (torch.add, torch.sub, torch.mul, torch.div)},
-}
-_METHOD_RULES: dict[str, Callable[..., Any]] = {
-    **{m: _unary(getattr(torch.Tensor, m), 0) for m in ("relu", "sigmoid", "tanh")},
-    **{m: _binary(getattr(torch.Tensor, m)) for m in ("add", "sub", "mul", "div")},
-}
-_META_MODULES: weakref.WeakKeyDictionary[LayerGraph, fx.GraphModule] = weakref.WeakKeyDictionary()
-
-
-def _meta_module(graph: LayerGraph) -> fx.GraphModule:
-    """The capture module of every layer with elementwise operations run by their shape rules (cached)."""
-    meta = _META_MODULES.get(graph)
-    if meta is not None:
-        return meta
-    # rewritten before it is compiled: one GraphModule instead of a capture module and a copy of it
-    new_graph = graph.capture_graph(None)
-    for node in new_graph.nodes:
-        if node.op == "call_function" and node.target in _SHAPE_RULES:
-            node.target = _SHAPE_RULES[node.target]
-        elif node.op == "call_method" and node.target in _METHOD_RULES:
-            node.op, node.target = "call_function", _METHOD_RULES[str(node.target)]
-    meta = fx.GraphModule(graph.model, new_graph)
-    _META_MODULES[graph] = meta
-    return meta
+            value = step.target(*args, **kwargs)
+        env[step.key] = value
+    return env
 
 
 def run_on_meta(
@@ -243,10 +173,9 @@ def run_on_meta(
     x = torch.empty((1, *input_shape), device="meta")
     received: dict[str, Any] = {}
     if graph.traced:
-        gm = _meta_module(graph)
         try:
-            with torch.no_grad(), eval_mode(model), _fast_meta_norms(model):
-                _out, values = torch.func.functional_call(gm, _meta_state(gm), (x,), strict=False)
+            with torch.no_grad(), eval_mode(model):
+                values = _interpret(graph, x)
         except Exception as exc:
             raise meta_failure(graph, x, exc) from exc
         return values, received
