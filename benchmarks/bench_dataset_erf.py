@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 
 from cnnviz.core.analysis.dataset import dataset_erf
-from cnnviz.core.analysis.graph import eval_mode, layer_graph, out_of_place
+from cnnviz.core.analysis.graph import eval_mode, layer_graph
 from cnnviz.core.images.folder import iter_picture_batches, list_pictures
 from cnnviz.core.models import load_model
 
@@ -86,7 +86,7 @@ def _case(spec: str, weights: str, layer: str, side: int, args: Any, tmp: str, d
 
     def plain(kind: str, source: Any) -> Callable[[], None]:
         def run() -> None:
-            with torch.enable_grad(), eval_mode(model.module), out_of_place(model.module):
+            with torch.enable_grad(), eval_mode(model.module, out_of_place=True):
                 for b in source():
                     x = b.to(device).requires_grad_(True)
                     out = truncated(x)

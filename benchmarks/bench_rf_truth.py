@@ -65,7 +65,8 @@ def build(name: str) -> tuple[nn.Module, tuple[int, ...]]:
 
 
 def spatial_layers(model: nn.Module, size: int) -> list[tuple[str, tuple[int, int], bool]]:
-    """(name, map size, channel-last) of each module called once with an image-shaped 4-D output, in order."""
+    """(name, map size, channel-last) of each module called once with an image-shaped 4-D output per picture,
+    in order."""
     calls: dict[str, list[tuple[int, ...]]] = {}
     handles = []
     for name, module in model.named_modules():
@@ -78,13 +79,15 @@ def spatial_layers(model: nn.Module, size: int) -> list[tuple[str, tuple[int, in
         handles.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            model(torch.randn(1, 3, size, size))
+            # a batch of two: maps computed from parameters alone (swin_v2's relative-position MLP) keep a
+            # batch of one and are no units of the picture
+            model(torch.randn(2, 3, size, size))
     finally:
         for h in handles:
             h.remove()
     out = []
     for name, shapes in calls.items():
-        if len(shapes) != 1 or len(shapes[0]) != 4:
+        if len(shapes) != 1 or len(shapes[0]) != 4 or shapes[0][0] != 2:
             continue
         s = shapes[0]
         if s[2] == s[3] and s[2] > 1:

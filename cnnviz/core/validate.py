@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from cnnviz.core.errors import ArgumentTypeError, InvalidArgumentError
-from cnnviz.core.moduletree import distinct_tensors
+from cnnviz.core.moduletree import all_modules
 
 MAX_SIDE = 1 << 16
 """Largest height, width or channel count accepted in an input shape given as an argument."""
@@ -82,15 +82,18 @@ def check_module(model: Any, what: str = "model") -> nn.Module:
             f"The {what} must be a torch.nn.Module or a model from cnnviz.load_model, not "
             f"{describe(model)}; load it first, e.g. cnnviz.load_model('resnet18')."
         )
+    from torch.nn.modules.lazy import LazyModuleMixin
     from torch.nn.parameter import UninitializedParameter
 
-    # names only when there is one to report: every capture and table passes through here
-    if any(isinstance(t, UninitializedParameter) for t in distinct_tensors(module)):
+    # Only lazy modules hold uninitialised parameters (they become their plain class once made); the names are
+    # looked up only when there is one to report: every capture and table passes through here.
+    if any(isinstance(m, LazyModuleMixin) for m in all_modules(module)):
         lazy = [n for n, p in module.named_parameters() if isinstance(p, UninitializedParameter)]
-        raise InvalidArgumentError(
-            f"The {what} has lazy layers whose weights are not made yet ({', '.join(lazy[:3])}); "
-            "run it once on an example input first, e.g. model(torch.zeros(1, 3, 224, 224))."
-        )
+        if lazy:
+            raise InvalidArgumentError(
+                f"The {what} has lazy layers whose weights are not made yet ({', '.join(lazy[:3])}); "
+                "run it once on an example input first, e.g. model(torch.zeros(1, 3, 224, 224))."
+            )
     return module
 
 

@@ -25,7 +25,6 @@ from cnnviz.core.analysis.graph import (
     eval_mode,
     layer_graph,
     model_device,
-    out_of_place,
     resolve_layer,
     unwrap_input,
     unwrap_module,
@@ -223,7 +222,7 @@ def _capture_fx(
     gm = graph.capture_module(wanted, _keeper(dtype, to_cpu))
     module = graph.model
     try:
-        with torch.inference_mode(), eval_mode(module), out_of_place(module):
+        with torch.inference_mode(), eval_mode(module, out_of_place=True):
             output, values = gm(x)
     except Exception as exc:
         raise _locate_failure(graph, gm, x, exc) from exc
@@ -251,7 +250,7 @@ def _locate_failure(
 ) -> Exception:
     locator = Locator(gm, graph)
     try:
-        with torch.inference_mode(), eval_mode(graph.model), out_of_place(graph.model):
+        with torch.inference_mode(), eval_mode(graph.model, out_of_place=True):
             locator.run(x)
     except Exception:  # noqa: BLE001 - the same failure, now located
         pass
@@ -296,7 +295,7 @@ def _capture_hooks(
         if name:
             make_hooks(name, sub)
     try:
-        with torch.inference_mode(), eval_mode(module), out_of_place(module):
+        with torch.inference_mode(), eval_mode(module, out_of_place=True):
             output = module(x)
     except Exception as exc:
         if last:

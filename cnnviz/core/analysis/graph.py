@@ -474,32 +474,30 @@ def out_of_place_call(op: str, target: Any, kwargs: Any) -> tuple[Any, Any]:
 
 
 @contextmanager
-def out_of_place(model: nn.Module) -> Iterator[None]:
-    """Temporarily switch off ``inplace=True`` on every module (ReLU, Dropout ...), restored afterwards."""
-    switched = [m for m in all_modules(model) if m.__dict__.get("inplace") is True]
-    # a plain attribute: set directly, as Module.__setattr__ (several checks per call) would end up doing
-    for m in switched:
-        m.__dict__["inplace"] = False
-    try:
-        yield
-    finally:
-        for m in switched:
-            m.__dict__["inplace"] = True
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run in eval mode, restoring each module's own train/eval flag afterwards."""
-    # Set the flags directly: some modules (torch.export's) refuse eval() because their mode is fixed. Only
-    # modules in training mode are touched: a model in eval mode (every capture of the app's) costs one walk.
-    training = [(m, m.training) for m in all_modules(model) if m.training]
-    for m, _ in training:
-        m.__dict__["training"] = False
+def eval_mode(model: nn.Module, *, out_of_place: bool = False) -> Iterator[None]:
+    """Run in eval mode, restoring each module's own train/eval flag afterwards; with ``out_of_place`` also
+    switch off ``inplace=True`` on every module (ReLU, Dropout ...), so that no layer overwrites another's
+    output. One walk over the tree for both: a capture pays it on every pass."""
+    # Set the flags directly (as Module.__setattr__ would end up doing, after several checks per call): some
+    # modules (torch.export's) refuse eval() because their mode is fixed. Only modules that need a change are
+    # touched, so a model in eval mode costs the walk alone.
+    training: list[tuple[nn.Module, Any]] = []
+    switched: list[nn.Module] = []
+    for m in all_modules(model):
+        flags = m.__dict__
+        if flags.get("training"):
+            training.append((m, flags["training"]))
+            flags["training"] = False
+        if out_of_place and flags.get("inplace") is True:
+            switched.append(m)
+            flags["inplace"] = False
     try:
         yield
     finally:
         for m, mode in training:
             m.__dict__["training"] = mode
+        for m in switched:
+            m.__dict__["inplace"] = True
 
 
 _SIMPLE = frozenset({int, float, bool, str, type(None)})

@@ -319,3 +319,19 @@ def test_torchscript_shows_its_output_and_says_why():
         from cnnviz.core.analysis.receptive import ReceptiveFieldIndex
 
         ReceptiveFieldIndex(scripted, (1, 6, 6))
+
+
+def test_lazy_layers_not_yet_made_are_named_and_made_ones_pass() -> None:
+    from cnnviz.core.errors import InvalidArgumentError
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.LazyLinear(3))
+    for call in (
+        lambda: summarize(model, (1, 8, 8)),
+        lambda: capture(model, torch.randn(1, 1, 8, 8)),
+    ):
+        with pytest.raises(InvalidArgumentError, match=r"lazy layers .*\(2\.weight, 2\.bias\)"):
+            call()
+    with torch.no_grad():
+        model(torch.zeros(1, 1, 8, 8))  # the lazy layer becomes a plain Linear
+    assert summarize(model, (1, 8, 8)).rows[-1].output_shape == (1, 3)
+    assert capture(model, torch.randn(1, 1, 8, 8)).output.shape == (1, 3)

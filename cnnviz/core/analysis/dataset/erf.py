@@ -55,7 +55,6 @@ from cnnviz.core.analysis.graph import (
     eval_mode,
     layer_graph,
     model_device,
-    out_of_place,
     resolve_layer,
     unwrap_input,
 )
@@ -538,7 +537,7 @@ def _run(
     batch = batch_size
     pending: list[torch.Tensor] = []
     queued = 0
-    with torch.enable_grad(), eval_mode(module), out_of_place(module):
+    with torch.enable_grad(), eval_mode(module, out_of_place=True):
         for b in picture_batches(model, images, batch_size, should_stop):
             skipped.extend(b.skipped)
             listed = b.listed

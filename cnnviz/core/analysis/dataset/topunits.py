@@ -38,7 +38,6 @@ from cnnviz.core.analysis.graph import (
     eval_mode,
     layer_graph,
     model_device,
-    out_of_place,
     resolve_layer,
 )
 from cnnviz.core.analysis.receptive.boxes import Box
@@ -439,7 +438,7 @@ def top_units(
     skipped: list[tuple[str, str]] = []
     consumed = 0
     batches = iter_picture_batches(paths, prep, batch_size, should_stop=stop)
-    with torch.inference_mode(), eval_mode(work), out_of_place(work):
+    with torch.inference_mode(), eval_mode(work, out_of_place=True):
         for batch in batches:
             skipped.extend((str(p), reason) for p, reason in batch.skipped)
             if len(batch):

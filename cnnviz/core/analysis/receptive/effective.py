@@ -15,7 +15,6 @@ from cnnviz.core.analysis.graph import (
     eval_mode,
     layer_graph,
     model_device,
-    out_of_place,
     resolve_layer,
     unwrap_input,
 )
@@ -70,7 +69,7 @@ def effective_receptive_field(
     graph = layer_graph(module)
     key = _layer_key(graph, layer) if graph.traced else resolve_layer(graph, layer)
     tensor = tensor.clone().requires_grad_(True)
-    with torch.enable_grad(), eval_mode(module), out_of_place(module):
+    with torch.enable_grad(), eval_mode(module, out_of_place=True):
         try:
             if graph.traced:
                 out = graph.truncated_module(key)(tensor)
