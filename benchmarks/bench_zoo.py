@@ -10,7 +10,8 @@ For each model (random weights, batch of one, ``torch.set_num_threads(2)``), at 
 - torchinfo_ratio / torchscan_ratio: ``torchinfo.summary`` and ``torchscan.summary`` in the same run, when
   installed (torchscan prints its table; that output is swallowed).
 
-Timings are medians of interleaved repetitions, so background load touches every side alike. The last object is
+Timings are medians of interleaved repetitions, so background load touches every side alike; as with timeit,
+the cyclic garbage collector is off while a sample is timed (and run before it). The last object is
 a summary: max and median of each ratio and the models over each goal (warm <= 1.0, cold <= 3.0,
 capture <= 1.25).
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gc
 import io
 import json
 import statistics
@@ -83,9 +85,17 @@ _CLOCK: Callable[[], float] = time.perf_counter
 
 
 def _timed(fn: Callable[[], Any]) -> float:
-    t0 = _CLOCK()
-    fn()
-    return _CLOCK() - t0
+    # As timeit does: the cyclic collector off while timing. A collection of the whole process (every model
+    # built so far, torchvision's modules) lands on whichever sample allocates most -- the trace -- and would
+    # time the process's heap rather than the model.
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = _CLOCK()
+        fn()
+        return _CLOCK() - t0
+    finally:
+        gc.enable()
 
 
 def torchvision_models(skip_large: bool) -> list[tuple[str, tuple[int, int, int]]]:
@@ -142,7 +152,7 @@ def bench(name: str, shape: tuple[int, int, int], repeats: int) -> dict[str, Any
     summarize(model, shape)
     capture(model, x)
     forward()
-    cold_repeats = max(2, repeats // 2)
+    cold_repeats = max(3, repeats // 2)
     fresh = [copy.deepcopy(model) for _ in range(cold_repeats)]
     samples: dict[str, list[float]] = {k: [] for k in ("forward", "warm", "capture", "cold")}
     for i in range(repeats):

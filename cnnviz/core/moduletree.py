@@ -7,6 +7,8 @@ walk the tree on every pass, where those names cost several times the walk itsel
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported by modules that must not load torch themselves (the memory budget)
@@ -14,8 +16,34 @@ if TYPE_CHECKING:  # imported by modules that must not load torch themselves (th
     from torch import nn
 
 
+_WALKED: ContextVar[dict[int, tuple[nn.Module, list[nn.Module]]] | None] = ContextVar(
+    "cnnviz_walked", default=None
+)
+
+
+@contextmanager
+def walked_once(model: nn.Module) -> Iterator[None]:
+    """Within this block :func:`all_modules` walks ``model`` once and hands out that list again: one capture
+    validates, counts and flags the same tree several times, and the tree does not change meanwhile."""
+    outer = _WALKED.get()
+    token = _WALKED.set({**(outer or {}), id(model): (model, _walk(model))})
+    try:
+        yield
+    finally:
+        _WALKED.reset(token)
+
+
 def all_modules(model: nn.Module) -> list[nn.Module]:
     """``model`` and every submodule, each once, in the order of ``model.modules()``."""
+    walked = _WALKED.get()
+    if walked is not None:
+        hit = walked.get(id(model))
+        if hit is not None and hit[0] is model:
+            return hit[1]
+    return _walk(model)
+
+
+def _walk(model: nn.Module) -> list[nn.Module]:
     out: list[nn.Module] = []
     seen: set[int] = set()
     stack = [model]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from cnnviz.core.analysis.graph import (
     unwrap_module,
 )
 from cnnviz.core.errors import one_line
+from cnnviz.core.moduletree import walked_once
 from cnnviz.core.validate import check_capture_arguments
 
 
@@ -129,6 +131,19 @@ def capture(
     train/eval flags and in-place settings are restored afterwards, also when the forward raises; then a
     :class:`ForwardError` names the layer that failed and the shape it received.
     """
+    candidate = getattr(model, "module", model)
+    # the checks, the memory estimate and the mode flags below all walk the same module tree
+    with walked_once(candidate) if isinstance(candidate, nn.Module) else contextlib.nullcontext():
+        return _capture(model, x, layers, dtype, to_cpu)
+
+
+def _capture(
+    model: Any,
+    x: Any,
+    layers: Iterable[str] | None,
+    dtype: torch.dtype | None,
+    to_cpu: bool,
+) -> CaptureResult:
     check_capture_arguments(model, x, layers, dtype, to_cpu)
     module = unwrap_module(model)
     tensor = unwrap_input(x)
