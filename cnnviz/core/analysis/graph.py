@@ -12,13 +12,17 @@ Every layer gets a *capture key* (see :class:`cnnviz.core.analysis.types.LayerRo
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import dis
 import operator
 import re
+import sys
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any
 
 import torch
@@ -100,6 +104,36 @@ def _type_name(node: fx.Node, module: nn.Module | None) -> str:
     return name
 
 
+_INSTRUCTIONS: dict[CodeType, tuple[list[int], list[dis.Instruction]]] = {}
+
+
+class _Proxy(fx.Proxy):
+    """fx's proxy, unpacking as fx does (``a, b = x.chunk(2)`` is two ``getitem`` nodes) but reading the caller's
+    bytecode once per function: fx disassembles the whole calling function on every unpacking (ShuffleNet does
+    one per block)."""
+
+    def __iter__(self) -> Iterator[fx.Proxy]:
+        frame = sys._getframe(1)
+        code = frame.f_code
+        found = _INSTRUCTIONS.get(code)
+        if found is None:
+            if len(_INSTRUCTIONS) > 10_000:
+                _INSTRUCTIONS.clear()
+            instructions = list(dis.get_instructions(code))
+            found = _INSTRUCTIONS[code] = ([i.offset for i in instructions], instructions)
+        offsets, instructions = found
+        # fx's own look-up: the instruction at the call's offset (3.11 on) or at half of it (before)
+        index = (
+            bisect.bisect_left(offsets, frame.f_lasti)
+            if sys.version_info >= (3, 11)
+            else frame.f_lasti // 2
+        )
+        inst = instructions[index]
+        if inst.opname == "UNPACK_SEQUENCE":
+            return (self[i] for i in range(inst.argval))
+        return self.tracer.iter(self)
+
+
 class _Tracer(fx.Tracer):
     """torch.fx's tracer, keeping modules that hand back their input unchanged as layers of their own.
 
@@ -107,6 +141,9 @@ class _Tracer(fx.Tracer):
     untouched (an empty ``nn.Sequential`` shortcut, timm's ``DropPath`` at inference) would leave no node, so
     no row, no shape and no capture entry. Such a call becomes a ``call_module`` node instead.
     """
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _Proxy(node, self)
 
     def __init__(self) -> None:
         super().__init__()

@@ -441,6 +441,35 @@ def _reduced(x: Any, dim: Any, keepdim: Any) -> Any:
     return torch.empty(shape, dtype=x.dtype, device="meta")
 
 
+def _cat(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+    """``torch.cat`` of contiguous float tensors of one dtype and rank, equal but along ``dim``."""
+    bound = dict(zip(("dim",), args, strict=False))
+    if len(args) <= 1 and set(kwargs) <= {"dim"} and not set(kwargs) & set(bound):
+        bound.update(kwargs)
+        dim = bound.get("dim", 0)
+        if (
+            isinstance(tensors, (list, tuple))
+            and tensors
+            and type(dim) is int
+            and all(is_plain(t) and t.is_floating_point() for t in tensors)
+        ):
+            first = tensors[0]
+            rank = first.dim()
+            if rank > 0 and -rank <= dim < rank:
+                axis = dim % rank
+                rest = [s for i, s in enumerate(first.shape) if i != axis]
+                if all(
+                    t.dtype == first.dtype
+                    and t.dim() == rank
+                    and [s for i, s in enumerate(t.shape) if i != axis] == rest
+                    for t in tensors
+                ):
+                    shape = list(first.shape)
+                    shape[axis] = sum(int(t.shape[axis]) for t in tensors)
+                    return torch.empty(shape, dtype=first.dtype, device="meta")
+    return torch.cat(tensors, *args, **kwargs)
+
+
 def _norm_module(m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return _checked_norm_forward(m)(*args, **kwargs) if len(args) == 1 and not kwargs else ASK_TORCH
 
@@ -471,6 +500,8 @@ SHAPE_RULES.update(
     {
         **{f: _conv_function(f) for f in (_F.conv1d, _F.conv2d, _F.conv3d)},
         _F.linear: _linear_function,
+        torch.cat: _cat,
+        torch.concat: _cat,
         _F.adaptive_avg_pool1d: _adaptive_function(_F.adaptive_avg_pool1d, 1),
         _F.adaptive_avg_pool2d: _adaptive_function(_F.adaptive_avg_pool2d, 2),
         _F.adaptive_avg_pool3d: _adaptive_function(_F.adaptive_avg_pool3d, 3),

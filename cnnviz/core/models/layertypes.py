@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from cnnviz.core import text
+from cnnviz.core.moduletree import all_modules
 
 Pair = tuple[int, int]
 
@@ -452,18 +453,8 @@ def param_counts(model: nn.Module) -> dict[int, tuple[int, int]]:
     A parameter or module shared between branches is counted once per subtree only by walking that subtree, so
     a model sharing any falls back to one :func:`module_params` per module.
     """
-    order: list[nn.Module] = []
-    seen: set[int] = set()
-    stack = [model]
-    slots = 0
-    while stack:
-        m = stack.pop()
-        if id(m) in seen:
-            continue
-        seen.add(id(m))
-        order.append(m)
-        slots += sum(1 for p in m._parameters.values() if p is not None)
-        stack.extend(c for c in m._modules.values() if c is not None)
+    order = all_modules(model)  # parents before their children
+    slots = sum(1 for m in order for p in m._parameters.values() if p is not None)
     distinct = {id(p) for m in order for p in m._parameters.values() if p is not None}
     shared_modules = (
         sum(1 for m in order for c in m._modules.values() if c is not None) != len(order) - 1

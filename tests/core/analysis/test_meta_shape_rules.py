@@ -290,3 +290,35 @@ def test_rules_answer_the_plain_cases() -> None:
         assert rule_outcome(module, x) is not None
         assert check_module_rule(module, x)
     assert check_module_rule(torch.nn.Linear(14, 3), x)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base=st.lists(st.integers(1, 4), min_size=1, max_size=4),
+    parts=st.lists(
+        st.tuples(st.integers(0, 3), st.sampled_from(DTYPES), st.booleans()), min_size=1, max_size=3
+    ),
+    dim=st.integers(-5, 4),
+    odd_rank=st.booleans(),
+    by_keyword=st.booleans(),
+    as_tuple=st.booleans(),
+    channels_last=st.booleans(),
+    concat=st.booleans(),
+)
+def test_cat_rule_is_torchs_meta_result(
+    base, parts, dim, odd_rank, by_keyword, as_tuple, channels_last, concat
+) -> None:
+    tensors = []
+    for i, (size, dtype, mismatch) in enumerate(parts):
+        shape = list(base)
+        axis = dim % len(shape) if -len(shape) <= dim < len(shape) else 0
+        shape[axis] = size
+        if mismatch and len(shape) > 1:
+            shape[(axis + 1) % len(shape)] += 1  # a size that differs off the joined axis
+        if odd_rank and i == len(parts) - 1:
+            shape = [*shape, 1]
+        tensors.append(meta_input(tuple(shape), dtype if i else parts[0][1], channels_last))
+    seq = tuple(tensors) if as_tuple else tensors
+    fn = torch.concat if concat else torch.cat
+    args, kwargs = ((seq,), {"dim": dim}) if by_keyword else ((seq, dim), {})
+    assert outcome(SHAPE_RULES[fn], *args, **kwargs) == outcome(fn, *args, **kwargs)
