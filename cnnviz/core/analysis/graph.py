@@ -130,7 +130,7 @@ class _Proxy(fx.Proxy):
         )
         inst = instructions[index]
         if inst.opname == "UNPACK_SEQUENCE":
-            return (self[i] for i in range(inst.argval))
+            return (self[i] for i in range(inst.argval))  # type: ignore[index]
         return self.tracer.iter(self)
 
 
