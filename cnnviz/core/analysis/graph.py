@@ -13,6 +13,7 @@ Every layer gets a *capture key* (see :class:`cnnviz.core.analysis.types.LayerRo
 from __future__ import annotations
 
 import bisect
+import copy
 import difflib
 import dis
 import operator
@@ -272,7 +273,7 @@ class LayerGraph:
             and (p.default is None or type(p.default) is bool)
         }
         # Branches on self.training are resolved while tracing: trace the inference graph.
-        with eval_mode(self.model):
+        with eval_mode(self.model), _undo_trace_side_effects(self.model):
             graph = tracer.trace(self.model, concrete_args=concrete or None)
         # fx checks each default with an assertion on a placeholder of its own: neither is a layer
         fixed = {
@@ -508,6 +509,42 @@ def out_of_place_call(op: str, target: Any, kwargs: Any) -> tuple[Any, Any]:
         if re.fullmatch(r"[a-z][a-z0-9_]*[a-z0-9]_", name) and hasattr(torch.Tensor, name[:-1]):
             target = name[:-1]
     return target, kwargs
+
+
+@contextmanager
+def _undo_trace_side_effects(model: nn.Module) -> Iterator[None]:
+    """Leave the model as it was before tracing: a forward that caches in its own attributes (timm's LeViT keeps
+    its attention biases in a dict per device) would otherwise keep fx proxies there -- a graph kept alive, and
+    on the next trace a node of the old graph read back into the new one."""
+    saved = []
+    for m in all_modules(model):
+        attrs = dict(m.__dict__)
+        contents = {k: copy.copy(v) for k, v in attrs.items() if type(v) in (dict, list)}
+        saved.append((m, attrs, contents))
+    try:
+        yield
+    finally:
+        for m, attrs, contents in saved:
+            now = m.__dict__
+            for k in [k for k, v in now.items() if isinstance(v, fx.Proxy)]:
+                if k in attrs:
+                    now[k] = attrs[k]
+                else:
+                    del now[k]
+            for k, before in contents.items():
+                held = attrs[k]
+                if _changed(held, before):
+                    if type(held) is dict:
+                        held.clear()
+                        held.update(before)
+                    else:
+                        held[:] = before
+
+
+def _changed(now: Any, before: Any) -> bool:
+    if type(now) is dict:
+        return now.keys() != before.keys() or any(now[k] is not v for k, v in before.items())
+    return len(now) != len(before) or any(a is not b for a, b in zip(now, before, strict=False))
 
 
 @contextmanager

@@ -195,3 +195,69 @@ def test_an_impossible_broadcast_still_names_its_layer() -> None:
     assert summarize(Mismatch(4), (3, 5, 5)).rows[-1].output_shape == (1, 4, 5, 5)
     with pytest.raises(ForwardError, match="mul"):
         summarize(Mismatch(3), (3, 5, 5))
+
+
+class CachingBias(nn.Module):
+    """A block that caches a bias per device in a dict of its own at inference, as timm's LeViT does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bias = nn.Parameter(torch.randn(4, 1, 1))
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        key = str(x.device)
+        if self.training:
+            bias = self.bias * 2
+        else:
+            if key not in self.cache:
+                self.cache[key] = self.bias * 2
+            bias = self.cache[key]
+        return self.conv(x) + bias
+
+
+def test_tracing_leaves_a_caching_model_as_it_was_and_traces_again() -> None:
+    import copy
+
+    import torch.fx as fx
+
+    from cnnviz.core.analysis.graph import forget_graph
+
+    torch.manual_seed(0)
+    model = nn.Sequential(CachingBias(), nn.ReLU()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    summarize(model, (3, 8, 8))
+    assert model[0].cache == {}  # no fx proxy left behind in the model's own cache
+    fresh = copy.deepcopy(model)
+    forget_graph(model)
+    for m in (model, fresh):
+        got = capture(m, x)
+        with torch.no_grad():
+            truth = m(x)
+        assert torch.equal(got.output, truth)
+        assert not any(isinstance(v, fx.Proxy) for v in m[0].__dict__.values())
+    # the model's own cache, filled by its own forward, is kept through a trace
+    forget_graph(model)
+    filled = dict(model[0].cache)
+    assert filled and summarize(model, (3, 8, 8)).rows
+    assert model[0].cache.keys() == filled.keys()
+    assert all(model[0].cache[k] is v for k, v in filled.items())
+
+
+@pytest.mark.slow
+def test_timm_levit_is_traced_again_after_a_first_trace() -> None:
+    import copy
+
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model("levit_128", pretrained=False).eval()
+    x = torch.randn(1, 3, 224, 224)
+    summarize(model, (3, 224, 224))
+    fresh = copy.deepcopy(model)  # a copy made after the first trace traces as a new model
+    rows = summarize(fresh, (3, 224, 224)).rows
+    got = capture(fresh, x)
+    with torch.no_grad():
+        assert torch.equal(got.output, fresh(x))
+    assert len(rows) == len(summarize(model, (3, 224, 224)).rows)
