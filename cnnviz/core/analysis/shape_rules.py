@@ -50,51 +50,56 @@ def like(x: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(x, device="meta")
 
 
-def _checked_norm_forward(module: nn.Module) -> Any:
-    """A forward for normalisation layers on meta tensors: torch's own input checks, then the input's shape.
+def _norm_output(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A normalisation layer on meta tensors: torch's own input checks, then the input's shape.
 
     On meta tensors torch runs batch and layer norm through Python decompositions (about 3 ms each); their output
     always has the input's shape, so only the checks torch would make are worth running.
     """
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        module._check_input_dim(x)
+        if x.shape[1] != module.num_features:
+            raise RuntimeError(
+                f"running_mean should contain {x.shape[1]} elements not {module.num_features}"
+            )
+    elif isinstance(module, nn.LayerNorm):
+        tail = tuple(x.shape[x.dim() - len(module.normalized_shape) :])
+        if tail != tuple(module.normalized_shape):
+            raise RuntimeError(
+                f"Given normalized_shape={list(module.normalized_shape)}, expected input with shape "
+                f"[*, {', '.join(str(v) for v in module.normalized_shape)}], but got input of size "
+                f"{list(x.shape)}"
+            )
+    return like(x)
 
+
+def _elementwise_output(
+    module: nn.Module, x: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """An elementwise activation on meta tensors: a float input's shape, dtype and layout, else
+    :data:`ASK_TORCH`.
+
+    torch runs these through Python reference implementations on meta tensors (0.3-3 ms each, more than the
+    real kernel on a small map). In place, torch hands back the input itself, so that is what this returns.
+    """
+    if type(x) is torch.Tensor and x.is_meta and x.is_floating_point() and not args and not kwargs:
+        return x if getattr(module, "inplace", False) is True else like(x)
+    return ASK_TORCH
+
+
+def _checked_norm_forward(module: nn.Module) -> Any:
     def forward(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module._check_input_dim(x)
-            if x.shape[1] != module.num_features:
-                raise RuntimeError(
-                    f"running_mean should contain {x.shape[1]} elements not {module.num_features}"
-                )
-        elif isinstance(module, nn.LayerNorm):
-            tail = tuple(x.shape[x.dim() - len(module.normalized_shape) :])
-            if tail != tuple(module.normalized_shape):
-                raise RuntimeError(
-                    f"Given normalized_shape={list(module.normalized_shape)}, expected input with shape "
-                    f"[*, {', '.join(str(v) for v in module.normalized_shape)}], but got input of size "
-                    f"{list(x.shape)}"
-                )
-        return like(x)
+        return _norm_output(module, x)
 
     return forward
 
 
 def _elementwise_forward(module: nn.Module) -> Any:
-    """A forward for an elementwise activation on meta tensors: a float input's shape, dtype and layout.
-
-    torch runs these through Python reference implementations on meta tensors (0.3-3 ms each, more than the
-    real kernel on a small map). In place, torch hands back the input itself, so that is what this returns.
-    """
     original = type(module).forward
 
     def forward(x: Any, *args: Any, **kwargs: Any) -> Any:
-        if (
-            type(x) is torch.Tensor
-            and x.is_meta
-            and x.is_floating_point()
-            and not args
-            and not kwargs
-        ):
-            return x if getattr(module, "inplace", False) is True else like(x)
-        return original(module, x, *args, **kwargs)
+        out = _elementwise_output(module, x, args, kwargs)
+        return original(module, x, *args, **kwargs) if out is ASK_TORCH else out
 
     return forward
 
@@ -471,11 +476,11 @@ def _cat(tensors: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _norm_module(m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return _checked_norm_forward(m)(*args, **kwargs) if len(args) == 1 and not kwargs else ASK_TORCH
+    return _norm_output(m, args[0]) if len(args) == 1 and not kwargs else ASK_TORCH
 
 
 def _elementwise_module(m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return _elementwise_forward(m)(*args, **kwargs)
+    return _elementwise_output(m, args[0], args[1:], kwargs) if args else ASK_TORCH
 
 
 # 3-d pools check more than the formula (an input smaller than the kernel): torch decides those

@@ -119,26 +119,17 @@ def _interpret(graph: LayerGraph, x: torch.Tensor) -> dict[str, Any]:
     constants: dict[str, Any] = {}
     key_of = graph.node_key
 
-    def resolve(value: Any) -> Any:
-        if isinstance(value, fx.Node):
-            key = key_of(value)
-            if key is not None:
-                return env[key]
-            if value.op == "get_attr":
-                name = str(value.target)
-                if name not in constants:
-                    const = graph.constant(value)
-                    constants[name] = like(const) if isinstance(const, torch.Tensor) else const
-                return constants[name]
+    def value_of(node: fx.Node) -> Any:
+        key = key_of(node)
+        if key is not None:
+            return env[key]
+        if node.op != "get_attr":
             return None
-        if isinstance(value, (list, tuple)):  # fx keeps lists as its own immutable_list
-            items = [resolve(v) for v in value]
-            return tuple(items) if isinstance(value, tuple) else items
-        if isinstance(value, dict):
-            return {k: resolve(v) for k, v in value.items()}
-        if isinstance(value, slice):
-            return slice(resolve(value.start), resolve(value.stop), resolve(value.step))
-        return value
+        name = str(node.target)
+        if name not in constants:
+            const = graph.constant(node)
+            constants[name] = like(const) if isinstance(const, torch.Tensor) else const
+        return constants[name]
 
     given = False
     for step in _program(graph):
@@ -147,8 +138,8 @@ def _interpret(graph: LayerGraph, x: torch.Tensor) -> dict[str, Any]:
                 raise TypeError("the model takes more than one input; the table is made for one")
             env[step.key], given = x, True
             continue
-        args = resolve(step.args)
-        kwargs = resolve(step.kwargs) if step.kwargs else {}
+        args = fx.node.map_arg(step.args, value_of)
+        kwargs = fx.node.map_arg(step.kwargs, value_of) if step.kwargs else {}
         if step.op == "call_module":
             assert step.module is not None
             if step.returns_input:

@@ -114,30 +114,20 @@ class MetaWalk:
         self._consts: dict[str, torch.Tensor] = {}
 
     def _resolve(self, value: Any, env: Mapping[str, Any], graph: LayerGraph) -> Any:
-        if isinstance(value, fx.Node):
-            key = graph.node_key(value)
+        def value_of(node: fx.Node) -> Any:
+            key = graph.node_key(node)
             if key is not None:
                 return env[key]
-            if value.op == "get_attr":
-                const = graph.constant(value)
-                if isinstance(const, torch.Tensor) and not const.is_meta:
-                    const = self._consts.setdefault(
-                        str(value.target), torch.empty_like(const, device="meta")
-                    )
-                return const
-            return None
-        if isinstance(value, list | tuple):
-            items = [self._resolve(v, env, graph) for v in value]
-            return tuple(items) if isinstance(value, tuple) else items
-        if isinstance(value, dict):
-            return {k: self._resolve(v, env, graph) for k, v in value.items()}
-        if isinstance(value, slice):
-            return slice(
-                self._resolve(value.start, env, graph),
-                self._resolve(value.stop, env, graph),
-                self._resolve(value.step, env, graph),
-            )
-        return value
+            if node.op != "get_attr":
+                return None
+            const = graph.constant(node)
+            if isinstance(const, torch.Tensor) and not const.is_meta:
+                const = self._consts.setdefault(
+                    str(node.target), torch.empty_like(const, device="meta")
+                )
+            return const
+
+        return fx.node.map_arg(value, value_of)
 
     def run(
         self,
