@@ -135,6 +135,13 @@ class _Proxy(fx.Proxy):
         return self.tracer.iter(self)
 
 
+# Arguments fx stores as they are (its base types and constants, less tensors, which may be parameters).
+_CONSTANT_ARGUMENTS = frozenset(
+    {str, int, float, bool, complex, type(None), type(...), torch.dtype, torch.device}
+    | {torch.memory_format, torch.layout}
+)
+
+
 class _Tracer(fx.Tracer):
     """torch.fx's tracer, keeping modules that hand back their input unchanged as layers of their own.
 
@@ -163,9 +170,39 @@ class _Tracer(fx.Tracer):
             self._tensor_names = params, buffers
         return self._tensor_names
 
+    def create_node(
+        self,
+        kind: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None = None,
+        type_expr: Any | None = None,
+    ) -> fx.Node:
+        """fx's node, its arguments set through the node's own setters once it exists: ``Graph.create_node``
+        first walks every argument with pytree looking for raw symbolic sizes, which symbolic tracing never
+        makes, and that walk was a seventh of the whole trace."""
+        node = super().create_node(kind, target, (), {}, name, type_expr)
+        if kwargs:
+            node.kwargs = kwargs
+        if args:
+            node.args = args
+        return node
+
     def create_arg(self, a: Any) -> Any:
         """fx's own rule, a parameter or buffer passed as an argument named from the table (fx walks the
-        whole model for each)."""
+        whole model for each). The common kinds (proxies, plain constants, tuples and lists of them) are
+        answered by their exact type, as fx's own answer would be: fx's chain of checks behind its fast path
+        misses the tracer's proxy subclass, and ran for every argument of every node."""
+        kind = type(a)
+        if kind is _Proxy:
+            return a.node
+        if kind in _CONSTANT_ARGUMENTS:
+            return a
+        if kind is tuple:
+            return tuple([self.create_arg(e) for e in a])
+        if kind is list:
+            return [self.create_arg(e) for e in a]
         if isinstance(a, torch.Tensor):
             params, buffers = self._names()
             name = (params if isinstance(a, nn.Parameter) else buffers).get(id(a))
@@ -511,6 +548,11 @@ def out_of_place_call(op: str, target: Any, kwargs: Any) -> tuple[Any, Any]:
     return target, kwargs
 
 
+# The attributes every module gets from ``nn.Module.__init__`` (its parameters, buffers, submodules and hooks):
+# torch's own tables, which hold tensors, modules and hooks only, never a proxy.
+_TORCH_OWN_TABLES = frozenset(nn.Module().__dict__)
+
+
 @contextmanager
 def _undo_trace_side_effects(model: nn.Module) -> Iterator[None]:
     """Leave the model as it was before tracing: a forward that caches in its own attributes (timm's LeViT keeps
@@ -519,7 +561,11 @@ def _undo_trace_side_effects(model: nn.Module) -> Iterator[None]:
     saved = []
     for m in all_modules(model):
         attrs = dict(m.__dict__)
-        contents = {k: copy.copy(v) for k, v in attrs.items() if type(v) in (dict, list)}
+        contents = {
+            k: copy.copy(v)
+            for k, v in attrs.items()
+            if type(v) in (dict, list) and k not in _TORCH_OWN_TABLES
+        }
         saved.append((m, attrs, contents))
     try:
         yield

@@ -42,6 +42,7 @@ from cnnviz.core.models.layertypes import (
     module_params,
     param_counts,
 )
+from cnnviz.core.moduletree import walked_once
 from cnnviz.core.validate import check_summarize_arguments
 
 
@@ -127,6 +128,17 @@ def summarize(
     shape = tuple(int(s) for s in input_shape)
     if any(s < 1 for s in shape):
         raise CnnvizError(f"input shape {list(shape)} must be positive in every dimension")
+    with walked_once(module):
+        return _summary_of(model, module, shape, receptive_fields, name)
+
+
+def _summary_of(
+    model: Any,
+    module: nn.Module,
+    shape: tuple[int, ...],
+    receptive_fields: bool,
+    name: str | None,
+) -> Summary:
     graph, fingerprint = graph_and_fingerprint(module)
     model_name = name or getattr(model, "name", None) or type(module).__name__
     cache_key = (shape, receptive_fields, model_name)
