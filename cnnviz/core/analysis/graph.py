@@ -20,6 +20,7 @@ import operator
 import re
 import sys
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -142,6 +143,14 @@ _CONSTANT_ARGUMENTS = frozenset(
 )
 
 
+class _ModuleStack(OrderedDict[str, tuple[str, Any]]):
+    """fx's stack of module calls, copied into every node's ``nn_module_stack`` as an OrderedDict of its own:
+    ``copy.copy`` of a plain OrderedDict goes through pickling's reduce protocol, several times the C copy."""
+
+    def __copy__(self) -> OrderedDict[str, tuple[str, Any]]:
+        return OrderedDict(self)
+
+
 class _Tracer(fx.Tracer):
     """torch.fx's tracer, keeping modules that hand back their input unchanged as layers of their own.
 
@@ -155,6 +164,7 @@ class _Tracer(fx.Tracer):
 
     def __init__(self) -> None:
         super().__init__()
+        self.module_stack = _ModuleStack()
         self.returns_input: set[fx.Node] = set()
         self._tensor_names: tuple[dict[int, str], dict[int, str]] | None = None
 

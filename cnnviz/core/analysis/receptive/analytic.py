@@ -86,7 +86,7 @@ class _Analyzer:
         if node.kind == "input":
             if out_shape is None or len(out_shape) != 4:
                 return _NodeRF(None, None, None)
-            one = _AxisRF(Fraction(1), Fraction(1), Fraction(0))
+            one = _AxisRF(1, 1, 0)
             return _NodeRF((2, 3), (out_shape[2], out_shape[3]), (one, one))
         in_keys = [k for k in _tensor_args(node, self.graph) if self._depends(k)]
         if not in_keys:
@@ -326,8 +326,8 @@ class _Analyzer:
                 rf.append(
                     _AxisRF(
                         Fraction(math.ceil(r)),
-                        src.s / s[a],
-                        src.p - (p[a] - d[a] * (k[a] - 1)) * src.s / s[a],
+                        Fraction(src.s, s[a]),
+                        src.p - Fraction((p[a] - d[a] * (k[a] - 1)) * src.s, s[a]),
                     )
                 )
                 uniform = uniform and s[a] == 1
@@ -774,7 +774,11 @@ def to_receptive_field(info: _NodeRF | None) -> ReceptiveField | None:
         return None
     h, w = info.rf
     return ReceptiveField(
-        (int(h.r), int(w.r)), (h.s, w.s), (h.p, w.p), uniform=info.uniform, gated=info.gated
+        (int(h.r), int(w.r)),
+        (Fraction(h.s), Fraction(w.s)),
+        (Fraction(h.p), Fraction(w.p)),
+        uniform=info.uniform,
+        gated=info.gated,
     )
 
 

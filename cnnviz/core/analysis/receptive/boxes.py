@@ -217,6 +217,7 @@ def unit_box_from_analysis(
     if geometry is not None and clipped is not None:
         image_box = geometry.box_to_original(clipped)
     return UnitBox(
-        layer, (y, x), input_shape, (int(rh.r), int(rw.r)), (rh.s, rw.s), (rh.p, rw.p), box, clipped, support,
+        layer, (y, x), input_shape, (int(rh.r), int(rw.r)), (Fraction(rh.s), Fraction(rw.s)),
+        (Fraction(rh.p), Fraction(rw.p)), box, clipped, support,
         fraction, uniform=node.uniform, image_box=image_box, gated=node.gated,
     )  # fmt: skip

@@ -13,12 +13,16 @@ import torch
 from cnnviz.core.analysis.graph import GraphNode, LayerGraph
 from cnnviz.core.analysis.receptive.indexmaps import IndexMap
 
+# Exact rationals: ints while every stride is whole (almost every network), Fractions once a layer upsamples.
+# Fraction arithmetic costs several times int arithmetic, and a table walks every layer of the model.
+Rational = int | Fraction
+
 
 @dataclass
 class _AxisRF:
-    r: Fraction
-    s: Fraction
-    p: Fraction
+    r: Rational
+    s: Rational
+    p: Rational
 
 
 @dataclass
