@@ -464,7 +464,7 @@ class LayerGraph:
         gm = self._capture_modules.get(cache_key)
         if gm is not None:
             return gm
-        gm = fx.GraphModule(self.model, self.capture_graph(keys, keep))
+        gm = _flat_module(self.model, self.capture_graph(keys, keep))
         self._capture_modules[cache_key] = gm
         return gm
 
@@ -538,6 +538,35 @@ class LayerGraph:
         gm.recompile()
         self._capture_modules[cache_key] = gm
         return gm
+
+
+def _flat_module(model: nn.Module, graph: fx.Graph) -> fx.GraphModule:
+    """``graph`` compiled against ``model``, each module and attribute it reads held at the top level.
+
+    fx's code reaches ``features.3.conv.1`` through a ``Module.__getattr__`` per dot, on every call of every
+    layer; here each module is an instance attribute of the compiled module, a plain attribute read. The
+    objects are the model's own, so their flags and weights are the model's.
+    """
+    held: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for node in graph.nodes:
+        if node.op not in ("call_module", "get_attr"):
+            continue
+        target = str(node.target)
+        name = names.get(target)
+        if name is None:
+            name = names[target] = f"m{len(names)}_{re.sub(r'[^0-9a-zA-Z_]', '_', target)}"
+            value: Any = model
+            for part in target.split("."):
+                value = getattr(value, part)
+            held[name] = value
+        node.target = name
+    gm = fx.GraphModule(held, graph)
+    for name, value in held.items():
+        # modules only: a parameter read as an attribute would hide the one functional_call swaps in
+        if isinstance(value, nn.Module):
+            gm.__dict__[name] = value
+    return gm
 
 
 def _make_out_of_place(node: fx.Node) -> None:
