@@ -57,13 +57,16 @@ def _walk(model: nn.Module) -> list[nn.Module]:
     return out
 
 
-def distinct_tensors(model: nn.Module) -> Iterator[torch.Tensor]:
+def distinct_tensors(model: nn.Module) -> list[torch.Tensor]:
     """Every parameter, then every buffer, of ``model`` and its submodules, each tensor once."""
     modules = all_modules(model)
-    seen: set[int] = set()
-    for attr in ("_parameters", "_buffers"):
-        for m in modules:
-            for t in getattr(m, attr).values():
-                if t is not None and id(t) not in seen:
-                    seen.add(id(t))
-                    yield t
+    found: dict[int, torch.Tensor] = {}
+    for m in modules:
+        for t in m._parameters.values():
+            if t is not None and id(t) not in found:
+                found[id(t)] = t
+    for m in modules:
+        for b in m._buffers.values():
+            if b is not None and id(b) not in found:
+                found[id(b)] = b
+    return list(found.values())

@@ -94,7 +94,7 @@ def _program(graph: LayerGraph) -> list[_Step]:
 
 
 def _has_state(module: nn.Module) -> bool:
-    return next(distinct_tensors(module), None) is not None
+    return bool(distinct_tensors(module))
 
 
 def _has_hooks(module: nn.Module) -> bool:
