@@ -341,7 +341,7 @@ class LayerGraph:
         key_of: dict[fx.Node, str] = {}
         scope_counts: dict[tuple[str, str], int] = {}
         container_first: dict[str, int] = {}
-        scope_members: dict[str, set[fx.Node]] = {}
+        scope_of: dict[fx.Node, frozenset[str]] = {}
 
         for node in graph.nodes:
             stack = node.meta.get("nn_module_stack") or {}
@@ -381,8 +381,9 @@ class LayerGraph:
             gnode.returns_input = node in tracer.returns_input
             self.nodes.append(gnode)
             key_of[node] = key
+            if scope:
+                scope_of[node] = frozenset(scope)
             for depth, ckey in enumerate(scope):
-                scope_members.setdefault(ckey, set()).add(node)
                 if ckey not in container_first:
                     container_first[ckey] = len(self.nodes) - 1
                     qual = stack[ckey][0]
@@ -392,14 +393,20 @@ class LayerGraph:
                             ckey, qual, cmod, type(cmod).__name__, None, depth
                         )
         self._key_of = key_of
-        # A container's output: the single inner node whose value is used outside the container.
+        # A container's output: the single inner node whose value is used outside the container (a node leaves
+        # each container it is in and a user of it is not).
+        leaving: dict[str, list[fx.Node]] = {}
+        outside: frozenset[str] = frozenset()
+        for node, inside in scope_of.items():
+            left: set[str] = set()
+            for user in node.users:
+                left |= inside - scope_of.get(user, outside)
+            for ckey in left:
+                leaving.setdefault(ckey, []).append(node)
         for ckey, info in self.containers.items():
-            members = scope_members.get(ckey, set())
-            leaving = [
-                n for n in members if any(user not in members for user in n.users) and n in key_of
-            ]
-            if len(leaving) == 1:
-                info.output_key = key_of[leaving[0]]
+            nodes = leaving.get(ckey, [])
+            if len(nodes) == 1:
+                info.output_key = key_of[nodes[0]]
 
     @property
     def model(self) -> nn.Module:
@@ -601,9 +608,9 @@ def _undo_trace_side_effects(model: nn.Module) -> Iterator[None]:
     for m in all_modules(model):
         attrs = dict(m.__dict__)
         contents = {
-            k: copy.copy(v)
-            for k, v in attrs.items()
-            if type(v) in (dict, list) and k not in _TORCH_OWN_TABLES
+            k: copy.copy(attrs[k])
+            for k in attrs.keys() - _TORCH_OWN_TABLES
+            if type(attrs[k]) in (dict, list)
         }
         saved.append((m, attrs, contents))
     try:
@@ -611,7 +618,7 @@ def _undo_trace_side_effects(model: nn.Module) -> Iterator[None]:
     finally:
         for m, attrs, contents in saved:
             now = m.__dict__
-            for k in [k for k, v in now.items() if isinstance(v, fx.Proxy)]:
+            for k in [k for k in now.keys() - _TORCH_OWN_TABLES if isinstance(now[k], fx.Proxy)]:
                 if k in attrs:
                     now[k] = attrs[k]
                 else:

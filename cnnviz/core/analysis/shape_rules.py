@@ -42,6 +42,19 @@ def is_plain(t: Any) -> bool:
     return type(t) is torch.Tensor and t.is_meta and t.stride() == _contiguous_strides(t.shape)
 
 
+def fresh_layout(t: Any) -> bool:
+    """A meta tensor whose fresh output (a convolution's, a pool's, a concatenation's) torch lays out as
+    ``torch.empty`` would: a plain tensor, or a channel slice of a single picture (``x.chunk(2, dim=1)`` in
+    ShuffleNet), which differs from one only in the stride of its batch dimension of one."""
+    if type(t) is not torch.Tensor or not t.is_meta:
+        return False
+    shape, strides = t.shape, t.stride()
+    plain = _contiguous_strides(shape)
+    return strides == plain or (
+        len(shape) > 1 and shape[0] == 1 and strides[1:] == plain[1:] and strides[0] > 0
+    )
+
+
 def like(x: torch.Tensor) -> torch.Tensor:
     """``torch.empty_like(x, device="meta")`` (a parameter or constant the graph reads, or an output of the
     input's shape); for a contiguous tensor via ``torch.empty`` (~15x cheaper)."""
@@ -249,9 +262,10 @@ def _ints(value: Any, n: int) -> tuple[int, ...] | None:
 
 
 def _float_input(x: Any, dims: int) -> bool:
-    """A plain float meta tensor of ``dims`` dimensions with no empty dimension (a batched map)."""
+    """A float meta tensor of ``dims`` dimensions with no empty dimension (a batched map), laid out so that
+    its output is a fresh contiguous tensor (:func:`fresh_layout`)."""
     return (
-        is_plain(x)
+        fresh_layout(x)
         and x.is_floating_point()
         and x.dim() == dims
         and all(int(s) > 0 for s in x.shape)
@@ -456,7 +470,7 @@ def _cat(tensors: Any, *args: Any, **kwargs: Any) -> Any:
             isinstance(tensors, (list, tuple))
             and tensors
             and type(dim) is int
-            and all(is_plain(t) and t.is_floating_point() for t in tensors)
+            and all(fresh_layout(t) and t.is_floating_point() for t in tensors)
         ):
             first = tensors[0]
             rank = first.dim()
@@ -473,6 +487,14 @@ def _cat(tensors: Any, *args: Any, **kwargs: Any) -> Any:
                     shape[axis] = sum(int(t.shape[axis]) for t in tensors)
                     return torch.empty(shape, dtype=first.dtype, device="meta")
     return torch.cat(tensors, *args, **kwargs)
+
+
+def _contiguous(x: Any, *args: Any, **kwargs: Any) -> Any:
+    """``Tensor.contiguous()``: the tensor itself when it already is, else a copy with ``torch.empty``'s strides
+    (ShuffleNet's channel shuffle calls it on a transposed view in every block)."""
+    if not args and not kwargs and type(x) is torch.Tensor and x.is_meta:
+        return x if x.is_contiguous() else torch.empty(x.shape, dtype=x.dtype, device="meta")
+    return x.contiguous(*args, **kwargs)
 
 
 def _norm_module(m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -516,3 +538,4 @@ SHAPE_RULES.update(
 METHOD_RULES.update(
     {m: _reduction(getattr(torch.Tensor, m)) for m in ("mean", "sum", "amax", "amin")}
 )
+METHOD_RULES["contiguous"] = _contiguous

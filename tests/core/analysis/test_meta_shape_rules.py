@@ -98,11 +98,19 @@ def rule_outcome(module, x):
     return None if out is ASK_TORCH else outcome(lambda: out)
 
 
-def meta_input(shape, dtype, channels_last):
+def meta_input(shape, dtype, layout):
+    """A meta tensor laid out as ``layout`` says: plain (False), channels-last (True) or ``"slice"``, a slice
+    along dim 1 of a larger tensor (as ``chunk`` gives ShuffleNet; contiguous but for dim 0 at batch one)."""
+    if layout == "slice" and len(shape) > 1:
+        whole = torch.empty((shape[0], shape[1] + 3, *shape[2:]), device="meta", dtype=dtype)
+        return whole[:, 2 : 2 + shape[1]]
     x = torch.empty(shape, device="meta", dtype=dtype)
-    if channels_last and x.dim() == 4:
+    if layout is True and x.dim() == 4:
         x = x.to(memory_format=torch.channels_last)
     return x
+
+
+LAYOUTS = st.sampled_from([False, True, "slice"])
 
 
 def check_module_rule(module, x) -> bool:
@@ -136,7 +144,7 @@ answered: dict[str, int] = {}
     sizes=st.lists(SIZES, min_size=3, max_size=3),
     extra_dim=st.sampled_from([0, 0, 0, -1]),
     dtype=st.sampled_from(DTYPES),
-    channels_last=st.booleans(),
+    channels_last=LAYOUTS,
     padding_mode=st.sampled_from(["zeros", "zeros", "reflect"]),
 )
 def test_conv_rule_is_torchs_meta_result(
@@ -181,7 +189,7 @@ def test_conv_rule_is_torchs_meta_result(
     sizes=st.lists(SIZES, min_size=3, max_size=3),
     channels=st.integers(1, 3),
     dtype=st.sampled_from(DTYPES),
-    channels_last=st.booleans(),
+    channels_last=LAYOUTS,
 )
 def test_pool_rule_is_torchs_meta_result(
     n, kind, kernel, stride, padding, dilation, ceil_mode, sizes, channels, dtype, channels_last
@@ -206,7 +214,7 @@ def test_pool_rule_is_torchs_meta_result(
     sizes=st.lists(SIZES, min_size=3, max_size=3),
     batched=st.booleans(),
     dtype=st.sampled_from(DTYPES),
-    channels_last=st.booleans(),
+    channels_last=LAYOUTS,
 )
 def test_adaptive_pool_rule_is_torchs_meta_result(
     n, kind, output, as_int, sizes, batched, dtype, channels_last
@@ -261,7 +269,7 @@ REDUCTIONS = ["mean", "sum", "amax", "amin"]
     name=st.sampled_from(REDUCTIONS),
     method=st.booleans(),
     dtype=st.sampled_from([*DTYPES, torch.int64]),
-    channels_last=st.booleans(),
+    channels_last=LAYOUTS,
 )
 def test_reduction_rules_are_torchs_meta_result(
     shape, dims, as_int, keepdim, by_keyword, name, method, dtype, channels_last
@@ -290,6 +298,11 @@ def test_rules_answer_the_plain_cases() -> None:
         assert rule_outcome(module, x) is not None
         assert check_module_rule(module, x)
     assert check_module_rule(torch.nn.Linear(14, 3), x)
+    # a channel slice of one picture (ShuffleNet's chunk) is laid out as a fresh tensor would be
+    sliced = meta_input((1, 8, 14, 14), torch.float32, "slice")
+    assert not sliced.is_contiguous() or sliced.stride() != x.stride()
+    assert check_module_rule(torch.nn.Conv2d(8, 4, 3), sliced)
+    assert check_module_rule(torch.nn.MaxPool2d(2), sliced)
 
 
 @settings(max_examples=300, deadline=None)
@@ -302,7 +315,7 @@ def test_rules_answer_the_plain_cases() -> None:
     odd_rank=st.booleans(),
     by_keyword=st.booleans(),
     as_tuple=st.booleans(),
-    channels_last=st.booleans(),
+    channels_last=LAYOUTS,
     concat=st.booleans(),
 )
 def test_cat_rule_is_torchs_meta_result(
@@ -322,3 +335,28 @@ def test_cat_rule_is_torchs_meta_result(
     fn = torch.concat if concat else torch.cat
     args, kwargs = ((seq,), {"dim": dim}) if by_keyword else ((seq, dim), {})
     assert outcome(SHAPE_RULES[fn], *args, **kwargs) == outcome(fn, *args, **kwargs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    shape=st.lists(st.integers(0, 4), min_size=0, max_size=4),
+    order=st.randoms(use_true_random=False),
+    step=st.integers(1, 2),
+    dtype=st.sampled_from(DTYPES),
+    memory_format=st.sampled_from([None, torch.contiguous_format, torch.channels_last]),
+)
+def test_contiguous_rule_is_torchs_meta_result(shape, order, step, dtype, memory_format) -> None:
+    """Permuted and strided views (ShuffleNet's transposed shuffle) and plain tensors alike; the rule returns
+    the tensor itself exactly when torch does."""
+    x = torch.empty(shape, device="meta", dtype=dtype)
+    dims = list(range(len(shape)))
+    order.shuffle(dims)
+    x = x.permute(dims)
+    if x.dim():
+        x = x[..., ::step]
+    args = () if memory_format is None else (memory_format,)
+    rule = METHOD_RULES["contiguous"]
+    mine, truth = outcome(rule, x, *args), outcome(lambda t, *a: t.contiguous(*a), x, *args)
+    assert mine == truth
+    if mine[0] != "raises":
+        assert (rule(x, *args) is x) == (x.contiguous(*args) is x)
