@@ -1,0 +1,219 @@
+"""torch.fx's tracer as the layer graph uses it: modules that hand back their input keep a node, tuple unpacking
+reads the caller's bytecode once per function, and tracing leaves the model as it found it.
+
+Each override keeps fx's own answer and drops only work fx repeats per node (see each docstring).
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import dis
+import sys
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import CodeType
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from cnnviz.core.moduletree import all_modules
+
+_INSTRUCTIONS: dict[CodeType, tuple[list[int], list[dis.Instruction]]] = {}
+
+
+class _Proxy(fx.Proxy):
+    """fx's proxy, unpacking as fx does (``a, b = x.chunk(2)`` is two ``getitem`` nodes) but reading the caller's
+    bytecode once per function: fx disassembles the whole calling function on every unpacking (ShuffleNet does
+    one per block)."""
+
+    def __iter__(self) -> Iterator[fx.Proxy]:
+        frame = sys._getframe(1)
+        code = frame.f_code
+        found = _INSTRUCTIONS.get(code)
+        if found is None:
+            if len(_INSTRUCTIONS) > 10_000:
+                _INSTRUCTIONS.clear()
+            instructions = list(dis.get_instructions(code))
+            found = _INSTRUCTIONS[code] = ([i.offset for i in instructions], instructions)
+        offsets, instructions = found
+        # fx's own look-up: the instruction at the call's offset (3.11 on) or at half of it (before)
+        index = (
+            bisect.bisect_left(offsets, frame.f_lasti)
+            if sys.version_info >= (3, 11)
+            else frame.f_lasti // 2
+        )
+        inst = instructions[index]
+        if inst.opname == "UNPACK_SEQUENCE":
+            return (self[i] for i in range(inst.argval))  # type: ignore[index]
+        return self.tracer.iter(self)
+
+
+# Arguments fx stores as they are (its base types and constants, less tensors, which may be parameters).
+_CONSTANT_ARGUMENTS = frozenset(
+    {str, int, float, bool, complex, type(None), type(...), torch.dtype, torch.device}
+    | {torch.memory_format, torch.layout}
+)
+
+
+class _ModuleStack(OrderedDict[str, tuple[str, Any]]):
+    """fx's stack of module calls, copied into every node's ``nn_module_stack`` as an OrderedDict of its own:
+    ``copy.copy`` of a plain OrderedDict goes through pickling's reduce protocol, several times the C copy."""
+
+    def __copy__(self) -> OrderedDict[str, tuple[str, Any]]:
+        return OrderedDict(self)
+
+
+class Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping modules that hand back their input unchanged as layers of their own.
+
+    fx traces through every module outside ``torch.nn`` and through containers; one that returns its argument
+    untouched (an empty ``nn.Sequential`` shortcut, timm's ``DropPath`` at inference) would leave no node, so
+    no row, no shape and no capture entry. Such a call becomes a ``call_module`` node instead.
+    """
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _Proxy(node, self)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.module_stack = _ModuleStack()
+        self.returns_input: set[fx.Node] = set()
+        self._tensor_names: tuple[dict[int, str], dict[int, str]] | None = None
+
+    def _names(self) -> tuple[dict[int, str], dict[int, str]]:
+        """The model's parameters and buffers by identity, named as ``named_parameters()`` first names them."""
+        if self._tensor_names is None:
+            params: dict[int, str] = {}
+            for n, p in self.root.named_parameters():
+                params.setdefault(id(p), n)
+            buffers: dict[int, str] = {}
+            for n, b in self.root.named_buffers():
+                buffers.setdefault(id(b), n)
+            self._tensor_names = params, buffers
+        return self._tensor_names
+
+    def create_node(
+        self,
+        kind: str,
+        target: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None = None,
+        type_expr: Any | None = None,
+    ) -> fx.Node:
+        """fx's node, its arguments set through the node's own setters once it exists: ``Graph.create_node``
+        first walks every argument with pytree looking for raw symbolic sizes, which symbolic tracing never
+        makes, and that walk was a seventh of the whole trace."""
+        node = super().create_node(kind, target, (), {}, name, type_expr)
+        if kwargs:
+            node.kwargs = kwargs
+        if args:
+            node.args = args
+        return node
+
+    def create_arg(self, a: Any) -> Any:
+        """fx's own rule, a parameter or buffer passed as an argument named from the table (fx walks the
+        whole model for each). The common kinds (proxies, plain constants, tuples and lists of them) are
+        answered by their exact type, as fx's own answer would be: fx's chain of checks behind its fast path
+        misses the tracer's proxy subclass, and ran for every argument of every node."""
+        kind = type(a)
+        if kind is _Proxy:
+            return a.node
+        if kind in _CONSTANT_ARGUMENTS:
+            return a
+        if kind is tuple:
+            return tuple([self.create_arg(e) for e in a])
+        if kind is list:
+            return [self.create_arg(e) for e in a]
+        if isinstance(a, torch.Tensor):
+            params, buffers = self._names()
+            name = (params if isinstance(a, nn.Parameter) else buffers).get(id(a))
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
+        return super().create_arg(a)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        """fx's own rule (a parameter or buffer read becomes a ``get_attr`` node named as in
+        ``named_parameters()``), with the names looked up in a table made once: fx walks every parameter of
+        the model on each read, which made tracing quadratic (timm's BatchNormAct reads four per layer)."""
+        if not isinstance(attr_val, torch.Tensor) or self.param_shapes_constant:
+            return super().getattr(attr, attr_val, parameter_proxy_cache)
+        params, buffers = self._names()
+        name = params.get(id(attr_val)) if isinstance(attr_val, nn.Parameter) else None
+        if name is None and self.proxy_buffer_attributes:
+            name = buffers.get(id(attr_val))
+        if name is None:
+            return attr_val
+        proxy = parameter_proxy_cache.get(name)
+        if proxy is None:
+            proxy = parameter_proxy_cache[name] = self.create_proxy(
+                "get_attr", name, (), {}, proxy_factory_fn=None
+            )
+        return proxy
+
+    def call_module(
+        self,
+        m: nn.Module,
+        forward: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        def traced(*a: Any, **k: Any) -> Any:
+            before = len(self.graph.nodes)
+            out = forward(*a, **k)
+            if a and out is a[0] and isinstance(out, fx.Proxy) and len(self.graph.nodes) == before:
+                proxy = self.create_proxy("call_module", self.path_of_module(m), a, k)
+                self.returns_input.add(proxy.node)
+                return proxy
+            return out
+
+        return super().call_module(m, traced, args, kwargs)
+
+
+# The attributes every module gets from ``nn.Module.__init__`` (its parameters, buffers, submodules and hooks):
+# torch's own tables, which hold tensors, modules and hooks only, never a proxy.
+_TORCH_OWN_TABLES = frozenset(nn.Module().__dict__)
+
+
+@contextmanager
+def undo_trace_side_effects(model: nn.Module) -> Iterator[None]:
+    """Leave the model as it was before tracing: a forward that caches in its own attributes (timm's LeViT keeps
+    its attention biases in a dict per device) would otherwise keep fx proxies there -- a graph kept alive, and
+    on the next trace a node of the old graph read back into the new one."""
+    saved = []
+    for m in all_modules(model):
+        attrs = dict(m.__dict__)
+        contents = {
+            k: copy.copy(attrs[k])
+            for k in attrs.keys() - _TORCH_OWN_TABLES
+            if type(attrs[k]) in (dict, list)
+        }
+        saved.append((m, attrs, contents))
+    try:
+        yield
+    finally:
+        for m, attrs, contents in saved:
+            now = m.__dict__
+            for k in [k for k in now.keys() - _TORCH_OWN_TABLES if isinstance(now[k], fx.Proxy)]:
+                if k in attrs:
+                    now[k] = attrs[k]
+                else:
+                    del now[k]
+            for k, before in contents.items():
+                held = attrs[k]
+                if _changed(held, before):
+                    if type(held) is dict:
+                        held.clear()
+                        held.update(before)
+                    else:
+                        held[:] = before
+
+
+def _changed(now: Any, before: Any) -> bool:
+    if type(now) is dict:
+        return now.keys() != before.keys() or any(now[k] is not v for k, v in before.items())
+    return len(now) != len(before) or any(a is not b for a, b in zip(now, before, strict=False))
