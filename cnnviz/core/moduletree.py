@@ -53,20 +53,16 @@ def _walk(model: nn.Module) -> list[nn.Module]:
             continue
         seen.add(id(m))
         out.append(m)
-        stack.extend(c for c in reversed(m._modules.values()) if c is not None)
+        children = m._modules
+        if children:  # most modules are leaves: no generator made for them
+            stack.extend([c for c in reversed(children.values()) if c is not None])
     return out
 
 
 def distinct_tensors(model: nn.Module) -> list[torch.Tensor]:
     """Every parameter, then every buffer, of ``model`` and its submodules, each tensor once."""
     modules = all_modules(model)
-    found: dict[int, torch.Tensor] = {}
-    for m in modules:
-        for t in m._parameters.values():
-            if t is not None and id(t) not in found:
-                found[id(t)] = t
-    for m in modules:
-        for b in m._buffers.values():
-            if b is not None and id(b) not in found:
-                found[id(b)] = b
-    return list(found.values())
+    tensors: list[torch.Tensor | None] = [t for m in modules for t in m._parameters.values()]
+    tensors += [b for m in modules for b in m._buffers.values()]
+    # a tensor shared by several modules keeps its first place
+    return list({id(t): t for t in tensors if t is not None}.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -218,13 +219,27 @@ def container_outputs(graph: LayerGraph, key: str) -> list[str]:
     return [k for node, k in members.items() if any(u not in members for u in node.users)]
 
 
-def _capture_fx(
-    graph: LayerGraph,
-    x: torch.Tensor,
-    selected: frozenset[str] | None,
-    dtype: torch.dtype | None,
-    to_cpu: bool,
-) -> CaptureResult:
+@dataclass(frozen=True)
+class _ResultPlan:
+    """Which values a capture computes (``wanted``) and how each result key is read from them: one source key,
+    or (a container without one output node) the list of values leaving it."""
+
+    wanted: frozenset[str] | None
+    entries: tuple[tuple[str, str | tuple[str, ...]], ...]
+
+
+_PLANS: weakref.WeakKeyDictionary[LayerGraph, dict[frozenset[str] | None, _ResultPlan]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _result_plan(graph: LayerGraph, selected: frozenset[str] | None) -> _ResultPlan:
+    # The same for every pass over one graph: worked out once, since walking the keys and containers again
+    # cost a capture of a small network a twentieth of its forward pass.
+    plans = _PLANS.setdefault(graph, {})
+    plan = plans.get(selected)
+    if plan is not None:
+        return plan
     wanted = selected
     if selected is not None:
         # a container without one output node is the values leaving it: compute those too
@@ -234,7 +249,31 @@ def _capture_fx(
             if key in graph.containers and graph.containers[key].output_key is None
             for k in container_outputs(graph, key)
         }
-    gm = graph.capture_module(wanted, _keeper(dtype, to_cpu))
+    entries: list[tuple[str, str | tuple[str, ...]]] = []
+    for key, is_container, _depth in graph.ordered_keys():
+        if selected is not None and key not in selected:
+            continue
+        if is_container and graph.containers[key].output_key is None:
+            sources = tuple(container_outputs(graph, key))
+            if sources:
+                entries.append((key, sources))
+            continue
+        source = graph.containers[key].output_key if is_container else key
+        if source is not None:
+            entries.append((key, source))
+    plan = plans[selected] = _ResultPlan(wanted, tuple(entries))
+    return plan
+
+
+def _capture_fx(
+    graph: LayerGraph,
+    x: torch.Tensor,
+    selected: frozenset[str] | None,
+    dtype: torch.dtype | None,
+    to_cpu: bool,
+) -> CaptureResult:
+    plan = _result_plan(graph, selected)
+    gm = graph.capture_module(plan.wanted, _keeper(dtype, to_cpu))
     module = graph.model
     try:
         with torch.inference_mode(), eval_mode(module, out_of_place=True):
@@ -242,22 +281,22 @@ def _capture_fx(
     except Exception as exc:
         raise _locate_failure(graph, gm, x, exc) from exc
     activations: dict[str, Any] = {}
-    for key, is_container, _depth in graph.ordered_keys():
-        if selected is not None and key not in selected:
-            continue
-        if is_container and graph.containers[key].output_key is None:
-            sources = container_outputs(graph, key)
-            if not sources or any(k not in values for k in sources):
+    tensor = torch.Tensor
+    for key, source in plan.entries:
+        if type(source) is str:
+            value = values.get(source, _ABSENT)
+            if value is _ABSENT:
                 continue
-            value: Any = [values[k] for k in sources]
+        elif all(k in values for k in source):
+            value = [values[k] for k in source]
         else:
-            source = graph.containers[key].output_key if is_container else key
-            if source is None or source not in values:
-                continue
-            value = values[source]
-        if _has_tensor(value):
+            continue
+        if type(value) is tensor or _has_tensor(value):
             activations[key] = value
     return CaptureResult(activations, output, "fx", None)
+
+
+_ABSENT = object()
 
 
 def _locate_failure(

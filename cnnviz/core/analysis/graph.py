@@ -25,7 +25,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from cnnviz.core.analysis.tracer import Tracer, undo_trace_side_effects
+from cnnviz.core.analysis.tracer import TORCH_OWN_ATTRIBUTES, Tracer, undo_trace_side_effects
 from cnnviz.core.errors import LayerError
 from cnnviz.core.moduletree import all_modules
 
@@ -465,15 +465,19 @@ def eval_mode(model: nn.Module, *, out_of_place: bool = False) -> Iterator[None]
 
 
 _SIMPLE = frozenset({int, float, bool, str, type(None)})
+# torch's own tables hold no settings; one look-up skips each
+_NOT_SETTINGS = TORCH_OWN_ATTRIBUTES - {"training"}
 
 
 def _settings(module: nn.Module) -> tuple[Any, ...]:
-    """A module's plain settings (``stride``, ``inplace``, ``p`` ...) and any forward set on the instance."""
+    """A module's plain settings (``stride``, ``inplace``, ``p`` ...), its train/eval flag, and any forward set
+    on the instance."""
     d = module.__dict__
     out = [
         (k, v)
         for k, v in d.items()
-        if type(v) in _SIMPLE or (type(v) is tuple and all(type(e) in _SIMPLE for e in v))
+        if k not in _NOT_SETTINGS
+        and (type(v) in _SIMPLE or (type(v) is tuple and all(type(e) in _SIMPLE for e in v)))
     ]
     forward = d.get("forward")
     if forward is not None:

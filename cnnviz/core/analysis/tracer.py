@@ -176,7 +176,7 @@ class Tracer(fx.Tracer):
 
 # The attributes every module gets from ``nn.Module.__init__`` (its parameters, buffers, submodules and hooks):
 # torch's own tables, which hold tensors, modules and hooks only, never a proxy.
-_TORCH_OWN_TABLES = frozenset(nn.Module().__dict__)
+TORCH_OWN_ATTRIBUTES = frozenset(nn.Module().__dict__)
 
 
 @contextmanager
@@ -189,7 +189,7 @@ def undo_trace_side_effects(model: nn.Module) -> Iterator[None]:
         attrs = dict(m.__dict__)
         contents = {
             k: copy.copy(attrs[k])
-            for k in attrs.keys() - _TORCH_OWN_TABLES
+            for k in attrs.keys() - TORCH_OWN_ATTRIBUTES
             if type(attrs[k]) in (dict, list)
         }
         saved.append((m, attrs, contents))
@@ -198,7 +198,7 @@ def undo_trace_side_effects(model: nn.Module) -> Iterator[None]:
     finally:
         for m, attrs, contents in saved:
             now = m.__dict__
-            for k in [k for k in now.keys() - _TORCH_OWN_TABLES if isinstance(now[k], fx.Proxy)]:
+            for k in [k for k in now.keys() - TORCH_OWN_ATTRIBUTES if isinstance(now[k], fx.Proxy)]:
                 if k in attrs:
                     now[k] = attrs[k]
                 else:
