@@ -72,7 +72,7 @@ def _roots(value: Any) -> list[Any]:
 
 def _batch_shape(value: Any) -> tuple[int, ...] | None:
     if isinstance(value, torch.Tensor):
-        return tuple(int(s) for s in value.shape)
+        return tuple(value.shape)
     if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
         return _batch_shape(value[0])
     return None

@@ -49,13 +49,13 @@ from cnnviz.core.validate import check_summarize_arguments
 def _shape(value: Any) -> tuple[int, ...] | list[tuple[int, ...]] | None:
     """A tensor's shape; a tuple or list of tensors gives each one's; a mix gives its first tensor's."""
     if isinstance(value, torch.Tensor):
-        return tuple(int(s) for s in value.shape)
+        return tuple(value.shape)
     if isinstance(value, (tuple, list)) and value:
         if all(isinstance(v, torch.Tensor) for v in value):
-            return [tuple(int(s) for s in v.shape) for v in value]
+            return [tuple(v.shape) for v in value]
         first = next((v for v in value if isinstance(v, torch.Tensor)), None)
         if first is not None:
-            return tuple(int(s) for s in first.shape)
+            return tuple(first.shape)
     return None
 
 

@@ -67,6 +67,14 @@ class _ModuleStack(OrderedDict[str, tuple[str, Any]]):
         return OrderedDict(self)
 
 
+class _Scope(fx.proxy.Scope):
+    """fx's current module scope, which fx copies on entering every module call: ``copy.copy`` of a plain
+    object goes through pickling's reduce protocol, several times making a new one."""
+
+    def __copy__(self) -> _Scope:
+        return _Scope(self.module_path, self.module_type)
+
+
 class Tracer(fx.Tracer):
     """torch.fx's tracer, keeping modules that hand back their input unchanged as layers of their own.
 
@@ -81,6 +89,8 @@ class Tracer(fx.Tracer):
     def __init__(self) -> None:
         super().__init__()
         self.module_stack = _ModuleStack()
+        self.scope = _Scope("", None)
+        self._node_names: dict[Any, str] = {}
         self.returns_input: set[fx.Node] = set()
         self._tensor_names: tuple[dict[int, str], dict[int, str]] | None = None
 
@@ -107,13 +117,27 @@ class Tracer(fx.Tracer):
     ) -> fx.Node:
         """fx's node, its arguments set through the node's own setters once it exists: ``Graph.create_node``
         first walks every argument with pytree looking for raw symbolic sizes, which symbolic tracing never
-        makes, and that walk was a seventh of the whole trace."""
+        makes, and that walk was a seventh of the whole trace. The node's name is fx's own (see
+        :meth:`_node_name`)."""
+        if name is None:
+            name = self._node_name(target)
         node = super().create_node(kind, target, (), {}, name, type_expr)
         if kwargs:
             node.kwargs = kwargs
         if args:
             node.args = args
         return node
+
+    def _node_name(self, target: Any) -> str | None:
+        """The name fx would derive from ``target`` (``add``, ``features_3_conv_1``), made once per target:
+        fx makes it with a regular expression for every node, and most nodes share a few targets."""
+        try:
+            name = self._node_names.get(target)
+        except TypeError:  # an unhashable callable: fx names it itself
+            return None
+        if name is None:
+            name = self._node_names[target] = self.graph._target_to_str(target)
+        return name
 
     def create_arg(self, a: Any) -> Any:
         """fx's own rule, a parameter or buffer passed as an argument named from the table (fx walks the

@@ -28,6 +28,7 @@ from cnnviz.core.analysis.receptive.facts import (
     _pair,
     _shape,
     _tensor_args,
+    as_fraction,
 )
 from cnnviz.core.analysis.receptive.indexmaps import (
     IndexMap,
@@ -775,8 +776,8 @@ def to_receptive_field(info: _NodeRF | None) -> ReceptiveField | None:
     h, w = info.rf
     return ReceptiveField(
         (int(h.r), int(w.r)),
-        (Fraction(h.s), Fraction(w.s)),
-        (Fraction(h.p), Fraction(w.p)),
+        (as_fraction(h.s), as_fraction(w.s)),
+        (as_fraction(h.p), as_fraction(w.p)),
         uniform=info.uniform,
         gated=info.gated,
     )

@@ -10,6 +10,7 @@ import numpy as np
 
 from cnnviz.core.analysis.graph import LayerGraph, resolve_layer
 from cnnviz.core.analysis.receptive.analytic import _NodeRF
+from cnnviz.core.analysis.receptive.facts import as_fraction
 from cnnviz.core.errors import LayerError
 
 Box = tuple[int, int, int, int]
@@ -217,7 +218,7 @@ def unit_box_from_analysis(
     if geometry is not None and clipped is not None:
         image_box = geometry.box_to_original(clipped)
     return UnitBox(
-        layer, (y, x), input_shape, (int(rh.r), int(rw.r)), (Fraction(rh.s), Fraction(rw.s)),
-        (Fraction(rh.p), Fraction(rw.p)), box, clipped, support,
+        layer, (y, x), input_shape, (int(rh.r), int(rw.r)), (as_fraction(rh.s), as_fraction(rw.s)),
+        (as_fraction(rh.p), as_fraction(rw.p)), box, clipped, support,
         fraction, uniform=node.uniform, image_box=image_box, gated=node.gated,
     )  # fmt: skip

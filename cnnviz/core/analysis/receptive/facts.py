@@ -17,6 +17,19 @@ from cnnviz.core.analysis.receptive.indexmaps import IndexMap
 # Fraction arithmetic costs several times int arithmetic, and a table walks every layer of the model.
 Rational = int | Fraction
 
+_FRACTIONS: dict[Rational, Fraction] = {}
+
+
+def as_fraction(value: Rational) -> Fraction:
+    """``value`` as the Fraction the public fields hold. A network has a handful of distinct strides and
+    paddings, and making a Fraction runs Python code: each is made once and shared (Fractions are immutable)."""
+    found = _FRACTIONS.get(value)
+    if found is None:
+        if len(_FRACTIONS) > 4096:
+            _FRACTIONS.clear()
+        found = _FRACTIONS[value] = Fraction(value)
+    return found
+
 
 @dataclass
 class _AxisRF:
