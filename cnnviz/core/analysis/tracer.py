@@ -10,6 +10,7 @@ import bisect
 import copy
 import dis
 import sys
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -75,6 +76,72 @@ class _Scope(fx.proxy.Scope):
         return _Scope(self.module_path, self.module_type)
 
 
+# fx patches ``nn.Module.__call__`` and ``__getattr__`` for every trace and puts them back after. Assigning a
+# special method to a class makes CPython update that slot on every subclass: over a thousand once torchvision
+# and timm are imported, about a millisecond per assignment, four per trace. Patching the classes of the
+# traced model alone (a dozen) intercepts the same calls, as long as each of them inherits nn.Module's own
+# method; otherwise fx patches nn.Module as it always does.
+_PATCHED_METHODS = ("__call__", "__getattr__")
+_TRACE_CLASSES = threading.local()
+_FxPatcher: Any = getattr(fx._symbolic_trace, "_Patcher", None)
+_FxPatchedFn: Any = getattr(fx._symbolic_trace, "_PatchedFn", None)
+
+
+def _install_class_patcher() -> bool:
+    """Let fx's patcher of this thread's next trace patch the traced model's classes (see above); fx's own
+    behaviour is unchanged for any other trace. False where this torch lacks the patcher."""
+    if _FxPatcher is None or _FxPatchedFn is None:
+        return False
+    if fx._symbolic_trace._Patcher is not _ClassPatcher:
+        if fx._symbolic_trace._Patcher is not _FxPatcher:
+            return False  # someone else's patcher: leave it
+        setattr(fx._symbolic_trace, "_Patcher", _ClassPatcher)  # noqa: B010 - mypy refuses assigning to a class
+    return True
+
+
+if _FxPatcher is not None and _FxPatchedFn is not None:
+
+    class _PatchedOwnMethod(_FxPatchedFn):  # type: ignore[misc, valid-type]
+        """A method set on a class that only inherited it, removed again on revert."""
+
+        def patch(self) -> None:
+            setattr(self.frame_dict, self.fn_name, self.new_fn)
+
+        def revert(self) -> None:
+            delattr(self.frame_dict, self.fn_name)
+
+    class _ClassPatcher(_FxPatcher):  # type: ignore[misc, valid-type]
+        """fx's patcher; made for a trace of the layer graph, it patches nn.Module's call and attribute
+        methods on the model's classes instead of on nn.Module."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            # taken by the first patcher made after the trace began (its own): a nested trace gets fx's
+            self._classes: frozenset[type] | None = getattr(_TRACE_CLASSES, "classes", None)
+            _TRACE_CLASSES.classes = None
+
+        def patch_method(
+            self, cls: type, name: str, new_fn: Callable[..., Any], deduplicate: bool = True
+        ) -> None:
+            classes = self._classes
+            orig = getattr(cls, name)
+            if (
+                classes is None
+                or cls is not nn.Module
+                or name not in _PATCHED_METHODS
+                or getattr(orig, "__fx_already_patched", False)
+                or any(name in c.__dict__ or getattr(c, name) is not orig for c in classes)
+            ):
+                super().patch_method(cls, name, new_fn, deduplicate)
+                return
+            new_fn.__fx_already_patched = deduplicate  # type: ignore[attr-defined]
+            for c in classes:
+                if getattr(c, name) is orig:  # not already reached through a patched base class
+                    patch = _PatchedOwnMethod(c, name, None, new_fn)
+                    self.patches_made.append(patch)
+                    patch.patch()
+
+
 class Tracer(fx.Tracer):
     """torch.fx's tracer, keeping modules that hand back their input unchanged as layers of their own.
 
@@ -85,6 +152,16 @@ class Tracer(fx.Tracer):
 
     def proxy(self, node: fx.Node) -> fx.Proxy:
         return _Proxy(node, self)
+
+    def trace(self, root: Any, concrete_args: dict[str, Any] | None = None) -> fx.Graph:
+        """fx's trace, its module patches made on the model's own classes (see ``_install_class_patcher``)."""
+        if not isinstance(root, nn.Module) or not _install_class_patcher():
+            return super().trace(root, concrete_args)
+        _TRACE_CLASSES.classes = frozenset(type(m) for m in all_modules(root))
+        try:
+            return super().trace(root, concrete_args)
+        finally:
+            _TRACE_CLASSES.classes = None
 
     def __init__(self) -> None:
         super().__init__()
