@@ -57,6 +57,9 @@ class ForwardEstimate:
 
 def _roots(value: Any) -> list[Any]:
     """The distinct tensors whose memory ``value`` uses (a view stands for its base)."""
+    if type(value) is torch.Tensor:  # almost every layer's value
+        base = value._base
+        return [value if base is None else base]
     found: list[Any] = []
     stack = [value]
     while stack:

@@ -219,8 +219,9 @@ class Tracer(fx.Tracer):
     def create_arg(self, a: Any) -> Any:
         """fx's own rule, a parameter or buffer passed as an argument named from the table (fx walks the
         whole model for each). The common kinds (proxies, plain constants, tuples and lists of them) are
-        answered by their exact type, as fx's own answer would be: fx's chain of checks behind its fast path
-        misses the tracer's proxy subclass, and ran for every argument of every node."""
+        answered by their exact type, as fx's own answer would be (of dicts, those with string keys: keyword
+        arguments): fx's chain of checks behind its fast path misses the tracer's proxy subclass, and ran
+        for every argument of every node."""
         kind = type(a)
         if kind is _Proxy:
             return a.node
@@ -230,6 +231,8 @@ class Tracer(fx.Tracer):
             return tuple([self.create_arg(e) for e in a])
         if kind is list:
             return [self.create_arg(e) for e in a]
+        if kind is dict and all(type(k) is str for k in a):  # keyword arguments
+            return {k: self.create_arg(v) for k, v in a.items()}
         if isinstance(a, torch.Tensor):
             params, buffers = self._names()
             name = (params if isinstance(a, nn.Parameter) else buffers).get(id(a))
