@@ -84,13 +84,13 @@ class _Scope(fx.proxy.Scope):
 _PATCHED_METHODS = ("__call__", "__getattr__")
 _TRACE_CLASSES = threading.local()
 _FxPatcher: Any = getattr(fx._symbolic_trace, "_Patcher", None)
-_FxPatchedFn: Any = getattr(fx._symbolic_trace, "_PatchedFn", None)
+_FxSetAttr: Any = getattr(fx._symbolic_trace, "_PatchedFnSetAttr", None)
 
 
 def _install_class_patcher() -> bool:
     """Let fx's patcher of this thread's next trace patch the traced model's classes (see above); fx's own
     behaviour is unchanged for any other trace. False where this torch lacks the patcher."""
-    if _FxPatcher is None or _FxPatchedFn is None:
+    if _FxPatcher is None or _FxSetAttr is None:
         return False
     if fx._symbolic_trace._Patcher is not _ClassPatcher:
         if fx._symbolic_trace._Patcher is not _FxPatcher:
@@ -99,13 +99,11 @@ def _install_class_patcher() -> bool:
     return True
 
 
-if _FxPatcher is not None and _FxPatchedFn is not None:
+if _FxPatcher is not None and _FxSetAttr is not None:
 
-    class _PatchedOwnMethod(_FxPatchedFn):  # type: ignore[misc, valid-type]
-        """A method set on a class that only inherited it, removed again on revert."""
-
-        def patch(self) -> None:
-            setattr(self.frame_dict, self.fn_name, self.new_fn)
+    class _PatchedOwnMethod(_FxSetAttr):  # type: ignore[misc, valid-type]
+        """fx's patch of a class attribute, on a class that only inherited it: removed again on revert (fx's
+        would leave nn.Module's method set on the class itself)."""
 
         def revert(self) -> None:
             delattr(self.frame_dict, self.fn_name)
