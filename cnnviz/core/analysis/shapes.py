@@ -7,6 +7,7 @@ receptive fields and the memory budget all read their shapes from here.
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -156,12 +157,21 @@ def _interpret(graph: LayerGraph, x: torch.Tensor) -> dict[str, Any]:
     return env
 
 
+def _input_dtype(model: nn.Module) -> torch.dtype:
+    """The floating type ``model`` computes in (that of its first floating parameter or buffer): the meta pass of
+    a half- or double-precision model takes an input of that type, as a real pass would."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return torch.get_default_dtype()
+
+
 def run_on_meta(
     graph: LayerGraph, input_shape: tuple[int, ...]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Values (meta tensors) of every layer and the inputs each layer received, for one batch."""
     model = graph.model
-    x = torch.empty((1, *input_shape), device="meta")
+    x = torch.empty((1, *input_shape), dtype=_input_dtype(model), device="meta")
     received: dict[str, Any] = {}
     if graph.traced:
         try:

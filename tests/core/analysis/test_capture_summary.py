@@ -335,3 +335,31 @@ def test_lazy_layers_not_yet_made_are_named_and_made_ones_pass() -> None:
         model(torch.zeros(1, 1, 8, 8))  # the lazy layer becomes a plain Linear
     assert summarize(model, (1, 8, 8)).rows[-1].output_shape == (1, 3)
     assert capture(model, torch.randn(1, 1, 8, 8)).output.shape == (1, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_table_of_a_model_in_another_precision_matches_its_forward_pass(dtype: torch.dtype) -> None:
+    # a model saved in double or half precision: the meta pass runs in the model's own type, as a real one would
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v3_small(num_classes=10).eval().to(dtype)
+    summary = summarize(model, (3, 64, 64))
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def hook(name: str):
+        def record(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+            seen.setdefault(name, tuple(out.shape))
+
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if name]
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 64, 64, dtype=dtype))
+    for h in handles:
+        h.remove()
+    assert out.dtype == dtype
+    checked = 0
+    for row in summary.rows:
+        if row.name in seen:
+            assert row.output_shape == seen[row.name], row.name
+            checked += 1
+    assert checked == len(seen)
