@@ -11,7 +11,9 @@ Two levels, both computed on the torch.fx graph (never in hook order, which is w
   whole input, which is what the gradient says. Reductions over H or W
   (``mean``, ``sum``, ``amax``, ``std``, ``softmax`` ...) are global; channel-only operations (a channel shuffle's
   ``view``/``transpose``, ``split``, ``chunk``, ``narrow``, channel indexing) keep the field, which the shapes
-  of each layer's input and output confirm. An input whose spatial dependence is not understood is never
+  of each layer's input and output confirm. A vision transformer's tokens (H and W flattened into one
+  sequence axis) are followed through per-token layers to attention over the whole, unmasked sequence, from
+  which every unit is global (``tokens``). An input whose spatial dependence is not understood is never
   dropped: every field that depends on it is reported as not derived, never as a smaller local box.
 * **Per unit** (:func:`receptive_field`): the box of the formula above (``box``); that box clipped to the input
   (``clipped_box``); and ``support_box``, the exact extent of the input pixels the unit can depend on, found by
@@ -23,7 +25,7 @@ Upsampling and transposed convolutions make strides fractional: a stride of 1/2 
 layer moves half an input pixel, i.e. two neighbouring units share the same input window (the figure is then
 marked non-uniform and ``box`` comes from the exact index sets).
 
-The package: ``analytic`` (the per-layer fields on the graph, with ``facts`` and ``indexmaps``), ``boxes`` (one
+The package: ``analytic`` (the per-layer fields on the graph, with ``facts``, ``indexmaps`` and ``tokens``), ``boxes`` (one
 unit's box and its exact support), ``effective`` (the gradient-based field), ``measured`` (untraceable models), ``index`` (one analysis answering
 many units) and ``mapping`` (moving a unit between layers and picking one from an input pixel).
 """

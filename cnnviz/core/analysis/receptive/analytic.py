@@ -29,6 +29,7 @@ from cnnviz.core.analysis.receptive.facts import (
     _shape,
     _tensor_args,
     as_fraction,
+    permute_order,
 )
 from cnnviz.core.analysis.receptive.indexmaps import (
     IndexMap,
@@ -40,6 +41,7 @@ from cnnviz.core.analysis.receptive.indexmaps import (
     transposed_map,
     window_map,
 )
+from cnnviz.core.analysis.receptive.tokens import merged_token_axis, token_rule
 from cnnviz.core.analysis.types import ReceptiveField, Summary
 from cnnviz.core.models.layertypes import (
     ADAPTIVE_MODULES,
@@ -92,6 +94,8 @@ class _Analyzer:
         in_keys = [k for k in _tensor_args(node, self.graph) if self._depends(k)]
         if not in_keys:
             return _NodeRF(None, None, None, const=True)
+        if any(self.info[k].tokens is not None for k in in_keys):
+            return token_rule(node, in_keys, self.info, self.values, self.graph.node_key)
         # Every input that carries image data counts: one whose spatial dependence is unknown makes the
         # result unknown, never dropped (dropping it would report a local box where the unit sees more).
         spatial = [(k, self.info[k]) for k in in_keys if self.info[k].axes is not None]
@@ -544,6 +548,11 @@ class _Analyzer:
             return _NodeRF(
                 axes, first.sizes, first.rf, first.global_, first.uniform, back={in_key: None}
             )
+        tokens = merged_token_axis(tuple(in_val.shape), tuple(out_shape), first.axes)
+        if (
+            tokens is not None and not first.global_
+        ):  # H and W merged into one sequence (ViT's tokens)
+            return _NodeRF(None, None, None, tokens=tokens)
         if first.global_ or len(out_shape) <= 2:
             # the classifier's flatten: every feature of the image in one vector, read whole by what follows
             return _NodeRF(None, None, None, global_=True)
@@ -554,26 +563,7 @@ class _Analyzer:
         self, node: GraphNode, name: str, in_key: str, first: _NodeRF, out_shape: tuple[int, ...]
     ) -> _NodeRF:
         assert first.axes is not None
-        ndim = len(out_shape)
-        assert node.fx_node is not None
-        fx_args: tuple[Any, ...] = node.fx_node.args  # fx arguments: checked where used
-        if node.module is not None:  # a Permute module (torchvision's Swin, ConvNeXt)
-            dims = [int(v) % ndim for v in getattr(node.module, "dims")]  # noqa: B009 - any module
-            order = dims
-        elif name == "permute":
-            dims = list(
-                fx_args[1:] if len(fx_args) > 2 or isinstance(fx_args[1], int) else fx_args[1]
-            )
-            dims = [int(v) % ndim for v in dims]
-            order = dims
-        else:  # transpose(a, b) / movedim(a, b)
-            a, b = int(fx_args[1]) % ndim, int(fx_args[2]) % ndim
-            order = list(range(ndim))
-            if name == "transpose":
-                order[a], order[b] = order[b], order[a]
-            else:
-                order.pop(a)
-                order.insert(b, a)
+        order = permute_order(node, name, len(out_shape))
         axes = (order.index(first.axes[0]), order.index(first.axes[1]))
         return _NodeRF(
             axes, first.sizes, first.rf, first.global_, first.uniform, back={in_key: None}

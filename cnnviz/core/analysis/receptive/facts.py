@@ -56,6 +56,8 @@ class _NodeRF:
     parts: bool = (
         False  # a tuple of tensors (split, chunk, unbind): the facts hold for each element
     )
+    # the dim holding a token sequence, one token per image position (see receptive.tokens); axes is then None
+    tokens: int | None = None
 
 
 # Ops returning a tuple of pieces of their input along one dim (dim argument position, default).
@@ -98,6 +100,25 @@ def _kept_axes(
             return None
         found.append(j)
     return (found[0], found[1]) if found[0] < found[1] else None
+
+
+def permute_order(node: GraphNode, name: str, ndim: int) -> list[int]:
+    """For each output dim of a permute / transpose / movedim (or a ``Permute`` module), the input dim it holds."""
+    assert node.fx_node is not None
+    args: tuple[Any, ...] = node.fx_node.args  # fx arguments: checked where used
+    if node.module is not None:  # a Permute module (torchvision's Swin, ConvNeXt)
+        return [int(v) % ndim for v in getattr(node.module, "dims")]  # noqa: B009 - any module
+    if name == "permute":
+        dims = args[1:] if len(args) > 2 or isinstance(args[1], int) else args[1]
+        return [int(v) % ndim for v in dims]
+    a, b = int(args[1]) % ndim, int(args[2]) % ndim
+    order = list(range(ndim))
+    if name == "transpose":
+        order[a], order[b] = order[b], order[a]
+    else:
+        order.pop(a)
+        order.insert(b, a)
+    return order
 
 
 def _pair(v: Any) -> tuple[int, int]:
