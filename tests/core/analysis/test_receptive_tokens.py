@@ -1,4 +1,5 @@
-"""Receptive fields of token sequences (vision transformers): attention over every token sees the whole input.
+"""Receptive fields of token sequences and windows (vision transformers): attention over every token sees the
+whole input.
 
 The truth is the support of the input gradient of single output elements, computed here with torch on the
 layer's own output (the traced graph cut at that layer). Every row the table calls global must have the whole
@@ -15,8 +16,11 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torchvision.models.swin_transformer import PatchMerging, SwinTransformerBlock
+from torchvision.ops.misc import Permute
 
 from cnnviz.core.analysis.graph import layer_graph
+from cnnviz.core.analysis.receptive import ReceptiveFieldIndex
 from cnnviz.core.analysis.summary import summarize
 
 SHAPE = (3, 32, 32)
@@ -157,3 +161,47 @@ def test_unmasked_attention_of_the_same_mixer_is_global() -> None:
     assert rf is not None and rf.global_
     for support in _supports(model, summarize(model, SHAPE).rows[-1].name, SHAPE):
         assert support.all()
+
+
+def _patch_grid_model(*blocks: nn.Module) -> nn.Module:
+    # a 4x4 patch embedding in Swin's (N, H, W, C) layout, the blocks, and back to (N, C, H, W)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 4, stride=4), Permute([0, 2, 3, 1]), *blocks, Permute([0, 3, 1, 2])
+    ).eval()
+
+
+def test_swin_window_attention_with_one_window_over_the_map_is_global() -> None:
+    torch.manual_seed(0)
+    # an 8x8 map and an 8x8 window: torchvision drops the shift, and every position attends to every other
+    model = _patch_grid_model(SwinTransformerBlock(8, 2, [8, 8], [4, 4])).double()
+    summary = summarize(model, SHAPE)
+    assert summary.row("2").rf is not None and summary.row("2").rf.global_
+    for support in _supports(model, "2", SHAPE):
+        assert support.all()
+    # a 4x4 window on the same map: each unit sees its own window, which is not claimed as a per-layer field
+    model = _patch_grid_model(SwinTransformerBlock(8, 2, [4, 4], [0, 0])).double()
+    assert summarize(model, SHAPE).row("2").rf is None
+    assert not _supports(model, "2", SHAPE)[0].all()
+
+
+def test_swin_patch_merging_keeps_the_map_and_its_exact_field() -> None:
+    torch.manual_seed(0)
+    model = _patch_grid_model(PatchMerging(8)).double()
+    shape = (
+        3,
+        36,
+        36,
+    )  # a 9x9 map: the last merged row and column read one zero-padded row and column
+    rf = summarize(model, shape).row("3").rf
+    assert rf is not None and rf.size == (8, 8) and rf.stride == (8, 8) and rf.padding == (0, 0)
+    index = ReceptiveFieldIndex(model, shape)
+    for unit in [(0, 0), (2, 3), (4, 4), (4, 0)]:
+        x = torch.randn((1, *shape), dtype=torch.float64, requires_grad=True)
+        model(x)[0, :, unit[0], unit[1]].sum().backward()
+        assert x.grad is not None
+        support = (x.grad[0].abs().sum(0) > 0).numpy()
+        rows, cols = np.flatnonzero(support.any(1)), np.flatnonzero(support.any(0))
+        truth = (int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1]))
+        box = index.box("3", unit)
+        assert box.support_box == truth, (unit, box.support_box, truth)
+        assert box.clipped_box == truth

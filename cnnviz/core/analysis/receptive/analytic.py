@@ -41,7 +41,11 @@ from cnnviz.core.analysis.receptive.indexmaps import (
     transposed_map,
     window_map,
 )
-from cnnviz.core.analysis.receptive.tokens import merged_token_axis, token_rule
+from cnnviz.core.analysis.receptive.tokens import (
+    merged_token_axis,
+    token_rule,
+    whole_window_attention,
+)
 from cnnviz.core.analysis.types import ReceptiveField, Summary
 from cnnviz.core.models.layertypes import (
     ADAPTIVE_MODULES,
@@ -222,6 +226,8 @@ class _Analyzer:
             module, (nn.ZeroPad2d, nn.ConstantPad2d, nn.ReflectionPad2d, nn.ReplicationPad2d)
         ) or (name == "pad"):
             return self._pad(node, module, first_key, first, out_shape)
+        if name == "shifted_window_attention":
+            return whole_window_attention(node, first_key, first, out_shape)
         # ----- layers that look at every position
         if isinstance(
             module,
@@ -285,6 +291,8 @@ class _Analyzer:
             if isinstance(p, str):
                 p = (0, 0) if p == "valid" else (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)
             return (k, s, _pair(p), d, name == "conv_transpose2d")
+        if name == "_patch_merging_pad":  # rows and columns 2i, 2i+1, zero-padded to an even size
+            return ((2, 2), (2, 2), (0, 0), (1, 1), False)
         if name in ("max_pool2d", "avg_pool2d", "max_pool2d_with_indices"):
             k = _pair(_arg(node, 1, "kernel_size", 1))
             stride = _arg(node, 2, "stride", None)
@@ -306,9 +314,11 @@ class _Analyzer:
         d: tuple[int, int],
         transposed: bool,
     ) -> _NodeRF:
-        if first.axes != (2, 3) or len(out_shape) != 4 or first.sizes is None:
+        # torchvision's Swin merges 2x2 patches of an (N, H, W, C) map; convolutions and pools read (N, C, H, W)
+        axes = (1, 2) if node.type.endswith("_patch_merging_pad") else (2, 3)
+        if first.axes != axes or len(out_shape) != 4 or first.sizes is None:
             return _NodeRF(None, None, None)
-        sizes = (out_shape[2], out_shape[3])
+        sizes = (out_shape[axes[0]], out_shape[axes[1]])
         maps = []
         for a in range(2):
             if transposed:
@@ -317,9 +327,9 @@ class _Analyzer:
                 maps.append(window_map(k[a], s[a], p[a], d[a], first.sizes[a]))
         back = {in_key: (maps[0], maps[1])}
         if first.global_:
-            return _NodeRF((2, 3), sizes, None, global_=True, back=back)
+            return _NodeRF(axes, sizes, None, global_=True, back=back)
         if first.rf is None:
-            return _NodeRF((2, 3), sizes, None, back=back)
+            return _NodeRF(axes, sizes, None, back=back)
         rf = []
         uniform = first.uniform
         for a in range(2):
@@ -338,7 +348,7 @@ class _Analyzer:
                 uniform = uniform and s[a] == 1
             else:
                 rf.append(_conv_like(src, k[a], s[a], p[a], d[a]))
-        return _NodeRF((2, 3), sizes, (rf[0], rf[1]), uniform=uniform, back=back)
+        return _NodeRF(axes, sizes, (rf[0], rf[1]), uniform=uniform, back=back)
 
     def _adaptive(self, in_key: str, first: _NodeRF, out_shape: tuple[int, ...]) -> _NodeRF:
         if first.axes != (2, 3) or first.sizes is None or len(out_shape) != 4:

@@ -7,6 +7,10 @@ linear layers over the channels, elementwise operations, permutes, reshapes and 
 whole, constant tokens such as a class token concatenated to it) hand it on. Attention that reads the whole
 sequence then gives every output token all of the image's tokens: it sees the whole input, exactly as for a
 global pooling. Anything else that touches the sequence axis makes the field unknown, never a guess.
+
+Windowed attention on a map (torchvision's Swin) whose one window holds the whole map is attention over the
+whole sequence as well; with several windows each unit sees its own window, which is not a per-layer field
+(measured per unit instead).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from cnnviz.core.analysis.receptive.facts import (
     _shape,
     permute_order,
 )
+from cnnviz.core.analysis.receptive.indexmaps import every_map
 from cnnviz.core.models.layertypes import POINTWISE_FUNCTIONS, POINTWISE_MODULES
 
 
@@ -209,3 +214,26 @@ def _attention(
         if facts.tokens != sequence_axis:
             return unknown
     return _NodeRF(None, None, None, global_=True)
+
+
+def whole_window_attention(
+    node: GraphNode, in_key: str, first: _NodeRF, out_shape: tuple[int, ...]
+) -> _NodeRF:
+    """torchvision's ``shifted_window_attention`` on an (N, H, W, C) map: global when one window covers it.
+
+    The map is padded up to whole windows, and the shift is dropped where a window spans the padded map; so
+    with ``H <= window[0]`` and ``W <= window[1]`` there is one window, no mask, and every output position
+    attends to every input position. Otherwise the field is not derived (the axes stay: the shape does).
+    """
+    assert node.fx_node is not None
+    window = _arg(node, 4, "window_size", None)
+    if first.axes != (1, 2) or first.sizes is None or len(out_shape) != 4:
+        return _NodeRF(None, None, None)
+    kept = _NodeRF(first.axes, first.sizes, None)
+    if not isinstance(window, (list, tuple)) or len(window) != 2:
+        return kept
+    (h, w), (wh, ww) = first.sizes, (int(window[0]), int(window[1]))
+    if h > wh or w > ww:
+        return kept
+    back = {in_key: (every_map(h), every_map(w))}
+    return _NodeRF(first.axes, first.sizes, None, global_=True, back=back)
