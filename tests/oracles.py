@@ -102,6 +102,24 @@ def gradient_bbox(
     return (int(rows[0]), int(cols[0]), int(rows[-1]), int(cols[-1]))
 
 
+def hooked_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """Every module's output shape from real forward hooks: the truth for a table's module rows."""
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def hook(name: str):
+        def record(_m: nn.Module, _a: tuple, out: torch.Tensor) -> None:
+            shapes.setdefault(name, tuple(out.shape))
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return shapes
+
+
 def forward_shapes(model: nn.Sequential, input_shape: list[int]) -> list[tuple[int, ...]]:
     """Each layer's output shape (without batch) from a real forward pass."""
     shapes = []

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 import torchinfo
 import torchvision
+from oracles import hooked_shapes
 from torch import nn
 
 from cnnviz.core.analysis.capture import ForwardError, capture
@@ -343,20 +344,10 @@ def test_table_of_a_model_in_another_precision_matches_its_forward_pass(dtype: t
     torch.manual_seed(0)
     model = torchvision.models.mobilenet_v3_small(num_classes=10).eval().to(dtype)
     summary = summarize(model, (3, 64, 64))
-    seen: dict[str, tuple[int, ...]] = {}
-
-    def hook(name: str):
-        def record(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
-            seen.setdefault(name, tuple(out.shape))
-
-        return record
-
-    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if name]
+    x = torch.randn(1, 3, 64, 64, dtype=dtype)
+    seen = hooked_shapes(model, x)
     with torch.no_grad():
-        out = model(torch.randn(1, 3, 64, 64, dtype=dtype))
-    for h in handles:
-        h.remove()
-    assert out.dtype == dtype
+        assert model(x).dtype == dtype
     checked = 0
     for row in summary.rows:
         if row.name in seen:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from oracles import hooked_shapes
 from torch import nn
 
 from cnnviz.core.analysis.capture import ForwardError, capture
@@ -58,24 +59,6 @@ def test_an_edit_in_place_gives_a_new_table(edit) -> None:
     fresh = small()
     edit(fresh)
     assert after == table(fresh)
-
-
-def hooked_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
-    """Every module's output shape from real forward hooks: the truth for a table's module rows."""
-    shapes: dict[str, tuple[int, ...]] = {}
-
-    def hook(name: str):
-        def record(_m: nn.Module, _a: tuple, out: torch.Tensor) -> None:
-            shapes.setdefault(name, tuple(out.shape))
-
-        return record
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n]
-    with torch.no_grad():
-        model(x)
-    for h in handles:
-        h.remove()
-    return shapes
 
 
 def resnet():
