@@ -29,6 +29,7 @@ from cnnviz.core.analysis.receptive.facts import (
     _shape,
     _tensor_args,
     as_fraction,
+    is_pointwise,
     permute_order,
 )
 from cnnviz.core.analysis.receptive.indexmaps import (
@@ -51,8 +52,6 @@ from cnnviz.core.models.layertypes import (
     ADAPTIVE_MODULES,
     DIM_MIXERS,
     DIM_REDUCTIONS,
-    POINTWISE_FUNCTIONS,
-    POINTWISE_MODULES,
     SPATIAL_GLOBAL_MODULES,
     window_geometry,
 )
@@ -124,17 +123,11 @@ class _Analyzer:
             back = dict(result.back or {})
             back.update((k, None) for k, _ in others)
             result.back = back
-            if result.rf is not None and self._is_pointwise(module, name):
+            if result.rf is not None and is_pointwise(module, name):
                 result.gated = True
             elif result.rf is not None or result.global_:
                 result.rf, result.global_ = None, True
         return result
-
-    @staticmethod
-    def _is_pointwise(module: nn.Module | None, name: str) -> bool:
-        return isinstance(module, POINTWISE_MODULES) or (
-            module is None and name in POINTWISE_FUNCTIONS
-        )
 
     def _tuple_output(
         self,
@@ -199,7 +192,7 @@ class _Analyzer:
         """The field of one layer from those of its inputs that carry a spatial map."""
         first_key, first = spatial[0]
         if len(spatial) > 1 and not (
-            self._is_pointwise(module, name)
+            is_pointwise(module, name)
             or name == "cat"
             or name in DIM_REDUCTIONS
             or name in DIM_MIXERS
@@ -252,11 +245,7 @@ class _Analyzer:
             return self._narrow(node, name, first_key, first, out_shape)
         if name == "cat":
             return self._cat(node, spatial, out_shape)
-        if (
-            isinstance(module, POINTWISE_MODULES)
-            or node.returns_input
-            or (module is None and name in POINTWISE_FUNCTIONS)
-        ):
+        if is_pointwise(module, name) or node.returns_input:
             return self._pointwise(spatial, out_shape)
         # An op the analysis does not know: its field is unknown. Where it keeps its input's shape the image
         # axes are taken to stay put, so that a later global pooling is still seen as global (no rule turns
@@ -559,9 +548,8 @@ class _Analyzer:
                 axes, first.sizes, first.rf, first.global_, first.uniform, back={in_key: None}
             )
         tokens = merged_token_axis(tuple(in_val.shape), tuple(out_shape), first.axes)
-        if (
-            tokens is not None and not first.global_
-        ):  # H and W merged into one sequence (ViT's tokens)
+        # H and W merged into one sequence (ViT's tokens)
+        if tokens is not None and not first.global_:
             return _NodeRF(None, None, None, tokens=tokens)
         if first.global_ or len(out_shape) <= 2:
             # the classifier's flatten: every feature of the image in one vector, read whole by what follows

@@ -9,9 +9,11 @@ from fractions import Fraction
 from typing import Any
 
 import torch
+from torch import nn
 
 from cnnviz.core.analysis.graph import GraphNode, LayerGraph
 from cnnviz.core.analysis.receptive.indexmaps import IndexMap
+from cnnviz.core.models.layertypes import POINTWISE_FUNCTIONS, POINTWISE_MODULES
 
 # Exact rationals: ints while every stride is whole (almost every network), Fractions once a layer upsamples.
 # Fraction arithmetic costs several times int arithmetic, and a table walks every layer of the model.
@@ -87,19 +89,25 @@ def _kept_axes(
     """
     found = []
     for a in axes:
-        prefix = _prod(in_shape[:a])
-        j = next(
-            (
-                j
-                for j in range(len(out_shape))
-                if out_shape[j] == in_shape[a] and _prod(out_shape[:j]) == prefix
-            ),
-            None,
-        )
+        j = same_dim(in_shape[a], _prod(in_shape[:a]), out_shape)
         if j is None:
             return None
         found.append(j)
     return (found[0], found[1]) if found[0] < found[1] else None
+
+
+def same_dim(size: int, prefix: int, out_shape: tuple[int, ...]) -> int | None:
+    """The first output dim of ``size`` elements with ``prefix`` elements before it: in row-major order, the dim
+    that holds the same positions as an input dim of that size and prefix."""
+    for j, n in enumerate(out_shape):
+        if n == size and _prod(out_shape[:j]) == prefix:
+            return j
+    return None
+
+
+def is_pointwise(module: nn.Module | None, name: str) -> bool:
+    """An elementwise layer (activation, eval-mode norm, arithmetic): each output element reads its own input."""
+    return isinstance(module, POINTWISE_MODULES) or (module is None and name in POINTWISE_FUNCTIONS)
 
 
 def permute_order(node: GraphNode, name: str, ndim: int) -> list[int]:

@@ -28,10 +28,11 @@ from cnnviz.core.analysis.receptive.facts import (
     _NodeRF,
     _prod,
     _shape,
+    is_pointwise,
     permute_order,
+    same_dim,
 )
 from cnnviz.core.analysis.receptive.indexmaps import every_map
-from cnnviz.core.models.layertypes import POINTWISE_FUNCTIONS, POINTWISE_MODULES
 
 
 def merged_token_axis(
@@ -41,15 +42,7 @@ def merged_token_axis(
     h, w = axes
     if w != h + 1:
         return None
-    return _same_dim(in_shape[h] * in_shape[w], _prod(in_shape[:h]), out_shape)
-
-
-def _same_dim(size: int, prefix: int, out_shape: tuple[int, ...]) -> int | None:
-    # Row-major order: an output dim of the same size, after as many elements, holds the same positions.
-    for j, n in enumerate(out_shape):
-        if n == size and _prod(out_shape[:j]) == prefix:
-            return j
-    return None
+    return same_dim(in_shape[h] * in_shape[w], _prod(in_shape[:h]), out_shape)
 
 
 def token_rule(
@@ -117,7 +110,7 @@ def _rule(
     if isinstance(module, (nn.Flatten, nn.Unflatten)) or (
         module is None and (name in _RESHAPES or name in ("squeeze", "unsqueeze"))
     ):
-        return _same_dim(in_shape[axis], _prod(in_shape[:axis]), out_shape)
+        return same_dim(in_shape[axis], _prod(in_shape[:axis]), out_shape)
     if name in ("permute", "transpose", "movedim"):
         return permute_order(node, name, ndim).index(axis)
     if isinstance(module, nn.Linear) or name == "linear":
@@ -140,12 +133,7 @@ def _rule(
 
 
 def _is_pointwise(node: GraphNode, name: str) -> bool:
-    module = node.module
-    return (
-        isinstance(module, POINTWISE_MODULES)
-        or node.returns_input
-        or (module is None and name in POINTWISE_FUNCTIONS)
-    )
+    return is_pointwise(node.module, name) or node.returns_input
 
 
 def _split(
