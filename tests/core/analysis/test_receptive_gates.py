@@ -10,7 +10,7 @@ from __future__ import annotations
 import timm
 import torch
 import torchvision
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from oracles import module_output, structural_copy
 from torch import nn
@@ -379,6 +379,9 @@ def test_random_graphs_never_claim_less_than_the_gradient(ops, reduce, h, w, dat
     shape = (4, h, w)
     index = ReceptiveFieldIndex(model, shape)
     out = model(torch.zeros(1, *shape))
+    # Strided convolutions can shrink the map to one position: then every unit sees the whole input (global,
+    # not gated), and the unbiased std or var of one value is nan.
+    assume(out.shape[2] * out.shape[3] > 1)
     unit = (
         data.draw(st.integers(0, out.shape[2] - 1)),
         data.draw(st.integers(0, out.shape[3] - 1)),
