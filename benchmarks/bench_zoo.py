@@ -7,6 +7,8 @@ For each model (random weights, batch of one, ``torch.set_num_threads(2)``), at 
   the app pay on every change);
 - cold_ratio: the first table of a model never seen before (a fresh copy, so it includes tracing);
 - capture_ratio: ``capture()`` of every layer (modules, containers, functional operations);
+- capture_read_ratio: the same capture with every layer's value then read, so that each value the capture
+  left to be recomputed (elementwise layers, see ``cnnviz/core/analysis/deferred.py``) is computed too;
 - torchinfo_ratio / torchscan_ratio: ``torchinfo.summary`` and ``torchscan.summary`` in the same run, when
   installed (torchscan prints its table; that output is swallowed).
 
@@ -38,7 +40,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -139,6 +141,11 @@ def build(name: str) -> nn.Module:
     return torchvision.models.get_model(name, weights=None, **kwargs).eval()
 
 
+def _read_every_value(result: Mapping[str, Any]) -> None:
+    for key in result:
+        result[key]
+
+
 def bench(name: str, shape: tuple[int, int, int], repeats: int) -> dict[str, Any]:
     model = build(name)
     x = torch.randn(1, *shape)
@@ -154,11 +161,14 @@ def bench(name: str, shape: tuple[int, int, int], repeats: int) -> dict[str, Any
     forward()
     cold_repeats = max(3, repeats // 2)
     fresh = [copy.deepcopy(model) for _ in range(cold_repeats)]
-    samples: dict[str, list[float]] = {k: [] for k in ("forward", "warm", "capture", "cold")}
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("forward", "warm", "capture", "capture_read", "cold")
+    }
     for i in range(repeats):
         samples["forward"].append(_timed(forward))
         samples["warm"].append(_timed(lambda: summarize(model, shape)))
         samples["capture"].append(_timed(lambda: capture(model, x)))
+        samples["capture_read"].append(_timed(lambda: _read_every_value(capture(model, x))))
         if i < cold_repeats:
             m = fresh[i]
             samples["cold"].append(_timed(lambda m=m: summarize(m, shape)))
@@ -198,6 +208,7 @@ def bench(name: str, shape: tuple[int, int, int], repeats: int) -> dict[str, Any
         "warm_ratio": round(med["warm"] / med["forward"], 3),
         "cold_ratio": round(med["cold"] / med["forward"], 3),
         "capture_ratio": round(med["capture"] / med["forward"], 3),
+        "capture_read_ratio": round(med["capture_read"] / med["forward"], 3),
     }
     for tool in others:
         if tool in med:
@@ -208,7 +219,14 @@ def bench(name: str, shape: tuple[int, int, int], repeats: int) -> dict[str, Any
 
 
 def summary_of(results: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ["warm_ratio", "cold_ratio", "capture_ratio", "torchinfo_ratio", "torchscan_ratio"]
+    keys = [
+        "warm_ratio",
+        "cold_ratio",
+        "capture_ratio",
+        "capture_read_ratio",
+        "torchinfo_ratio",
+        "torchscan_ratio",
+    ]
     out: dict[str, Any] = {"models": len(results)}
     for key in keys:
         values = [(r[key], r["model"]) for r in results if key in r]

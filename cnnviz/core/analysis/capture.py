@@ -13,6 +13,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from cnnviz.core.analysis.deferred import LayerValues, Recipe, norm_state
 from cnnviz.core.analysis.failures import (
     ForwardError,
     Locator,
@@ -41,10 +42,12 @@ class CaptureResult(Mapping[str, Any]):
     """Layer outputs of one forward pass, in execution order, plus the model's final output.
 
     ``method`` is ``"fx"`` (traced graph: modules, containers and functional operations) or ``"hooks"`` (module
-    hooks only: functional operations are not captured; ``note`` says why).
+    hooks only: functional operations are not captured; ``note`` says why). A traced capture of every layer keeps
+    the values of its elementwise layers (batch norms, activations, additions) as recipes and computes each,
+    bit-equal to the pass, when it is first read (:class:`~cnnviz.core.analysis.deferred.LayerValues`).
     """
 
-    activations: dict[str, Any]
+    activations: Mapping[str, Any]
     output: Any
     method: str
     note: str | None = None
@@ -265,6 +268,38 @@ def _result_plan(graph: LayerGraph, selected: frozenset[str] | None) -> _ResultP
     return plan
 
 
+@dataclass
+class _Deferral:
+    """A graph's capture that defers elementwise layers: the compiled pass, the recipes, the batch norms they
+    read, and which deferred keys hold tensors (the graph is straight-line: known after its first pass)."""
+
+    module: fx.GraphModule
+    recipes: dict[str, Recipe]
+    norms: tuple[tuple[str, nn.Module], ...]
+    tensors: frozenset[str] | None = None
+
+
+_DEFERRALS: weakref.WeakKeyDictionary[LayerGraph, _Deferral] = weakref.WeakKeyDictionary()
+
+
+def _deferral(graph: LayerGraph) -> _Deferral:
+    found = _DEFERRALS.get(graph)
+    if found is None:
+        gm, recipes = graph.deferring_capture_module()
+        norms = tuple((k, r.norm) for k, r in recipes.items() if r.norm is not None)
+        found = _DEFERRALS[graph] = _Deferral(gm, recipes, norms)
+    return found
+
+
+def _tensor_recipes(recipes: Mapping[str, Recipe], values: Mapping[str, Any]) -> frozenset[str]:
+    """The deferred keys whose value is a tensor: an elementwise call with a tensor among its inputs."""
+    tensors: set[str] = set()
+    for key, recipe in recipes.items():
+        if any(k in tensors or isinstance(values.get(k), torch.Tensor) for k in recipe.refs):
+            tensors.add(key)
+    return frozenset(tensors)
+
+
 def _capture_fx(
     graph: LayerGraph,
     x: torch.Tensor,
@@ -273,27 +308,42 @@ def _capture_fx(
     to_cpu: bool,
 ) -> CaptureResult:
     plan = _result_plan(graph, selected)
-    gm = graph.capture_module(plan.wanted, _keeper(dtype, to_cpu))
+    # A capture of every layer in the model's own type defers its elementwise layers (see deferred.py).
+    deferral = _deferral(graph) if selected is None and dtype is None and not to_cpu else None
+    if deferral is not None:
+        gm = deferral.module
+    else:
+        gm = graph.capture_module(plan.wanted, _keeper(dtype, to_cpu))
     module = graph.model
     try:
         with torch.inference_mode(), eval_mode(module, out_of_place=True):
             output, values = gm(x)
     except Exception as exc:
         raise _locate_failure(graph, gm, x, exc) from exc
-    activations: dict[str, Any] = {}
+    sources: dict[str, str | tuple[str, ...]] = {}
     tensor = torch.Tensor
+    recipes: Mapping[str, Recipe] = {}
+    deferred: frozenset[str] = frozenset()
+    norms: dict[str, tuple[Any, ...]] = {}
+    if deferral is not None:
+        recipes = deferral.recipes
+        if deferral.tensors is None:
+            deferral.tensors = _tensor_recipes(recipes, values)
+        deferred = deferral.tensors
+        norms = {key: norm_state(norm) for key, norm in deferral.norms}
     for key, source in plan.entries:
         if type(source) is str:
             value = values.get(source, _ABSENT)
             if value is _ABSENT:
+                if source in deferred:
+                    sources[key] = source
                 continue
-        elif all(k in values for k in source):
-            value = [values[k] for k in source]
-        else:
-            continue
-        if type(value) is tensor or _has_tensor(value):
-            activations[key] = value
-    return CaptureResult(activations, output, "fx", None)
+            if type(value) is tensor or _has_tensor(value):
+                sources[key] = source
+        elif all(k in values or k in recipes for k in source):
+            if any(k in deferred or _has_tensor(values.get(k)) for k in source):
+                sources[key] = source
+    return CaptureResult(LayerValues(sources, values, recipes, norms), output, "fx", None)
 
 
 _ABSENT = object()

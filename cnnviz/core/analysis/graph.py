@@ -25,6 +25,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from cnnviz.core.analysis.deferred import Recipe, in_place_call, recipe_for
 from cnnviz.core.analysis.tracer import TORCH_OWN_ATTRIBUTES, Tracer, undo_trace_side_effects
 from cnnviz.core.errors import LayerError
 from cnnviz.core.moduletree import all_modules
@@ -113,6 +114,7 @@ class LayerGraph:
         self.note: str | None = None
         self._fx_graph: fx.Graph | None = None
         self._capture_modules: dict[tuple[Any, ...], fx.GraphModule] = {}
+        self._deferring: tuple[fx.GraphModule, dict[str, Recipe]] | None = None
         self._by_key: dict[str, GraphNode] = {}
         self._key_of: dict[fx.Node, str] = {}
         # TorchScript runs as one compiled program: neither fx nor module hooks can see inside it.
@@ -318,26 +320,62 @@ class LayerGraph:
         self._capture_modules[cache_key] = gm
         return gm
 
+    def deferring_capture_module(self) -> tuple[fx.GraphModule, dict[str, Recipe]]:
+        """:meth:`capture_module` of every layer, except that the layers an exact elementwise recompute
+        reproduces are not returned: the second item holds their recipes, in execution order."""
+        cached = self._deferring
+        if cached is None:
+            recipes: dict[str, Recipe] = {}
+            gm = _flat_module(self.model, self.capture_graph(None, None, recipes))
+            cached = self._deferring = (gm, recipes)
+        return cached
+
     def capture_graph(
-        self, keys: frozenset[str] | None, keep: Callable[[Any], Any] | None = None
+        self,
+        keys: frozenset[str] | None,
+        keep: Callable[[Any], Any] | None = None,
+        deferred: dict[str, Recipe] | None = None,
     ) -> fx.Graph:
-        """The graph of :meth:`capture_module`, not yet compiled (to be rewritten before it is)."""
+        """The graph of :meth:`capture_module`, not yet compiled (to be rewritten before it is).
+
+        With ``deferred`` (an empty dict, filled here), the layers an exact elementwise recompute reproduces are
+        not returned: their recipes go into ``deferred`` (see :mod:`cnnviz.core.analysis.deferred`).
+        """
         assert self._fx_graph is not None
         new_graph = fx.Graph()
         env: dict[fx.Node, fx.Node] = {}
         wanted: dict[str, fx.Node] = {}
         node_by_fx = {n.fx_node: n for n in self.nodes if n.fx_node is not None}
         container_out = {info.output_key for info in self.containers.values() if info.output_key}
+        available: dict[
+            fx.Node, str
+        ] = {}  # old nodes whose value the capture returns or recomputes
+        overwritten = _Overwritten()
         output_value = None
         for old in self._fx_graph.nodes:
             if old.op == "output":
-                output_value = fx.map_arg(old.args[0], lambda n: env[n])
+                output_value = fx.map_arg(old.args[0], lambda n: env[overwritten.holder(n)])
                 continue
-            new = new_graph.node_copy(old, lambda n: env[n])
-            new.meta = {}
-            _make_out_of_place(new)
-            env[old] = new
             gnode = node_by_fx.get(old)
+            args, kwargs = overwritten.arguments(old)
+            recipe = None
+            new = None
+            if deferred is not None and gnode is not None and gnode.kind != "input":
+                target, plain_kwargs = out_of_place_call(old.op, old.target, kwargs)
+                recipe = recipe_for(old.op, target, args, plain_kwargs, gnode.module, available)
+                source = old.args[0] if old.args else None
+                if recipe is not None and isinstance(source, fx.Node) and args[0] is source:
+                    if self._key_of.get(source) in deferred:
+                        call = in_place_call(recipe, source)
+                        if call is not None:
+                            fn, extra, fn_kwargs = call
+                            new = new_graph.call_function(fn, (env[source], *extra), fn_kwargs)
+            if new is None:
+                new = new_graph.node_copy(old, lambda n: env[overwritten.holder(n)])
+                new.meta = {}
+                _make_out_of_place(new)
+            overwritten.note(old, args, gnode.module if gnode is not None else None)
+            env[old] = new
             if gnode is None:
                 continue
             if (
@@ -351,6 +389,10 @@ class LayerGraph:
                     )
                 )
             ):
+                continue
+            available[old] = gnode.key
+            if recipe is not None and deferred is not None:
+                deferred[gnode.key] = recipe
                 continue
             value = new
             if keep is not None:
@@ -373,12 +415,18 @@ class LayerGraph:
         assert target is not None  # every node of a traced graph has its fx node
         new_graph = fx.Graph()
         env: dict[fx.Node, fx.Node] = {}
+        overwritten = _Overwritten()
+        modules = dict(self.model.named_modules())
         for old in self._fx_graph.nodes:
             if old.op == "output":
                 break
-            new = new_graph.node_copy(old, lambda n: env[n])
+            new = new_graph.node_copy(old, lambda n: env[overwritten.holder(n)])
             new.meta = {}
             _make_out_of_place(new)
+            args, _ = overwritten.arguments(old)
+            overwritten.note(
+                old, args, modules.get(str(old.target)) if old.op == "call_module" else None
+            )
             env[old] = new
             if old is target:
                 break
@@ -417,6 +465,46 @@ def _flat_module(model: nn.Module, graph: fx.Graph) -> fx.GraphModule:
         if isinstance(value, nn.Module):
             gm.__dict__[name] = value
     return gm
+
+
+class _Overwritten:
+    """Values that in-place calls overwrote, for a copy of a graph whose calls are made out of place.
+
+    In the model, ``y.relu_()`` leaves the result in ``y``, so every later reader of ``y`` reads the result; out
+    of place, ``y`` keeps its old value (which the capture shows as ``y``'s layer), and the later readers must read
+    the call's output instead, or the copy would compute something else than the model.
+    """
+
+    def __init__(self) -> None:
+        self._by: dict[fx.Node, fx.Node] = {}
+
+    def holder(self, node: fx.Node) -> fx.Node:
+        """The node whose output holds ``node``'s value at this point of the graph."""
+        by = self._by
+        while node in by:
+            node = by[node]
+        return node
+
+    def arguments(self, node: fx.Node) -> tuple[Any, Any]:
+        """``node``'s arguments and keyword arguments, each node replaced by its holder."""
+        if not self._by:
+            return node.args, node.kwargs
+        return fx.map_arg(node.args, self.holder), fx.map_arg(node.kwargs, self.holder)
+
+    def note(self, node: fx.Node, args: Any, module: nn.Module | None) -> None:
+        """Record ``node`` (with its holder-mapped ``args``) as the holder of its first argument when it is an
+        in-place call."""
+        if not args or not isinstance(args[0], fx.Node):
+            return
+        if node.op == "call_module":
+            in_place = getattr(module, "inplace", False) is True
+        else:
+            in_place = out_of_place_call(node.op, node.target, node.kwargs) != (
+                node.target,
+                node.kwargs,
+            )
+        if in_place:
+            self._by[args[0]] = node
 
 
 def _make_out_of_place(node: fx.Node) -> None:

@@ -1,0 +1,265 @@
+"""Layer values the capture recomputes when read: bit-equal to what the model computes, in every case."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from cnnviz.core.analysis.capture import CaptureResult, capture
+from cnnviz.core.analysis.deferred import StaleCaptureError
+from cnnviz.core.errors import CnnvizError
+
+_SLOW = pytest.mark.slow
+
+
+def hooked_values(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every module's output as its forward hook sees it in a plain forward, copied at once (a later in-place
+    layer overwrites it), keyed like capture keys (``name@n`` for repeated calls)."""
+    values: dict[str, torch.Tensor] = {}
+    calls: dict[str, int] = {}
+
+    def hook(name: str) -> Any:
+        def record(_m: nn.Module, _a: tuple[Any, ...], out: Any) -> None:
+            n = calls.get(name, 0)
+            calls[name] = n + 1
+            if isinstance(out, torch.Tensor):
+                values[name if n == 0 else f"{name}@{n}"] = out.detach().clone()
+
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in model.named_modules() if name]
+    try:
+        with torch.no_grad():
+            values["<output>"] = model(x).detach().clone()
+    finally:
+        for h in handles:
+            h.remove()
+    return values
+
+
+def kept_capture(model: nn.Module, x: torch.Tensor) -> CaptureResult:
+    """A capture that keeps every value as the pass computed it (a stored type, even the model's own, defers
+    nothing)."""
+    return capture(model, x, dtype=x.dtype)
+
+
+def assert_exact(model: nn.Module, x: torch.Tensor) -> CaptureResult:
+    """Every captured module output equals the hooks' copy; every other captured value equals the kept
+    capture's; the output equals the model's."""
+    truth = hooked_values(model, x)
+    result = capture(model, x)
+    kept = kept_capture(model, x)
+    assert list(result) == list(kept)
+    hooked = 0
+    for key in result:
+        value = result[key]
+        if key in truth and isinstance(value, torch.Tensor):
+            assert torch.equal(value, truth[key]), key
+            hooked += 1
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, kept[key]), key
+        else:
+            assert all(torch.equal(a, b) for a, b in zip(value, kept[key], strict=True)), key
+    assert hooked > 0
+    assert torch.equal(result.output, truth["<output>"])
+    return result
+
+
+class Blocks(nn.Module):
+    """Every kind of layer the capture recomputes, and in-place activations with their own settings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = nn.ReLU6(inplace=True)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.leaky = nn.LeakyReLU(0.3, inplace=True)
+        self.squeeze = nn.Conv2d(8, 8, 1)
+        self.gate = nn.Hardsigmoid(inplace=True)
+        self.swish = nn.Hardswish()
+        self.gelu = nn.GELU(approximate="tanh")
+        self.silu = nn.SiLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.act(self.bn(self.conv(x)))
+        b = self.leaky(self.bn2(self.conv2(a)))
+        b = b * self.gate(self.squeeze(b.mean((2, 3), keepdim=True)))
+        b += a
+        c = torch.cat([self.swish(b), self.gelu(a), b], 1)  # b read again after its activation
+        d = F.relu(c - 0.5, inplace=True)
+        return self.silu(d).sum((2, 3)) + torch.sigmoid(c).mean()
+
+
+def _randomise_norms(model: nn.Module) -> nn.Module:
+    torch.manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            if m.weight is not None:
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.3, 0.3)
+    return model.eval()
+
+
+def test_every_recomputed_layer_equals_the_models_own_value() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(Blocks())
+    result = assert_exact(model, torch.randn(2, 3, 13, 11))
+    # the elementwise layers were not kept by the pass, the convolutions and the reductions were
+    deferred = {k for k in result if not result.activations.kept(k)} - {"bn", "act"}
+    assert {"conv", "conv2", "squeeze", "mean"} <= {k for k in result} - deferred
+    assert {
+        "bn2",
+        "leaky",
+        "gate",
+        "mul",
+        "add",
+        "swish",
+        "gelu",
+        "cat",
+        "sub",
+        "relu",
+        "silu",
+    } <= deferred
+    # every in-place flag is back as the model had it
+    assert model.act.inplace and model.leaky.inplace and model.gate.inplace and model.silu.inplace
+
+
+class ReadsWhatWasOverwritten(nn.Module):
+    """An in-place activation whose input is read again afterwards: that later read sees the activated values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x))
+        z = self.act(y)
+        w = y.add_(1.0)  # y is z here
+        return y * 2 + z + w
+
+
+def test_values_overwritten_in_place_are_read_as_the_model_reads_them() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(ReadsWhatWasOverwritten())
+    x = torch.randn(1, 3, 9, 9)
+    result = assert_exact(model, x)
+    with torch.no_grad():
+        before = model.bn(model.conv(x))
+    # the norm's layer shows its output before the activation overwrote it
+    assert torch.equal(result["bn"], before)
+    assert torch.equal(result["act"], before.relu())
+
+
+NETWORKS = [
+    ("resnet18", 64),
+    ("mobilenet_v3_small", 64),
+    pytest.param("mnasnet0_5", 64, marks=_SLOW),
+    pytest.param("densenet121", 64, marks=_SLOW),
+    pytest.param("efficientnet_b0", 64, marks=_SLOW),
+    pytest.param("regnet_y_400mf", 64, marks=_SLOW),
+    pytest.param("shufflenet_v2_x0_5", 64, marks=_SLOW),
+    pytest.param("convnext_tiny", 64, marks=_SLOW),
+    pytest.param("inception_v3", 96, marks=_SLOW),
+    pytest.param("timm:efficientnet_b0", 64, marks=_SLOW),
+    pytest.param("timm:resnet18d", 64, marks=_SLOW),
+]
+
+
+@pytest.mark.parametrize("name,size", NETWORKS)
+def test_captures_of_real_networks_are_bit_equal_to_their_forward_pass(
+    name: str, size: int
+) -> None:
+    torch.manual_seed(0)
+    if name.startswith("timm:"):
+        model = timm.create_model(name[5:], pretrained=False)
+    else:
+        kwargs: dict[str, Any] = (
+            {"aux_logits": False, "init_weights": False} if name == "inception_v3" else {}
+        )
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
+    result = assert_exact(_randomise_norms(model), torch.randn(1, 3, size, size))
+    # timm fuses its norms with their activation: nothing to defer there
+    if not name.startswith("timm:"):
+        assert any(not result.activations.kept(k) for k in result)
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_value_read_under_another_thread_count_is_the_one_the_pass_computed() -> None:
+    # CPU kernels split their work by thread count, and a batch norm or a SiLU can round differently at the
+    # seams; an odd map size puts seams where the vector loops leave a scalar tail.
+    torch.manual_seed(0)
+    model = _randomise_norms(nn.Sequential(nn.Conv2d(3, 37, 1), nn.BatchNorm2d(37), nn.SiLU()))
+    x = torch.randn(1, 3, 113, 117)
+    with _threads(1):
+        truth = hooked_values(model, x)
+        result = capture(model, x)
+    with _threads(2):
+        assert torch.equal(result["1"], truth["1"])
+        assert torch.equal(result["2"], truth["2"])
+        assert torch.get_num_threads() == 2  # the reader's own count is back
+
+
+def test_a_norm_changed_after_the_capture_is_refused_not_recomputed() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)
+        )
+    )
+    x = torch.randn(1, 3, 10, 10)
+    truth = hooked_values(model, x)
+    result = capture(model, x)
+    assert torch.equal(result["1"], truth["1"])  # read before the change: kept from then on
+    with torch.no_grad():
+        model[4].weight.mul_(2.0)  # as a training step would
+    assert torch.equal(result["1"], truth["1"])
+    assert torch.equal(result["3"], truth["3"])  # kept by the pass
+    with pytest.raises(StaleCaptureError, match="layer '4'.*capture again") as caught:
+        result["4"]
+    assert isinstance(caught.value, CnnvizError)
+    # a new capture reads the changed norm
+    with torch.no_grad():
+        assert torch.equal(capture(model, x)["4"], model(x))
+
+
+class SizeArithmetic(nn.Module):
+    """Integer arithmetic on sizes looks elementwise to a graph: it must not become a layer value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.shape[2] * 2
+        return F.interpolate(self.conv(x), size=(h, h + 1)) + 1
+
+
+def test_only_tensor_values_are_layers_when_size_arithmetic_is_recomputable() -> None:
+    model = SizeArithmetic().eval()
+    x = torch.randn(1, 3, 6, 6)
+    result = assert_exact(model, x)
+    assert all(isinstance(result[k], torch.Tensor) for k in result)
+    assert result.output.shape == (1, 4, 12, 13)
