@@ -7,7 +7,10 @@ scaled-dot-product attention (two batched products, 2·B·H·L·S·E) and torch'
 (its input and output projections and the same two products). For every model it prints cnnviz's total, the
 reference and their ratio (1.0 = equal).
 
-Usage: python benchmarks/bench_macs.py [--models vit_b_16,tv:resnet18,timm:deit_tiny_patch16_224]
+``--zoo`` runs every classifier of torchvision's registry and bench_zoo's timm set, each at its input size;
+the last object then says how many are within 1% and which are not.
+
+Usage: python benchmarks/bench_macs.py [--models vit_b_16,tv:resnet18,timm:deit_tiny_patch16_224] [--zoo]
 """
 
 from __future__ import annotations
@@ -67,11 +70,12 @@ def _native_mha_handle(inputs: list[Any], _outputs: list[Any]) -> int:
     return projections + attention
 
 
-def reference_macs(model: torch.nn.Module, size: int) -> int:
+def reference_macs(model: torch.nn.Module, size: int | tuple[int, int]) -> int:
     """fvcore's count of convolutions, linear layers and matrix products, plus attention products."""
     from fvcore.nn import FlopCountAnalysis
 
-    x = torch.zeros(1, 3, size, size)
+    h, w = (size, size) if isinstance(size, int) else size
+    x = torch.zeros(1, 3, h, w)
     analysis = FlopCountAnalysis(model, x)
     analysis.set_op_handle(
         "aten::scaled_dot_product_attention", _sdpa_handle,
@@ -95,18 +99,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = ",".join([*TORCHVISION, *(f"timm:{n}" for n in TIMM)])
     parser.add_argument("--models", default=default)
+    parser.add_argument(
+        "--zoo", action="store_true", help="every torchvision classifier and the timm set"
+    )
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    todo: list[tuple[str, tuple[int, int]]] = [(n, (224, 224)) for n in args.models.split(",")]
+    if args.zoo:
+        from bench_zoo import timm_models, torchvision_models
+
+        todo = [(f"tv:{n}", (s[1], s[2])) for n, s in torchvision_models(False)]
+        todo += [(n, (s[1], s[2])) for n, s in timm_models()]
     results: dict[str, Any] = {}
-    for name in args.models.split(","):
+    for name, size in todo:
         torch.manual_seed(0)
         model = build(name)
-        size = 224
-        ours = summarize(model, (3, size, size), receptive_fields=False).total_macs
+        ours = summarize(model, (3, *size), receptive_fields=False).total_macs
         with torch.no_grad():
             ref = reference_macs(model, size)
         results[name] = {"cnnviz": ours, "reference": ref, "ratio": round(ours / ref, 4)}
         print(json.dumps({name: results[name]}), flush=True)
+        del model
+    off = sorted((r["ratio"], n) for n, r in results.items() if abs(r["ratio"] - 1) > 0.01)
+    results["summary"] = {
+        "models": len(todo),
+        "within_1_percent": len(todo) - len(off),
+        "outside": [{"model": n, "ratio": v} for v, n in off],
+    }
     print(json.dumps(results, indent=1))
 
 

@@ -448,7 +448,7 @@ class MainWindow(QMainWindow):
 
     def _activations_changed(self) -> None:
         s = self.session
-        shapes = {k: tuple(v.shape) for k, v in s.activations.items()}
+        shapes = s.activation_shapes()
         signature = (id(s.summary), tuple(shapes.items()))
         if signature != getattr(
             self, "_layers_signature", None
@@ -467,7 +467,7 @@ class MainWindow(QMainWindow):
         model = s.model
         labels = getattr(model, "labels", None)
         # Class names label the values of the output layer only (the last one captured).
-        output = next(reversed(s.activations), None)
+        output = next(reversed(list(s.activations)), None)
         channels = act.shape[1] if act is not None and act.ndim >= 2 and name == output else None
         self.feature_view.value_labels = (
             labels if labels is not None and channels == len(labels) else None

@@ -13,6 +13,7 @@ receptive field.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,10 +61,11 @@ class UnitSelection:
 
 @dataclass
 class RunResult:
-    """One forward pass: the preprocessed picture, every layer's output (NumPy, batch axis kept), predictions."""
+    """One forward pass: the preprocessed picture, every layer's output (NumPy, batch axis kept, each converted
+    when first read), predictions."""
 
     image: Any
-    activations: dict[str, np.ndarray]
+    activations: Mapping[str, np.ndarray]
     predictions: list[Any] | None
     prediction_note: str | None
     method: str
@@ -113,7 +115,7 @@ class Session(QObject):
         self.image_is_default = False
         # A picture given before a model is ready: it becomes current only once it has decoded and run.
         self._queued: PictureCandidate | None = None
-        self.activations: dict[str, np.ndarray] = {}
+        self.activations: Mapping[str, np.ndarray] = {}
         self.predictions: list[Any] | None = None
         self.layer: str | None = None
         self.selection: UnitSelection | None = None
@@ -279,7 +281,7 @@ class Session(QObject):
         model, source, name = self.model, candidate.source, candidate.name
 
         def job(token: CancelToken) -> RunResult:
-            from cnnviz.core.analysis.capture import as_numpy, capture
+            from cnnviz.core.analysis.capture import LayerArrays, capture
             from cnnviz.core.analysis.failures import ForwardError
             from cnnviz.core.analysis.predict import rank_output
             from cnnviz.core.images import load_image, open_image, preprocess_pil
@@ -291,11 +293,12 @@ class Session(QObject):
             token.check()
             result = capture(model, image)
             token.check()
-            activations = {}
-            for key, value in result.items():
-                arr = as_numpy(value)
-                if arr is not None:
-                    activations[key] = arr
+            # Layers are converted (and elementwise ones computed) when shown; the one on screen is read here,
+            # off the GUI thread.
+            activations = LayerArrays(result)
+            shown = self.layer
+            if shown is not None and shown in activations:
+                activations.get(shown)
             predictions: list[Any] | None = None
             note: str | None = None
             try:
@@ -370,14 +373,30 @@ class Session(QObject):
     def activation(self, name: str | None = None) -> np.ndarray | None:
         """The output of ``name`` (default: the selected layer) as a NumPy array, or None."""
         key = self.layer if name is None else name
-        return self.activations.get(key) if key is not None else None
+        if key is None:
+            return None
+        try:
+            return self.activations.get(key)
+        except (
+            CnnvizError
+        ):  # a layer left to compute whose weights changed since: not shown, never stale
+            return None
+
+    def activation_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every captured layer's output shape, without converting any output."""
+        acts = self.activations
+        shape = getattr(acts, "shape", None)
+        if shape is not None:
+            return {name: tuple(shape(name)) for name in acts}
+        return {name: tuple(arr.shape) for name, arr in acts.items()}
 
     def default_layer(self) -> str | None:
         """The first convolution's output, else the first layer with a spatial map, else the first layer."""
         from cnnviz.core.analysis.summary import default_layer
 
-        shapes = {name: arr.shape for name, arr in self.activations.items()}
-        return default_layer(shapes, {name: row.type for name, row in self.rows.items()})
+        return default_layer(
+            self.activation_shapes(), {name: row.type for name, row in self.rows.items()}
+        )
 
     def select_layer(self, name: str) -> None:
         """Show ``name``'s maps; a selected unit moves to the unit of the new layer that looks at the same spot."""

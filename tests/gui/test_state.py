@@ -157,3 +157,64 @@ def test_measured_box_arrives_from_the_worker_not_the_gui_thread(qtbot, tmp_path
         assert state.selection is latest and latest.box.unit == (2, 2)
     finally:
         state.shutdown()
+
+
+def test_layers_are_shown_as_the_model_computes_them_and_never_stale(qtbot, tmp_path: Path) -> None:
+    spec = {
+        "name": "normed net",
+        "input_shape": [1, 16, 16],
+        "layers": [
+            {"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+            {"type": "BatchNorm2d"},
+            {"type": "ReLU"},
+            {"type": "Conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1},
+            {"type": "BatchNorm2d"},
+            {"type": "ReLU"},
+            {"type": "Flatten"},
+            {"type": "Linear", "out_features": 3},
+        ],
+    }
+    path = tmp_path / "normed.json"
+    path.write_text(json.dumps(spec))
+    picture = tmp_path / "p.png"
+    y, x = np.mgrid[0:16, 0:16]
+    Image.fromarray(((x * 11 + y * 5) % 256).astype(np.uint8)).save(picture)
+    state = Session(JobRunner())
+    try:
+        state.queue_image(str(picture))
+        state.load_model(str(path))
+        assert state.runner.wait(60_000)
+        module = state.model.module
+        with torch.no_grad():
+            for m in module.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 2.0)
+        state.run()
+        assert state.runner.wait(60_000)
+        seen: dict[str, np.ndarray] = {}
+        handles = [
+            m.register_forward_hook(
+                lambda _m, _a, out, name=name: seen.__setitem__(name, out.detach().clone().numpy())
+            )
+            for name, m in module.named_modules()
+            if name
+        ]
+        with torch.no_grad():
+            module(state.image.tensor)
+        for h in handles:
+            h.remove()
+        # shapes for the layer list come without computing any layer
+        assert state.activation_shapes() == {k: v.shape for k, v in seen.items()}
+        assert np.array_equal(
+            state.activation("1"), seen["1"]
+        )  # a norm the capture left to compute
+        with torch.no_grad():
+            module[4].weight.mul_(2.0)  # the model changes before the layer is shown
+        assert state.activation("4") is None  # not shown rather than shown wrong
+        state.run()
+        assert state.runner.wait(60_000)
+        with torch.no_grad():
+            assert np.array_equal(state.activation("4"), module[:5](state.image.tensor).numpy())
+    finally:
+        state.shutdown()

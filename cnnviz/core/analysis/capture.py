@@ -81,6 +81,43 @@ def as_numpy(value: Any) -> np.ndarray | None:
     return t.float().cpu().numpy()
 
 
+class LayerArrays(Mapping[str, np.ndarray]):
+    """A capture's layer values as float32 NumPy arrays on the CPU (see :func:`as_numpy`), each converted -- and
+    a deferred one computed -- when first read, then kept; :meth:`shape` needs neither."""
+
+    def __init__(self, result: CaptureResult):
+        self._values = result.activations
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        array = self._arrays.get(key)
+        if array is None:
+            array = as_numpy(self._values[key])
+            if array is None:
+                raise KeyError(key)
+            self._arrays[key] = array
+        return array
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The shape of ``key``'s array, without computing or converting it."""
+        values = self._values
+        if isinstance(values, LayerValues):
+            return values.shape(key)
+        value = values[key]
+        if isinstance(value, (tuple, list)):
+            value = next(v for v in value if isinstance(v, torch.Tensor))
+        return tuple(value.shape)
+
+
 _HEAP_TUNED = False
 
 

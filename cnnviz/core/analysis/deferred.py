@@ -228,6 +228,25 @@ def in_place_call(
     return target, recipe.args[1:], {**kwargs, **extra}
 
 
+class RecomputeChain:
+    """Bounds how many recipes one read runs: a value whose recompute would chain more than :attr:`LIMIT`
+    deferred values (a residual stream adds one per block) is kept, so reading any layer costs a few
+    elementwise kernels at most."""
+
+    LIMIT = 4
+
+    def __init__(self) -> None:
+        self._depth: dict[str, int] = {}
+
+    def admits(self, key: str, recipe: Recipe) -> bool:
+        """Whether ``key`` may be deferred with ``recipe`` (recorded if so; call in execution order)."""
+        depth = 1 + max((self._depth.get(k, 0) for k in recipe.refs), default=0)
+        if depth > self.LIMIT:
+            return False
+        self._depth[key] = depth
+        return True
+
+
 @contextmanager
 def _threads(count: int) -> Iterator[None]:
     current = torch.get_num_threads()
@@ -275,6 +294,36 @@ class LayerValues(Mapping[str, Any]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._sources
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        """The shape of ``key``'s value (its first tensor's, for a tuple or list), without computing it."""
+        source = self._sources[key]
+        return self._shape(source if type(source) is str else source[0])
+
+    def _shape(self, key: str) -> tuple[int, ...]:
+        value = self._values.get(key, _ABSENT)
+        if value is not _ABSENT:
+            if isinstance(value, (tuple, list)):
+                value = next(v for v in value if isinstance(v, torch.Tensor))
+            return tuple(value.shape)
+        recipe = self._recipes[key]
+        if recipe.fn in (torch.cat, torch.concat):
+            parts = [self._shape(r.key) for r in recipe.args[0]]
+            dim = recipe.args[1] if len(recipe.args) > 1 else recipe.kwargs.get("dim", 0)
+            parts = [p for p in parts if p != (0,)]  # cat skips 1-d empty tensors
+            dim %= len(parts[0])
+            return tuple(
+                sum(p[dim] for p in parts) if i == dim else n for i, n in enumerate(parts[0])
+            )
+        # elementwise: the inputs broadcast together (scalars among them do not change the shape)
+        shapes = [self._shape(k) for k in recipe.refs if self._is_tensor(k)]
+        return tuple(torch.broadcast_shapes(*shapes))
+
+    def _is_tensor(self, key: str) -> bool:
+        value = self._values.get(key, _ABSENT)
+        if value is _ABSENT:
+            return any(self._is_tensor(k) for k in self._recipes[key].refs)
+        return isinstance(value, torch.Tensor)
 
     def kept(self, key: str) -> bool:
         """Whether the pass kept ``key``'s value, rather than leaving it to be computed when read."""

@@ -25,7 +25,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from cnnviz.core.analysis.deferred import Recipe, in_place_call, recipe_for
+from cnnviz.core.analysis.deferred import Recipe, RecomputeChain, in_place_call, recipe_for
 from cnnviz.core.analysis.tracer import TORCH_OWN_ATTRIBUTES, Tracer, undo_trace_side_effects
 from cnnviz.core.errors import LayerError
 from cnnviz.core.moduletree import all_modules
@@ -347,10 +347,10 @@ class LayerGraph:
         wanted: dict[str, fx.Node] = {}
         node_by_fx = {n.fx_node: n for n in self.nodes if n.fx_node is not None}
         container_out = {info.output_key for info in self.containers.values() if info.output_key}
-        available: dict[
-            fx.Node, str
-        ] = {}  # old nodes whose value the capture returns or recomputes
+        # the old nodes whose value the capture returns or recomputes, with their keys
+        available: dict[fx.Node, str] = {}
         overwritten = _Overwritten()
+        chain = RecomputeChain()
         output_value = None
         for old in self._fx_graph.nodes:
             if old.op == "output":
@@ -363,6 +363,8 @@ class LayerGraph:
             if deferred is not None and gnode is not None and gnode.kind != "input":
                 target, plain_kwargs = out_of_place_call(old.op, old.target, kwargs)
                 recipe = recipe_for(old.op, target, args, plain_kwargs, gnode.module, available)
+                if recipe is not None and not chain.admits(gnode.key, recipe):
+                    recipe = None
                 source = old.args[0] if old.args else None
                 if recipe is not None and isinstance(source, fx.Node) and args[0] is source:
                     if self._key_of.get(source) in deferred:

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from cnnviz.core.analysis.capture import CaptureResult, capture
-from cnnviz.core.analysis.deferred import StaleCaptureError
+from cnnviz.core.analysis.capture import CaptureResult, LayerArrays, capture
+from cnnviz.core.analysis.deferred import LayerValues, RecomputeChain, StaleCaptureError
 from cnnviz.core.errors import CnnvizError
 
 _SLOW = pytest.mark.slow
@@ -58,6 +58,16 @@ def assert_exact(model: nn.Module, x: torch.Tensor) -> CaptureResult:
     result = capture(model, x)
     kept = kept_capture(model, x)
     assert list(result) == list(kept)
+    # shapes are known before any value is computed, and they are the real values' shapes
+    assert isinstance(result.activations, LayerValues)
+    shapes = {key: result.activations.shape(key) for key in result}
+    for key, value in kept.items():
+        first = (
+            value
+            if isinstance(value, torch.Tensor)
+            else next(v for v in value if torch.is_tensor(v))
+        )
+        assert shapes[key] == tuple(first.shape), key
     hooked = 0
     for key in result:
         value = result[key]
@@ -117,21 +127,23 @@ def test_every_recomputed_layer_equals_the_models_own_value() -> None:
     model = _randomise_norms(Blocks())
     result = assert_exact(model, torch.randn(2, 3, 13, 11))
     # the elementwise layers were not kept by the pass, the convolutions and the reductions were
-    deferred = {k for k in result if not result.activations.kept(k)} - {"bn", "act"}
-    assert {"conv", "conv2", "squeeze", "mean"} <= {k for k in result} - deferred
+    deferred = {k for k in result if not result.activations.kept(k)}
+    assert {"conv", "conv2", "squeeze", "mean"}.isdisjoint(deferred)
     assert {
+        "bn",
+        "act",
         "bn2",
         "leaky",
         "gate",
         "mul",
         "add",
-        "swish",
         "gelu",
-        "cat",
         "sub",
         "relu",
         "silu",
     } <= deferred
+    # a fifth recipe in a row (bn2, leaky, mul, add, swish) is one too many: kept, and so is the cat after it
+    assert "swish" not in deferred and "cat" not in deferred
     # every in-place flag is back as the model had it
     assert model.act.inplace and model.leaky.inplace and model.gate.inplace and model.silu.inplace
 
@@ -263,3 +275,50 @@ def test_only_tensor_values_are_layers_when_size_arithmetic_is_recomputable() ->
     result = assert_exact(model, x)
     assert all(isinstance(result[k], torch.Tensor) for k in result)
     assert result.output.shape == (1, 4, 12, 13)
+
+
+class ResidualStream(nn.Module):
+    """Blocks whose outputs chain elementwise layers only: the residual stream of a ResNet without convolutions."""
+
+    def __init__(self, blocks: int) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.norms = nn.ModuleList(nn.BatchNorm2d(4) for _ in range(blocks))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for norm in self.norms:
+            x = F.relu(x + norm(x))
+        return x
+
+
+def test_reading_any_layer_recomputes_a_bounded_chain() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(ResidualStream(12))
+    x = torch.randn(1, 3, 6, 6)
+    result = assert_exact(model, x)
+    fresh = capture(model, x)
+    # every deferred value sits at most RecomputeChain.LIMIT recipes above values the pass kept
+    values = fresh.activations
+    assert isinstance(values, LayerValues)
+    depth: dict[str, int] = {}
+    for key in fresh:
+        recipe = values._recipes.get(key)
+        depth[key] = 0 if recipe is None else 1 + max(depth.get(k, 0) for k in recipe.refs)
+    assert max(depth.values()) == RecomputeChain.LIMIT
+    assert sum(values.kept(k) for k in fresh) > 2  # the stream is kept every few blocks
+    assert torch.equal(fresh[list(fresh)[-1]], result.output)
+
+
+def test_layer_arrays_convert_on_read_and_know_shapes_first() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(Blocks())
+    x = torch.randn(1, 3, 7, 9)
+    result = capture(model, x)
+    arrays = LayerArrays(result)
+    assert list(arrays) == list(result)
+    assert arrays.shape("cat") == (1, 24, 7, 9)
+    truth = hooked_values(model, x)
+    assert (arrays["bn2"] == truth["bn2"].numpy()).all()
+    assert arrays["bn2"] is arrays["bn2"]  # converted once
+    assert arrays.get("no such layer") is None
