@@ -373,14 +373,7 @@ class Session(QObject):
     def activation(self, name: str | None = None) -> np.ndarray | None:
         """The output of ``name`` (default: the selected layer) as a NumPy array, or None."""
         key = self.layer if name is None else name
-        if key is None:
-            return None
-        try:
-            return self.activations.get(key)
-        except (
-            CnnvizError
-        ):  # a layer left to compute whose weights changed since: not shown, never stale
-            return None
+        return self.activations.get(key) if key is not None else None
 
     def activation_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every captured layer's output shape, without converting any output."""

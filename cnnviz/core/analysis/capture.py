@@ -13,7 +13,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from cnnviz.core.analysis.deferred import LayerValues, Recipe, norm_state
+from cnnviz.core.analysis.deferred import LayerValues, NormSnapshots, Recipe
 from cnnviz.core.analysis.failures import (
     ForwardError,
     Locator,
@@ -24,10 +24,12 @@ from cnnviz.core.analysis.failures import (
 from cnnviz.core.analysis.forward_budget import check_forward
 from cnnviz.core.analysis.graph import (
     OUTPUT_KEY,
+    SWITCHED_IN_PLACE,
     LayerGraph,
     eval_mode,
     layer_graph,
     model_device,
+    module_in_place,
     resolve_layer,
     unwrap_input,
     unwrap_module,
@@ -95,6 +97,8 @@ class LayerArrays(Mapping[str, np.ndarray]):
             array = as_numpy(self._values[key])
             if array is None:
                 raise KeyError(key)
+            # it may share memory with a value that other layers are computed from: read-only
+            array.flags.writeable = False
             self._arrays[key] = array
         return array
 
@@ -308,33 +312,68 @@ def _result_plan(graph: LayerGraph, selected: frozenset[str] | None) -> _ResultP
 @dataclass
 class _Deferral:
     """A graph's capture that defers elementwise layers: the compiled pass, the recipes, the batch norms they
-    read, and which deferred keys hold tensors (the graph is straight-line: known after its first pass)."""
+    read, and what each module they stand for must still be for them to hold (see :func:`_still_holds`)."""
 
     module: fx.GraphModule
     recipes: dict[str, Recipe]
-    norms: tuple[tuple[str, nn.Module], ...]
-    tensors: frozenset[str] | None = None
+    norms: NormSnapshots
+    checks: tuple[tuple[nn.Module, tuple[str, ...], tuple[Any, ...]], ...]
+    tensors: frozenset[str]
 
 
+# Per graph: the deferral built after a first pass that kept everything (which tells the tensor-valued keys).
 _DEFERRALS: weakref.WeakKeyDictionary[LayerGraph, _Deferral] = weakref.WeakKeyDictionary()
+# The settings a recipe or an in-place decision was compiled with.
+_CHECKED = ("inplace", SWITCHED_IN_PLACE, "min_val", "max_val", "negative_slope", "approximate")
+_NORM_CHECKED = ("track_running_stats", "eps")
 
 
-def _deferral(graph: LayerGraph) -> _Deferral:
+def _build_deferral(graph: LayerGraph, tensors: frozenset[str]) -> _Deferral:
+    gm, recipes = graph.deferring_capture_module(tensors)
+    norms = NormSnapshots(tuple((k, r.norm) for k, r in recipes.items() if r.norm is not None))
+    watched: dict[int, tuple[nn.Module, tuple[str, ...]]] = {}
+    for node in graph.nodes:
+        m = node.module
+        if m is None:
+            continue
+        names = _NORM_CHECKED if isinstance(m, nn.modules.batchnorm._BatchNorm) else _CHECKED
+        if node.key in recipes or module_in_place(m):
+            watched[id(m)] = (m, names)
+    checks = tuple((m, names, _settings_of(m, names)) for m, names in watched.values())
+    return _Deferral(gm, recipes, norms, checks, tensors)
+
+
+def _settings_of(module: nn.Module, names: tuple[str, ...]) -> tuple[Any, ...]:
+    d = module.__dict__
+    return tuple(d.get(n) for n in names)
+
+
+def _still_holds(deferral: _Deferral) -> bool | None:
+    """True when the deferral still computes what the model does; False when a setting it was compiled with
+    changed (compile it again); None when a hook or a forward set on an instance stands between a module and
+    the call its recipe makes (capture this pass by keeping every value)."""
+    hooks = torch.nn.modules.module
+    if hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
+        return None
+    for m, names, values in deferral.checks:
+        d = m.__dict__
+        if d["_forward_hooks"] or d["_forward_pre_hooks"] or "forward" in d:
+            return None
+        if tuple(map(d.get, names)) != values:
+            return False
+    return True
+
+
+def _deferral_for(graph: LayerGraph) -> _Deferral | None:
     found = _DEFERRALS.get(graph)
     if found is None:
-        gm, recipes = graph.deferring_capture_module()
-        norms = tuple((k, r.norm) for k, r in recipes.items() if r.norm is not None)
-        found = _DEFERRALS[graph] = _Deferral(gm, recipes, norms)
-    return found
-
-
-def _tensor_recipes(recipes: Mapping[str, Recipe], values: Mapping[str, Any]) -> frozenset[str]:
-    """The deferred keys whose value is a tensor: an elementwise call with a tensor among its inputs."""
-    tensors: set[str] = set()
-    for key, recipe in recipes.items():
-        if any(k in tensors or isinstance(values.get(k), torch.Tensor) for k in recipe.refs):
-            tensors.add(key)
-    return frozenset(tensors)
+        return None
+    holds = _still_holds(found)
+    if holds is False:
+        graph.forget_capture_modules()
+        found = _DEFERRALS[graph] = _build_deferral(graph, found.tensors)
+        holds = _still_holds(found)
+    return found if holds else None
 
 
 def _capture_fx(
@@ -345,40 +384,38 @@ def _capture_fx(
     to_cpu: bool,
 ) -> CaptureResult:
     plan = _result_plan(graph, selected)
-    # A capture of every layer in the model's own type defers its elementwise layers (see deferred.py).
-    deferral = _deferral(graph) if selected is None and dtype is None and not to_cpu else None
+    # A capture of every layer in the model's own type defers its elementwise layers (see deferred.py), from the
+    # second pass over a graph on: the first, keeping every value, tells which layers hold tensors.
+    everything = selected is None and dtype is None and not to_cpu
+    deferral = _deferral_for(graph) if everything else None
     if deferral is not None:
         gm = deferral.module
     else:
         gm = graph.capture_module(plan.wanted, _keeper(dtype, to_cpu))
     module = graph.model
     try:
-        with torch.inference_mode(), eval_mode(module, out_of_place=True):
-            output, values = gm(x)
+        with torch.inference_mode():
+            norms = deferral.norms.take() if deferral is not None else None
+            with eval_mode(module, out_of_place=True):
+                output, values = gm(x)
     except Exception as exc:
         raise _locate_failure(graph, gm, x, exc) from exc
+    if everything and graph not in _DEFERRALS:
+        tensors = frozenset(k for k, v in values.items() if isinstance(v, torch.Tensor))
+        _DEFERRALS[graph] = _build_deferral(graph, tensors)
+    recipes: Mapping[str, Recipe] = deferral.recipes if deferral is not None else {}
     sources: dict[str, str | tuple[str, ...]] = {}
     tensor = torch.Tensor
-    recipes: Mapping[str, Recipe] = {}
-    deferred: frozenset[str] = frozenset()
-    norms: dict[str, tuple[Any, ...]] = {}
-    if deferral is not None:
-        recipes = deferral.recipes
-        if deferral.tensors is None:
-            deferral.tensors = _tensor_recipes(recipes, values)
-        deferred = deferral.tensors
-        norms = {key: norm_state(norm) for key, norm in deferral.norms}
     for key, source in plan.entries:
         if type(source) is str:
-            value = values.get(source, _ABSENT)
-            if value is _ABSENT:
-                if source in deferred:
-                    sources[key] = source
+            if source in recipes:
+                sources[key] = source
                 continue
-            if type(value) is tensor or _has_tensor(value):
+            value = values.get(source, _ABSENT)
+            if value is not _ABSENT and (type(value) is tensor or _has_tensor(value)):
                 sources[key] = source
         elif all(k in values or k in recipes for k in source):
-            if any(k in deferred or _has_tensor(values.get(k)) for k in source):
+            if any(k in recipes or _has_tensor(values.get(k)) for k in source):
                 sources[key] = source
     return CaptureResult(LayerValues(sources, values, recipes, norms), output, "fx", None)
 

@@ -9,8 +9,9 @@ a :class:`Recipe`; :class:`LayerValues` runs the recipe when the value is first 
 
 A recomputed value is bit-equal to the one the pass computed: the same kernel on the same input tensors, under
 the same number of threads (CPU kernels split their work by thread count, and a batch norm or a SiLU can differ
-in the last bit between splits). A batch norm's tensors are taken when the capture runs; if they change in
-place before the value is read (a training step), reading it raises :class:`StaleCaptureError`.
+in the last bit between splits). A batch norm's tensors are copied when the capture runs (one small copy of
+all of them), so a training step or an edit afterwards does not change what a read computes. What the capture
+must check on every pass (hooks, settings) is in :mod:`cnnviz.core.analysis.capture`.
 """
 
 from __future__ import annotations
@@ -25,12 +26,6 @@ import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
-
-from cnnviz.core.errors import CnnvizError
-
-
-class StaleCaptureError(CnnvizError):
-    """A deferred layer value whose inputs changed after the capture: it can no longer be reproduced."""
 
 
 @dataclass(frozen=True)
@@ -126,24 +121,86 @@ _PLAIN = (int, float, bool, str, type(None))
 
 
 def _batch_norm(x: torch.Tensor, state: tuple[Any, ...]) -> torch.Tensor:
-    mean, var, weight, bias, eps = state[:5]
+    mean, var, weight, bias, eps = state
     return F.batch_norm(x, mean, var, weight, bias, False, 0.0, eps)
 
 
-def _norm_tensors(module: nn.Module) -> tuple[Any, ...]:
-    buffers, params = module._buffers, module._parameters
-    return (
-        buffers.get("running_mean"),
-        buffers.get("running_var"),
-        params.get("weight"),
-        params.get("bias"),
-    )
+@dataclass(frozen=True)
+class NormCopies:
+    """Copies of what each deferred batch norm reads, taken at capture time: ``flat`` holds every tensor
+    (``spans``: each one's offset and shape, None for a missing weight or bias), unless they differ in type or
+    device (then ``separate`` holds a copy of each); ``eps``: each norm's epsilon."""
+
+    flat: torch.Tensor | None
+    spans: Mapping[str, tuple[tuple[int, torch.Size] | None, ...]]
+    eps: Mapping[str, float]
+    separate: Mapping[str, tuple[torch.Tensor | None, ...]] | None = None
+
+    def state(self, key: str) -> tuple[Any, ...]:
+        """(running mean, running variance, weight, bias, eps) of the norm of layer ``key``."""
+        if self.separate is not None:
+            return (*self.separate[key], self.eps[key])
+        flat = self.flat
+        assert flat is not None
+        tensors = [
+            None if span is None else flat[span[0] : span[0] + span[1].numel()].view(span[1])
+            for span in self.spans[key]
+        ]
+        return (*tensors, self.eps[key])
 
 
-def norm_state(module: nn.Module) -> tuple[Any, ...]:
-    """What a deferred batch norm reads, taken at capture time: its four tensors, ``eps``, and their versions."""
-    tensors = _norm_tensors(module)
-    return (*tensors, module.eps, tuple(t._version if t is not None else -1 for t in tensors))
+class NormSnapshots:
+    """Takes :class:`NormCopies` of a fixed set of deferred batch norms, once per capture: the tensors are read
+    from the modules each time, and copied with one ``torch.cat`` (a model's norm tensors are 1-d and share a
+    type and device; otherwise each is cloned). Where each tensor lands is worked out again only when the
+    tensors are not the ones of the last capture."""
+
+    def __init__(self, norms: tuple[tuple[str, nn.Module], ...]):
+        self._norms = norms
+        self._ids: tuple[int, ...] | None = None
+        self._spans: dict[str, tuple[tuple[int, torch.Size] | None, ...]] = {}
+        self._eps: dict[str, float] = {}
+        self._flat = False
+
+    def take(self) -> NormCopies:
+        """Copies of every norm's tensors, as they are now."""
+        read = [
+            (m._buffers.get("running_mean"), m._buffers.get("running_var"))
+            + (m._parameters.get("weight"), m._parameters.get("bias"))
+            for _, m in self._norms
+        ]
+        tensors = [t for group in read for t in group if t is not None]
+        ids = tuple(map(id, tensors))
+        if ids != self._ids:
+            self._lay_out(read, tensors)
+            self._ids = ids
+        if not tensors:
+            return NormCopies(None, self._spans, self._eps)
+        if self._flat:
+            return NormCopies(torch.cat(tensors), self._spans, self._eps)
+        separate = {
+            key: tuple(t.clone() if t is not None else None for t in group)
+            for (key, _), group in zip(self._norms, read, strict=True)
+        }
+        return NormCopies(None, self._spans, self._eps, separate)
+
+    def _lay_out(self, read: list[tuple[Any, ...]], tensors: list[torch.Tensor]) -> None:
+        offset = 0
+        self._spans = {}
+        self._eps = {key: float(m.__dict__["eps"]) for key, m in self._norms}
+        for (key, _), group in zip(self._norms, read, strict=True):
+            own: list[tuple[int, torch.Size] | None] = []
+            for t in group:
+                if t is None:
+                    own.append(None)
+                    continue
+                own.append((offset, t.shape))
+                offset += t.numel()
+            self._spans[key] = tuple(own)
+        first = tensors[0] if tensors else None
+        self._flat = first is not None and all(
+            t.dim() == 1 and t.dtype == first.dtype and t.device == first.device for t in tensors
+        )
 
 
 def _template(value: Any, available: Mapping[fx.Node, str], refs: list[str]) -> Any:
@@ -211,12 +268,15 @@ def recipe_for(
 
 
 def in_place_call(
-    recipe: Recipe, source: fx.Node
+    recipe: Recipe, source: fx.Node, below: Recipe
 ) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None:
     """The in-place call (target, arguments after the input, keywords) of an activation whose input is the
-    deferred ``source``, or None. A deferred value is recomputed, never read back from the pass, so when nothing
-    else reads ``source`` the activation may overwrite it, as the model's own ``inplace=True`` would."""
+    deferred ``source`` (made by ``below``), or None. A deferred value is recomputed, never read back from the
+    pass, so when nothing else reads ``source`` the activation may overwrite it, as the model's own
+    ``inplace=True`` would. Only where the type cannot change: after a batch norm (floating), or a ReLU."""
     if recipe.norm is not None or len(recipe.refs) != 1 or len(source.users) != 1:
+        return None
+    if below.norm is None and recipe.fn not in (F.relu, torch.relu):
         return None
     if not recipe.args or type(recipe.args[0]) is not Ref:
         return None
@@ -272,7 +332,7 @@ class LayerValues(Mapping[str, Any]):
         sources: dict[str, str | tuple[str, ...]],
         values: dict[str, Any],
         recipes: Mapping[str, Recipe],
-        norms: dict[str, tuple[Any, ...]],
+        norms: NormCopies | None,
     ):
         self._sources = sources
         self._values = values
@@ -296,34 +356,40 @@ class LayerValues(Mapping[str, Any]):
         return key in self._sources
 
     def shape(self, key: str) -> tuple[int, ...]:
-        """The shape of ``key``'s value (its first tensor's, for a tuple or list), without computing it."""
+        """The shape of ``key``'s value without computing it: of its first tensor, as :func:`as_numpy` reads it
+        (a tuple's first tensor; for a container that hands on several values, the first that is a tensor)."""
         source = self._sources[key]
-        return self._shape(source if type(source) is str else source[0])
+        if type(source) is str:
+            if source in self._recipes:
+                return self._shape(source)
+            value = self._values[source]
+            if isinstance(value, (tuple, list)):
+                value = next(v for v in value if isinstance(v, torch.Tensor))
+            return tuple(value.shape)
+        for name in source:
+            if name in self._recipes:
+                return self._shape(name)
+            value = self._values[name]
+            if isinstance(value, torch.Tensor):
+                return tuple(value.shape)
+        raise KeyError(key)
 
     def _shape(self, key: str) -> tuple[int, ...]:
         value = self._values.get(key, _ABSENT)
         if value is not _ABSENT:
-            if isinstance(value, (tuple, list)):
-                value = next(v for v in value if isinstance(v, torch.Tensor))
-            return tuple(value.shape)
+            return tuple(value.shape)  # every input of a recipe is a tensor
         recipe = self._recipes[key]
         if recipe.fn in (torch.cat, torch.concat):
             parts = [self._shape(r.key) for r in recipe.args[0]]
             dim = recipe.args[1] if len(recipe.args) > 1 else recipe.kwargs.get("dim", 0)
-            parts = [p for p in parts if p != (0,)]  # cat skips 1-d empty tensors
+            # cat skips 1-d empty tensors
+            parts = [p for p in parts if p != (0,)] or parts
             dim %= len(parts[0])
             return tuple(
                 sum(p[dim] for p in parts) if i == dim else n for i, n in enumerate(parts[0])
             )
-        # elementwise: the inputs broadcast together (scalars among them do not change the shape)
-        shapes = [self._shape(k) for k in recipe.refs if self._is_tensor(k)]
-        return tuple(torch.broadcast_shapes(*shapes))
-
-    def _is_tensor(self, key: str) -> bool:
-        value = self._values.get(key, _ABSENT)
-        if value is _ABSENT:
-            return any(self._is_tensor(k) for k in self._recipes[key].refs)
-        return isinstance(value, torch.Tensor)
+        # elementwise: the inputs broadcast together (plain numbers among them do not change the shape)
+        return tuple(torch.broadcast_shapes(*(self._shape(k) for k in recipe.refs)))
 
     def kept(self, key: str) -> bool:
         """Whether the pass kept ``key``'s value, rather than leaving it to be computed when read."""
@@ -356,13 +422,8 @@ class LayerValues(Mapping[str, Any]):
         args = _resolve(recipe.args, self._values)
         if recipe.norm is None:
             return recipe.fn(*args, **_resolve(dict(recipe.kwargs), self._values))
-        state = self._norms[key]
-        if tuple(t._version if t is not None else -1 for t in state[:4]) != state[5]:
-            raise StaleCaptureError(
-                f"layer '{key}' was not kept by the capture and its batch norm's weights or statistics changed "
-                "since; capture again to read it"
-            )
-        return recipe.fn(args[0], state)
+        assert self._norms is not None
+        return recipe.fn(args[0], self._norms.state(key))
 
 
 def _resolve(value: Any, values: Mapping[str, Any]) -> Any:

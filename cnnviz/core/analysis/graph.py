@@ -114,7 +114,6 @@ class LayerGraph:
         self.note: str | None = None
         self._fx_graph: fx.Graph | None = None
         self._capture_modules: dict[tuple[Any, ...], fx.GraphModule] = {}
-        self._deferring: tuple[fx.GraphModule, dict[str, Recipe]] | None = None
         self._by_key: dict[str, GraphNode] = {}
         self._key_of: dict[fx.Node, str] = {}
         # TorchScript runs as one compiled program: neither fx nor module hooks can see inside it.
@@ -320,26 +319,37 @@ class LayerGraph:
         self._capture_modules[cache_key] = gm
         return gm
 
-    def deferring_capture_module(self) -> tuple[fx.GraphModule, dict[str, Recipe]]:
+    def forget_capture_modules(self) -> None:
+        """Drop the compiled captures (a leaf's setting they were compiled with changed)."""
+        self._capture_modules.clear()
+
+    def deferring_capture_module(
+        self, tensors: frozenset[str]
+    ) -> tuple[fx.GraphModule, dict[str, Recipe]]:
         """:meth:`capture_module` of every layer, except that the layers an exact elementwise recompute
-        reproduces are not returned: the second item holds their recipes, in execution order."""
-        cached = self._deferring
-        if cached is None:
-            recipes: dict[str, Recipe] = {}
-            gm = _flat_module(self.model, self.capture_graph(None, None, recipes))
-            cached = self._deferring = (gm, recipes)
-        return cached
+        reproduces are not returned: the second item holds their recipes, in execution order. ``tensors``: the
+        keys whose value is a tensor (from a pass that kept every value). A graph with a call that may write
+        into a value (``y.copy_(z)``, ``setitem``, an ``out=`` argument) defers nothing: a kept
+        value could change after a recipe's input was read."""
+        assert self._fx_graph is not None
+        recipes: dict[str, Recipe] = {}
+        if any(_may_write(n) for n in self._fx_graph.nodes):
+            return self.capture_module(None), recipes
+        graph = self.capture_graph(None, None, recipes, tensors)
+        return _flat_module(self.model, graph), recipes
 
     def capture_graph(
         self,
         keys: frozenset[str] | None,
         keep: Callable[[Any], Any] | None = None,
         deferred: dict[str, Recipe] | None = None,
+        tensors: frozenset[str] = frozenset(),
     ) -> fx.Graph:
         """The graph of :meth:`capture_module`, not yet compiled (to be rewritten before it is).
 
         With ``deferred`` (an empty dict, filled here), the layers an exact elementwise recompute reproduces are
-        not returned: their recipes go into ``deferred`` (see :mod:`cnnviz.core.analysis.deferred`).
+        not returned: their recipes go into ``deferred`` (see :mod:`cnnviz.core.analysis.deferred`). Only layers
+        in ``tensors`` (those whose value is a tensor) are deferred, and only from inputs in it.
         """
         assert self._fx_graph is not None
         new_graph = fx.Graph()
@@ -360,18 +370,26 @@ class LayerGraph:
             args, kwargs = overwritten.arguments(old)
             recipe = None
             new = None
-            if deferred is not None and gnode is not None and gnode.kind != "input":
+            if deferred is not None and gnode is not None and gnode.key in tensors:
                 target, plain_kwargs = out_of_place_call(old.op, old.target, kwargs)
                 recipe = recipe_for(old.op, target, args, plain_kwargs, gnode.module, available)
-                if recipe is not None and not chain.admits(gnode.key, recipe):
+                if recipe is not None and (
+                    any(k not in tensors for k in recipe.refs)
+                    or not chain.admits(gnode.key, recipe)
+                ):
                     recipe = None
                 source = old.args[0] if old.args else None
-                if recipe is not None and isinstance(source, fx.Node) and args[0] is source:
-                    if self._key_of.get(source) in deferred:
-                        call = in_place_call(recipe, source)
-                        if call is not None:
-                            fn, extra, fn_kwargs = call
-                            new = new_graph.call_function(fn, (env[source], *extra), fn_kwargs)
+                if (
+                    recipe is not None
+                    and isinstance(source, fx.Node)
+                    and args[0] is source
+                    and not overwritten.holds_another(source)
+                ):
+                    below = deferred.get(self._key_of.get(source, ""))
+                    call = in_place_call(recipe, source, below) if below is not None else None
+                    if call is not None:
+                        fn, extra, fn_kwargs = call
+                        new = new_graph.call_function(fn, (env[source], *extra), fn_kwargs)
             if new is None:
                 new = new_graph.node_copy(old, lambda n: env[overwritten.holder(n)])
                 new.meta = {}
@@ -392,7 +410,9 @@ class LayerGraph:
                 )
             ):
                 continue
-            available[old] = gnode.key
+            # the caller's input may change after the capture: nothing is recomputed from it
+            if old.op != "placeholder":
+                available[old] = gnode.key
             if recipe is not None and deferred is not None:
                 deferred[gnode.key] = recipe
                 continue
@@ -479,6 +499,7 @@ class _Overwritten:
 
     def __init__(self) -> None:
         self._by: dict[fx.Node, fx.Node] = {}
+        self._holders: set[fx.Node] = set()
 
     def holder(self, node: fx.Node) -> fx.Node:
         """The node whose output holds ``node``'s value at this point of the graph."""
@@ -499,7 +520,7 @@ class _Overwritten:
         if not args or not isinstance(args[0], fx.Node):
             return
         if node.op == "call_module":
-            in_place = getattr(module, "inplace", False) is True
+            in_place = module is not None and module_in_place(module)
         else:
             in_place = out_of_place_call(node.op, node.target, node.kwargs) != (
                 node.target,
@@ -507,10 +528,46 @@ class _Overwritten:
             )
         if in_place:
             self._by[args[0]] = node
+            self._holders.add(node)
+
+    def holds_another(self, node: fx.Node) -> bool:
+        """Whether ``node`` holds a value an in-place call overwrote (so that value's readers read ``node``)."""
+        return node in self._holders
+
+
+def _may_write(node: fx.Node) -> bool:
+    """Whether a graph call may still write into one of its inputs once made out of place."""
+    if node.op not in ("call_function", "call_method"):
+        return False
+    target, kwargs = out_of_place_call(node.op, node.target, node.kwargs)
+    if "out" in kwargs or target is operator.setitem:
+        return True
+    name = target if node.op == "call_method" else getattr(target, "__name__", "")
+    return isinstance(name, str) and name.endswith("_") and not name.startswith("_")
+
+
+def module_in_place(module: nn.Module) -> bool:
+    """Whether ``module`` was built to overwrite its input (``inplace=True``, also while eval_mode switches it off)."""
+    flags = module.__dict__
+    return flags.get("inplace") is True or flags.get(SWITCHED_IN_PLACE) is True
 
 
 def _make_out_of_place(node: fx.Node) -> None:
     node.target, node.kwargs = out_of_place_call(node.op, node.target, node.kwargs)
+
+
+# torch.relu_, F.relu_, torch.sigmoid_ ... -> their out-of-place counterparts
+_OUT_OF_PLACE_FUNCTIONS = {
+    fn: getattr(space, name[:-1])
+    for space in (torch, torch.nn.functional)
+    for name in dir(space)
+    if re.fullmatch(r"[a-z][a-z0-9_]*[a-z0-9]_", name)
+    and callable(fn := getattr(space, name))
+    and callable(getattr(space, name[:-1], None))
+}
+# set by eval_mode on each module whose inplace=True it switched off, so that a graph compiled meanwhile still
+# knows the model's own calls were in place
+SWITCHED_IN_PLACE = "_cnnviz_switched_in_place"
 
 
 def out_of_place_call(op: str, target: Any, kwargs: Any) -> tuple[Any, Any]:
@@ -518,6 +575,7 @@ def out_of_place_call(op: str, target: Any, kwargs: Any) -> tuple[Any, Any]:
     ``relu``, ``inplace=True`` -> False), so that no later operation can overwrite an earlier layer's value."""
     if op == "call_function":
         target = _INPLACE_OPERATORS.get(target, target)
+        target = _OUT_OF_PLACE_FUNCTIONS.get(target, target)
         if kwargs.get("inplace") is True:
             kwargs = {**kwargs, "inplace": False}
     elif op == "call_method":
@@ -545,13 +603,16 @@ def eval_mode(model: nn.Module, *, out_of_place: bool = False) -> Iterator[None]
         if out_of_place and flags.get("inplace") is True:
             switched.append(m)
             flags["inplace"] = False
+            flags[SWITCHED_IN_PLACE] = True
     try:
         yield
     finally:
         for m, mode in training:
             m.__dict__["training"] = mode
         for m in switched:
-            m.__dict__["inplace"] = True
+            flags = m.__dict__
+            flags["inplace"] = True
+            flags.pop(SWITCHED_IN_PLACE, None)
 
 
 _SIMPLE = frozenset({int, float, bool, str, type(None)})

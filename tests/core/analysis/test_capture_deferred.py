@@ -14,8 +14,8 @@ import torchvision
 from torch import nn
 
 from cnnviz.core.analysis.capture import CaptureResult, LayerArrays, capture
-from cnnviz.core.analysis.deferred import LayerValues, RecomputeChain, StaleCaptureError
-from cnnviz.core.errors import CnnvizError
+from cnnviz.core.analysis.deferred import LayerValues, RecomputeChain
+from cnnviz.core.analysis.graph import eval_mode, layer_graph
 
 _SLOW = pytest.mark.slow
 
@@ -55,8 +55,9 @@ def assert_exact(model: nn.Module, x: torch.Tensor) -> CaptureResult:
     """Every captured module output equals the hooks' copy; every other captured value equals the kept
     capture's; the output equals the model's."""
     truth = hooked_values(model, x)
-    result = capture(model, x)
     kept = kept_capture(model, x)
+    capture(model, x)  # the first pass keeps every value: it tells which layers hold tensors
+    result = capture(model, x)
     assert list(result) == list(kept)
     # shapes are known before any value is computed, and they are the real values' shapes
     assert isinstance(result.activations, LayerValues)
@@ -77,7 +78,8 @@ def assert_exact(model: nn.Module, x: torch.Tensor) -> CaptureResult:
         if isinstance(value, torch.Tensor):
             assert torch.equal(value, kept[key]), key
         else:
-            assert all(torch.equal(a, b) for a, b in zip(value, kept[key], strict=True)), key
+            pairs = zip(value, kept[key], strict=True)
+            assert all(torch.equal(a, b) if torch.is_tensor(a) else a == b for a, b in pairs), key
     assert hooked > 0
     assert torch.equal(result.output, truth["<output>"])
     return result
@@ -227,14 +229,16 @@ def test_a_value_read_under_another_thread_count_is_the_one_the_pass_computed() 
     x = torch.randn(1, 3, 113, 117)
     with _threads(1):
         truth = hooked_values(model, x)
+        capture(model, x)
         result = capture(model, x)
+    assert not result.activations.kept("2")
     with _threads(2):
         assert torch.equal(result["1"], truth["1"])
         assert torch.equal(result["2"], truth["2"])
         assert torch.get_num_threads() == 2  # the reader's own count is back
 
 
-def test_a_norm_changed_after_the_capture_is_refused_not_recomputed() -> None:
+def test_a_norm_changed_after_the_capture_still_reads_what_the_capture_computed() -> None:
     torch.manual_seed(0)
     model = _randomise_norms(
         nn.Sequential(
@@ -243,16 +247,15 @@ def test_a_norm_changed_after_the_capture_is_refused_not_recomputed() -> None:
     )
     x = torch.randn(1, 3, 10, 10)
     truth = hooked_values(model, x)
+    capture(model, x)
     result = capture(model, x)
-    assert torch.equal(result["1"], truth["1"])  # read before the change: kept from then on
+    assert not result.activations.kept("1") and not result.activations.kept("4")
     with torch.no_grad():
         model[4].weight.mul_(2.0)  # as a training step would
+        model[1].running_var.data.mul_(3.0)  # behind autograd's back: no version change
     assert torch.equal(result["1"], truth["1"])
-    assert torch.equal(result["3"], truth["3"])  # kept by the pass
-    with pytest.raises(StaleCaptureError, match="layer '4'.*capture again") as caught:
-        result["4"]
-    assert isinstance(caught.value, CnnvizError)
-    # a new capture reads the changed norm
+    assert torch.equal(result["4"], truth["4"])
+    # a new capture reads the changed norms
     with torch.no_grad():
         assert torch.equal(capture(model, x)["4"], model(x))
 
@@ -298,6 +301,7 @@ def test_reading_any_layer_recomputes_a_bounded_chain() -> None:
     x = torch.randn(1, 3, 6, 6)
     result = assert_exact(model, x)
     fresh = capture(model, x)
+    assert not fresh.activations.kept(list(fresh)[-1])
     # every deferred value sits at most RecomputeChain.LIMIT recipes above values the pass kept
     values = fresh.activations
     assert isinstance(values, LayerValues)
@@ -314,6 +318,7 @@ def test_layer_arrays_convert_on_read_and_know_shapes_first() -> None:
     torch.manual_seed(0)
     model = _randomise_norms(Blocks())
     x = torch.randn(1, 3, 7, 9)
+    capture(model, x)
     result = capture(model, x)
     arrays = LayerArrays(result)
     assert list(arrays) == list(result)
@@ -321,4 +326,152 @@ def test_layer_arrays_convert_on_read_and_know_shapes_first() -> None:
     truth = hooked_values(model, x)
     assert (arrays["bn2"] == truth["bn2"].numpy()).all()
     assert arrays["bn2"] is arrays["bn2"]  # converted once
+    assert not arrays["conv"].flags.writeable  # other layers are computed from it
     assert arrays.get("no such layer") is None
+
+
+class Redirected(nn.Module):
+    """An in-place call's result is read through the value it overwrote, after an activation of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        b = y.add_(-0.1)
+        z = torch.relu(b)
+        return z + y
+
+
+class WritesIntoKept(nn.Module):
+    """Writes into a value the pass keeps, after an elementwise layer read it."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.how = how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        d = y * 2
+        if self.how == "relu_":
+            torch.relu_(y)
+        else:
+            y.copy_(y.flip(3))  # no out-of-place form: the capture keeps every value
+        return d + y
+
+
+class IntegerGate(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.conv(x).gt(0) * 2) + torch.cat(self.conv(x).chunk(2, 1), 1) + 0
+
+
+class HandsOnSizes(nn.Module):
+    """A block that returns its map with its height and width (PVT, SegFormer)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> tuple[int, torch.Tensor, int]:
+        y = self.bn(self.conv(x))
+        return y.shape[2], y.relu(), y.shape[3]
+
+
+class UsesSizes(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = HandsOnSizes()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, y, w = self.block(x)
+        return y.flatten(2) * (h + w)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        Redirected,
+        lambda: WritesIntoKept("relu_"),
+        IntegerGate,
+        UsesSizes,
+    ],
+    ids=["redirected", "relu_", "integer", "sizes"],
+)
+def test_models_that_write_into_values_or_mix_types_are_captured_exactly(make: Any) -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(make())
+    x = torch.randn(1, 3, 8, 8)
+    result = assert_exact(model, x)
+    arrays = LayerArrays(result)
+    for key in result:
+        assert arrays.shape(key) == arrays[key].shape, key
+
+
+def test_hooks_and_instance_forwards_are_run_not_recomputed_around() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(
+        nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 2, 1))
+    )
+    x = torch.randn(1, 3, 8, 8)
+    assert_exact(model, x)
+    handle = model[1].register_forward_hook(lambda _m, _a, out: out * 2)
+    assert_exact(model, x)
+    handle.remove()
+    model[2].forward = lambda t: torch.relu(t) - 1.0  # type: ignore[method-assign]
+    assert_exact(model, x)
+
+
+def test_settings_changed_between_captures_are_followed() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(ReadsWhatWasOverwritten())
+    model.act = nn.LeakyReLU(0.1)
+    x = torch.randn(1, 3, 9, 9)
+    assert_exact(model, x)
+    model.act.negative_slope = 0.5
+    assert_exact(model, x)
+    model.act.inplace = True  # the norm's output is now overwritten, and read again as such
+    assert_exact(model, x)
+
+
+def test_a_graph_compiled_while_in_place_flags_are_off_still_reads_overwritten_values() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(ReadsWhatWasOverwritten())
+    x = torch.randn(1, 3, 9, 9)
+    graph = layer_graph(model)
+    with eval_mode(model, out_of_place=True):
+        truncated = graph.truncated_module(graph.nodes[-1].key)
+    with torch.no_grad():
+        assert torch.equal(truncated(x), model(x))
+
+
+def test_the_callers_input_and_inference_mode_models() -> None:
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        model = _randomise_norms(nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 1)))
+    x = torch.randn(1, 3, 6, 6)
+    truth = hooked_values(model, x)
+    capture(model, x)
+    result = capture(model, x)
+    x.add_(1.0)  # the caller reuses its tensor
+    assert torch.equal(result["0"], truth["0"]) and torch.equal(result["1"], truth["1"])
+
+
+def test_a_model_writing_into_a_value_without_an_out_of_place_form_defers_nothing() -> None:
+    torch.manual_seed(0)
+    model = WritesIntoKept("copy_").eval()
+    x = torch.randn(1, 3, 8, 8)
+    capture(model, x)
+    result = capture(model, x)
+    assert all(result.activations.kept(k) for k in result)
+    with torch.no_grad():
+        assert torch.equal(
+            result["mul"], model.conv(x) * 2
+        )  # read before the write, kept as it was
+        assert torch.equal(result.output, model(x))
