@@ -29,7 +29,6 @@ from cnnviz.core.analysis.graph import (
     eval_mode,
     layer_graph,
     model_device,
-    module_in_place,
     resolve_layer,
     unwrap_input,
     unwrap_module,
@@ -317,7 +316,7 @@ class _Deferral:
     module: fx.GraphModule
     recipes: dict[str, Recipe]
     norms: NormSnapshots
-    checks: tuple[tuple[nn.Module, tuple[str, ...], tuple[Any, ...]], ...]
+    checks: tuple[tuple[Any, ...], ...]
     tensors: frozenset[str]
 
 
@@ -331,15 +330,20 @@ _NORM_CHECKED = ("track_running_stats", "eps")
 def _build_deferral(graph: LayerGraph, tensors: frozenset[str]) -> _Deferral:
     gm, recipes = graph.deferring_capture_module(tensors)
     norms = NormSnapshots(tuple((k, r.norm) for k, r in recipes.items() if r.norm is not None))
-    watched: dict[int, tuple[nn.Module, tuple[str, ...]]] = {}
+    norm_modules = {id(r.norm) for r in recipes.values() if r.norm is not None}
+    watched: dict[int, tuple[Any, ...]] = {}
     for node in graph.nodes:
         m = node.module
-        if m is None:
+        if m is None or id(m) in watched:
             continue
-        names = _NORM_CHECKED if isinstance(m, nn.modules.batchnorm._BatchNorm) else _CHECKED
-        if node.key in recipes or module_in_place(m):
-            watched[id(m)] = (m, names)
-    checks = tuple((m, names, _settings_of(m, names)) for m, names in watched.values())
+        names = tuple(n for n in _CHECKED if n in m.__dict__)
+        if id(m) in norm_modules:
+            names = _NORM_CHECKED
+        watched[id(m)] = (m, type(m), names, _settings_of(m, names), id(m) in norm_modules)
+    checks = tuple(
+        (m, cls, names, values, _norm_layout(m) if is_norm else None)
+        for m, cls, names, values, is_norm in watched.values()
+    )
     return _Deferral(gm, recipes, norms, checks, tensors)
 
 
@@ -348,20 +352,32 @@ def _settings_of(module: nn.Module, names: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(d.get(n) for n in names)
 
 
+def _norm_layout(module: nn.Module) -> tuple[Any, ...]:
+    """Where a batch norm keeps what its recipe reads: parametrizations and ``del weight`` move it."""
+    buffers = module._buffers
+    return (
+        tuple(module._parameters),
+        tuple(buffers),
+        buffers.get("running_mean") is None,
+        buffers.get("running_var") is None,
+    )
+
+
 def _still_holds(deferral: _Deferral) -> bool | None:
-    """True when the deferral still computes what the model does; False when a setting it was compiled with
-    changed (compile it again); None when a hook or a forward set on an instance stands between a module and
-    the call its recipe makes (capture this pass by keeping every value)."""
+    """True when the deferral still computes what the model does; False when a module's class or a setting it
+    was compiled with changed (compile again); None when a hook or a forward set on an instance may act during
+    the pass (capture this pass by keeping every value: a hook can write into a value or bypass a recipe)."""
     hooks = torch.nn.modules.module
-    if hooks._global_forward_hooks or hooks._global_forward_pre_hooks:
-        return None
-    for m, names, values in deferral.checks:
+    hooked = bool(hooks._global_forward_hooks or hooks._global_forward_pre_hooks)
+    for m, cls, names, values, layout in deferral.checks:
         d = m.__dict__
-        if d["_forward_hooks"] or d["_forward_pre_hooks"] or "forward" in d:
-            return None
-        if tuple(map(d.get, names)) != values:
+        if m.__class__ is not cls or tuple(map(d.get, names)) != values:
             return False
-    return True
+        if layout is not None and _norm_layout(m) != layout:
+            return False
+        if d["_forward_hooks"] or d["_forward_pre_hooks"] or "forward" in d:
+            hooked = True
+    return None if hooked else True
 
 
 def _deferral_for(graph: LayerGraph) -> _Deferral | None:
@@ -376,6 +392,20 @@ def _deferral_for(graph: LayerGraph) -> _Deferral | None:
     return found if holds else None
 
 
+def _own_tensors(module: nn.Module, x: torch.Tensor, values: Mapping[str, Any]) -> frozenset[str]:
+    """The keys whose value is a tensor of the capture's own: not a view of a parameter, a buffer or the
+    caller's input, which can change after the capture (recipes read only these)."""
+    with torch.inference_mode():
+        foreign = {
+            t.untyped_storage().data_ptr() for t in (*module.parameters(), *module.buffers(), x)
+        }
+        return frozenset(
+            k
+            for k, v in values.items()
+            if isinstance(v, torch.Tensor) and v.untyped_storage().data_ptr() not in foreign
+        )
+
+
 def _capture_fx(
     graph: LayerGraph,
     x: torch.Tensor,
@@ -387,7 +417,10 @@ def _capture_fx(
     # A capture of every layer in the model's own type defers its elementwise layers (see deferred.py), from the
     # second pass over a graph on: the first, keeping every value, tells which layers hold tensors.
     everything = selected is None and dtype is None and not to_cpu
-    deferral = _deferral_for(graph) if everything else None
+    # checked on every path: a changed setting also drops the compiled passes that keep values
+    deferral = _deferral_for(graph)
+    if not everything:
+        deferral = None
     if deferral is not None:
         gm = deferral.module
     else:
@@ -401,8 +434,7 @@ def _capture_fx(
     except Exception as exc:
         raise _locate_failure(graph, gm, x, exc) from exc
     if everything and graph not in _DEFERRALS:
-        tensors = frozenset(k for k, v in values.items() if isinstance(v, torch.Tensor))
-        _DEFERRALS[graph] = _build_deferral(graph, tensors)
+        _DEFERRALS[graph] = _build_deferral(graph, _own_tensors(module, x, values))
     recipes: Mapping[str, Recipe] = deferral.recipes if deferral is not None else {}
     sources: dict[str, str | tuple[str, ...]] = {}
     tensor = torch.Tensor

@@ -161,6 +161,7 @@ class NormSnapshots:
         self._spans: dict[str, tuple[tuple[int, torch.Size] | None, ...]] = {}
         self._eps: dict[str, float] = {}
         self._flat = False
+        self._total = 0
 
     def take(self) -> NormCopies:
         """Copies of every norm's tensors, as they are now."""
@@ -177,7 +178,13 @@ class NormSnapshots:
         if not tensors:
             return NormCopies(None, self._spans, self._eps)
         if self._flat:
-            return NormCopies(torch.cat(tensors), self._spans, self._eps)
+            flat = torch.cat(tensors)
+            if (
+                flat.numel() != self._total
+            ):  # a tensor resized in place (through .data): lay out again
+                self._lay_out(read, tensors)
+                return self.take()
+            return NormCopies(flat, self._spans, self._eps)
         separate = {
             key: tuple(t.clone() if t is not None else None for t in group)
             for (key, _), group in zip(self._norms, read, strict=True)
@@ -197,6 +204,7 @@ class NormSnapshots:
                 own.append((offset, t.shape))
                 offset += t.numel()
             self._spans[key] = tuple(own)
+        self._total = offset
         first = tensors[0] if tensors else None
         self._flat = first is not None and all(
             t.dim() == 1 and t.dtype == first.dtype and t.device == first.device for t in tensors
@@ -380,7 +388,8 @@ class LayerValues(Mapping[str, Any]):
             return tuple(value.shape)  # every input of a recipe is a tensor
         recipe = self._recipes[key]
         if recipe.fn in (torch.cat, torch.concat):
-            parts = [self._shape(r.key) for r in recipe.args[0]]
+            listed = recipe.args[0] if recipe.args else recipe.kwargs["tensors"]
+            parts = [self._shape(r.key) for r in listed]
             dim = recipe.args[1] if len(recipe.args) > 1 else recipe.kwargs.get("dim", 0)
             # cat skips 1-d empty tensors
             parts = [p for p in parts if p != (0,)] or parts

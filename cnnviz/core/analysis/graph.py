@@ -543,7 +543,7 @@ def _may_write(node: fx.Node) -> bool:
     if "out" in kwargs or target is operator.setitem:
         return True
     name = target if node.op == "call_method" else getattr(target, "__name__", "")
-    return isinstance(name, str) and name.endswith("_") and not name.startswith("_")
+    return isinstance(name, str) and name.endswith("_")  # _foreach_mul_ too
 
 
 def module_in_place(module: nn.Module) -> bool:

@@ -475,3 +475,94 @@ def test_a_model_writing_into_a_value_without_an_out_of_place_form_defers_nothin
             result["mul"], model.conv(x) * 2
         )  # read before the write, kept as it was
         assert torch.equal(result.output, model(x))
+
+
+class NormThenScale(nn.Module):
+    """A norm, a layer scale read through a view of its parameter, and the caller's input read through an
+    alias (``contiguous`` of a contiguous tensor is the tensor itself)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.gamma = nn.Parameter(torch.full((4,), 0.5))
+        self.elu = nn.ELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn(self.conv(x))
+        scaled = y * self.gamma.reshape(1, -1, 1, 1)
+        z = torch.relu(x.contiguous()).sum(1, keepdim=True)
+        e = self.elu(y)
+        return torch.cat(tensors=[scaled + z, e + y], dim=1) * 2
+
+
+def _norm_changes() -> list[Any]:
+    def parametrize(m: NormThenScale) -> None:
+        from torch.nn.utils import parametrize as p
+
+        class Double(nn.Module):
+            def forward(self, w: torch.Tensor) -> torch.Tensor:
+                return w * 2
+
+        p.register_parametrization(m.bn, "weight", Double())
+
+    def resize(m: NormThenScale) -> None:
+        m.conv = nn.Conv2d(3, 6, 3, padding=1)
+        m.bn.running_mean.data = torch.zeros(6)
+        m.bn.running_var.data = torch.ones(6)
+        m.bn.weight.data = torch.ones(6)
+        m.bn.bias.data = torch.zeros(6)
+        m.gamma.data = torch.ones(6)
+
+    def no_statistics(m: NormThenScale) -> None:
+        m.bn.running_mean = None
+        m.bn.running_var = None
+
+    def elu_in_place(m: NormThenScale) -> None:
+        m.elu.inplace = True  # the norm's output is overwritten, and read again as such
+
+    return [parametrize, resize, no_statistics, elu_in_place]
+
+
+@pytest.mark.parametrize("change", _norm_changes(), ids=lambda f: f.__name__)
+def test_a_model_changed_between_captures_is_captured_as_it_is_now(change: Any) -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(NormThenScale())
+    x = torch.randn(1, 3, 6, 6)
+    assert_exact(model, x)
+    with torch.no_grad():
+        change(model)
+    model.eval()
+    assert_exact(model, x)
+
+
+def test_values_read_after_the_parameters_and_the_input_change_are_the_captured_ones() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(NormThenScale())
+    x = torch.randn(1, 3, 6, 6)
+    truth = hooked_values(model, x)
+    kept = kept_capture(model, x)
+    capture(model, x)
+    result = capture(model, x)
+    with torch.no_grad():
+        model.gamma.mul_(3.0)
+        x.fill_(-1.0)
+    for key in result:
+        value = result[key]
+        assert torch.equal(value, kept[key]), key
+        if key in truth:
+            assert torch.equal(value, truth[key]), key
+
+
+def test_a_hook_anywhere_makes_the_capture_keep_every_value() -> None:
+    torch.manual_seed(0)
+    model = _randomise_norms(NormThenScale())
+    x = torch.randn(1, 3, 6, 6)
+    assert_exact(model, x)
+    # a hook on a layer no recipe stands for can still write into a value a recipe reads
+    model.elu.register_forward_pre_hook(lambda _m, a: (a[0].mul_(2), None)[1])
+    capture(model, x)
+    result = capture(model, x)
+    assert all(result.activations.kept(k) for k in result)
+    with torch.no_grad():
+        assert torch.equal(result.output, model(x))
