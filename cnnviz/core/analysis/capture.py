@@ -13,7 +13,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from cnnviz.core.analysis.deferred import LayerValues, NormSnapshots, Recipe
+from cnnviz.core.analysis.deferred import LayerValues, NormSnapshots, Recipe, first_tensor
 from cnnviz.core.analysis.failures import (
     ForwardError,
     Locator,
@@ -73,7 +73,7 @@ def _has_tensor(value: Any) -> bool:
 def as_numpy(value: Any) -> np.ndarray | None:
     """A layer output as a float32 NumPy array on the CPU (the first tensor of a tuple), or None if none."""
     if isinstance(value, (tuple, list)):
-        value = next((v for v in value if isinstance(v, torch.Tensor)), None)
+        value = first_tensor(value)
     if value is None or not hasattr(value, "detach"):
         return None
     t = value.detach()
@@ -115,10 +115,10 @@ class LayerArrays(Mapping[str, np.ndarray]):
         values = self._values
         if isinstance(values, LayerValues):
             return values.shape(key)
-        value = values[key]
-        if isinstance(value, (tuple, list)):
-            value = next(v for v in value if isinstance(v, torch.Tensor))
-        return tuple(value.shape)
+        first = first_tensor(values[key])
+        if first is None:
+            raise KeyError(key)
+        return tuple(first.shape)
 
 
 _HEAP_TUNED = False

@@ -370,10 +370,10 @@ class LayerValues(Mapping[str, Any]):
         if type(source) is str:
             if source in self._recipes:
                 return self._shape(source)
-            value = self._values[source]
-            if isinstance(value, (tuple, list)):
-                value = next(v for v in value if isinstance(v, torch.Tensor))
-            return tuple(value.shape)
+            first = first_tensor(self._values[source])
+            if first is None:
+                raise KeyError(key)
+            return tuple(first.shape)
         for name in source:
             if name in self._recipes:
                 return self._shape(name)
@@ -433,6 +433,13 @@ class LayerValues(Mapping[str, Any]):
             return recipe.fn(*args, **_resolve(dict(recipe.kwargs), self._values))
         assert self._norms is not None
         return recipe.fn(args[0], self._norms.state(key))
+
+
+def first_tensor(value: Any) -> torch.Tensor | None:
+    """The tensor a layer value stands for: itself, or the first tensor of a tuple or list (None if none)."""
+    if isinstance(value, (tuple, list)):
+        return next((v for v in value if isinstance(v, torch.Tensor)), None)
+    return value if isinstance(value, torch.Tensor) else None
 
 
 def _resolve(value: Any, values: Mapping[str, Any]) -> Any:
