@@ -348,8 +348,7 @@ def _build_deferral(graph: LayerGraph, tensors: frozenset[str]) -> _Deferral:
 
 
 def _settings_of(module: nn.Module, names: tuple[str, ...]) -> tuple[Any, ...]:
-    d = module.__dict__
-    return tuple(d.get(n) for n in names)
+    return tuple(map(module.__dict__.get, names))
 
 
 def _norm_layout(module: nn.Module) -> tuple[Any, ...]:
@@ -371,7 +370,7 @@ def _still_holds(deferral: _Deferral) -> bool | None:
     hooked = bool(hooks._global_forward_hooks or hooks._global_forward_pre_hooks)
     for m, cls, names, values, layout in deferral.checks:
         d = m.__dict__
-        if m.__class__ is not cls or tuple(map(d.get, names)) != values:
+        if m.__class__ is not cls or _settings_of(m, names) != values:
             return False
         if layout is not None and _norm_layout(m) != layout:
             return False
